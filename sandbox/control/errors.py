@@ -1,0 +1,21 @@
+"""Errors of the control API: {"error": {"code", "message"}}."""
+from sandbox.core.errors import Problem, SandboxError
+
+
+class ControlError(SandboxError):
+    def body(self) -> dict:
+        return {"error": {"code": self.status, "message": self.message}}
+
+
+class BadRequest(ControlError):
+    status = 400
+
+
+class NotFound(ControlError):
+    status = 404
+
+
+def error_for_status(status: int, message: str, problems: list[Problem]) -> ControlError:
+    error = ControlError(message, problems)
+    error.status = status
+    return error

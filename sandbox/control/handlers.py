@@ -1,0 +1,43 @@
+"""Handlers of specs/sandbox.yaml, the sandbox's own control API."""
+import yaml
+from flask import Response, request
+
+from sandbox.core.events import read_events
+
+from .errors import NotFound
+
+
+def get_health(call):
+    sandbox = call.sandbox
+    return {"status": "ok", "seed": sandbox.seed, "size": sandbox.size, "vendors": [v.name for v in sandbox.vendors]}
+
+
+def list_credentials(call):
+    return {"credentials": call.sandbox.credentials()}
+
+
+def reset_sandbox(call):
+    body = call.body if isinstance(call.body, dict) else {}
+    call.sandbox.reset(seed=body.get("seed"), size=body.get("size"))
+    return {"status": "reset", "seed": call.sandbox.seed, "size": call.sandbox.size}
+
+
+def list_events(call):
+    return {"events": read_events(call.store)}
+
+
+def _served_spec(call) -> dict:
+    name = call.params["name"]
+    spec = call.sandbox.specs.get(name)
+    if spec is None:
+        raise NotFound(f"No spec named {name}; available: {', '.join(sorted(call.sandbox.specs))}")
+    return spec.served_copy(request.host_url)
+
+
+def get_spec_yaml(call):
+    document = yaml.safe_dump(_served_spec(call), sort_keys=False, allow_unicode=True)
+    return Response(document, mimetype="application/yaml")
+
+
+def get_spec_json(call):
+    return _served_spec(call)

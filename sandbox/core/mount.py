@@ -1,0 +1,30 @@
+"""What a vendor folder (or the control API) provides to plug into the sandbox.
+
+A vendor is a spec plus a module of handlers named after its operationIds, an error factory for its
+envelope, an authenticator, and the data it seeds. The core mounts every vendor the same way, so adding
+one never touches the core.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Callable
+
+from .errors import Problem, SandboxError
+
+
+@dataclass
+class Mount:
+    name: str  # URL prefix, and the `vendor` of its credentials
+    spec_file: str  # file name under specs/
+    handlers: ModuleType  # one function per operationId, in snake_case
+    # The vendor's error for a status the core decides (400 validation, 404/405 routing, 500 crash).
+    error_for_status: Callable[[int, str, list[Problem]], SandboxError]
+    # Checks the request's credentials for an operation; returns the caller (principal) or raises.
+    authenticate: Callable | None = None
+    # Fills the store with the vendor's world: (store, faker, size, fixtures_dir) -> None.
+    seed: Callable | None = None
+    # Demo credentials for GET /_sandbox/credentials: (store) -> list of dicts.
+    credentials: Callable | None = None
+    # Secondary indexes the vendor's lookups need: collection -> fields.
+    indexes: dict[str, list[str]] = field(default_factory=dict)

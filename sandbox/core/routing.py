@@ -1,0 +1,165 @@
+"""Turn a mount's spec into Flask routes, and run every request through one pipeline.
+
+Pipeline, read top to bottom in `_view`: authenticate (if the operation is secured), validate the
+request against the spec, call the handler named after the operationId, check the response against
+the spec when strict mode is on, render. Any `SandboxError` is answered in the mount's own envelope;
+anything else is logged and answered as the mount's 500, never with a stack trace.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+
+import json
+
+from flask import Flask, Response, current_app, g, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+
+from .errors import Problem, SandboxError
+from .mount import Mount
+from .spec import Operation, Spec
+from .validation import validate_request
+
+log = logging.getLogger("sandbox")
+
+
+class ResponseContractError(SandboxError):
+    """Strict mode: the sandbox was about to send a response its own spec does not allow."""
+
+
+@dataclass
+class Call:
+    """What a handler receives: the validated request and the world it acts on."""
+
+    operation: Operation
+    params: dict
+    body: object
+    principal: object
+    sandbox: object  # the running Sandbox (store, settings)
+    headers: dict = field(default_factory=dict)  # response headers the handler wants to add
+
+    @property
+    def store(self):
+        return self.sandbox.store
+
+    @property
+    def settings(self):
+        return self.sandbox.settings
+
+
+def snake_case(operation_id: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", operation_id).lower()
+
+
+def mount(app: Flask, mount_: Mount, spec: Spec, prefix: str) -> None:
+    for operation in spec.operations:
+        handler = getattr(mount_.handlers, snake_case(operation.operation_id))
+        for i, base in enumerate(spec.base_paths):
+            app.add_url_rule(
+                base + operation.flask_rule,
+                endpoint=f"{mount_.name}:{operation.operation_id}:{i}",
+                view_func=_make_view(mount_, operation, handler),
+                methods=[operation.method],
+            )
+    app.extensions["sandbox_mounts"].append((prefix, mount_))
+
+
+def _make_view(mount_: Mount, operation: Operation, handler):
+    def view(**path_args):
+        return _view(mount_, operation, handler, path_args)
+
+    return view
+
+
+def _view(mount_: Mount, operation: Operation, handler, path_args: dict) -> Response:
+    sandbox = current_app.extensions["sandbox"]
+    g.operation = operation.operation_id
+    principal = None
+    if operation.secured and mount_.authenticate is not None:
+        principal = mount_.authenticate(sandbox, request, operation)
+    params, body, problems = validate_request(operation, request, path_args)
+    if problems:
+        raise mount_.error_for_status(400, _summary(problems), problems)
+    call = Call(operation, params, body, principal, sandbox)
+    result = handler(call)
+    if isinstance(result, Response):  # non-JSON answers (a spec as YAML) are built by the handler
+        return result
+    status, payload = result if isinstance(result, tuple) else (200, result)
+    if sandbox.settings.strict_responses:
+        _check_response(mount_, operation, status, payload)
+    response = json_response(payload, status)
+    response.headers.update(call.headers)
+    return response
+
+
+def _summary(problems: list[Problem]) -> str:
+    first = problems[0]
+    more = f" (and {len(problems) - 1} more problem(s), listed in errors)" if len(problems) > 1 else ""
+    return f"{first.message}{more}"
+
+
+def _check_response(mount_: Mount, operation: Operation, status: int, payload) -> None:
+    if not operation.documents_status(status):
+        raise ResponseContractError(f"{operation.operation_id} answered {status}, which its spec does not document")
+    validator = operation.response_validator(status)
+    if validator is not None:
+        errors = list(validator.iter_errors(payload))
+        if errors:
+            raise ResponseContractError(
+                f"{operation.operation_id} answered {status} with a body its spec forbids: {errors[0].message}"
+            )
+
+
+def json_response(payload, status: int = 200, headers=None) -> Response:
+    return Response(json.dumps(payload, ensure_ascii=False), status=status, mimetype="application/json", headers=headers)
+
+
+# -- errors -------------------------------------------------------------------------------------------------
+def install_error_handlers(app: Flask) -> None:
+    app.register_error_handler(SandboxError, _render_sandbox_error)
+    app.register_error_handler(HTTPException, _render_http_exception)
+    app.register_error_handler(Exception, _render_crash)
+
+
+def _mount_for_path(path: str) -> Mount | None:
+    matches = [(p, m) for p, m in current_app.extensions["sandbox_mounts"] if path == p or path.startswith(p + "/")]
+    return max(matches, key=lambda pm: len(pm[0]))[1] if matches else None
+
+
+def _render(error: SandboxError) -> Response:
+    return json_response(error.body(), error.status, error.headers)
+
+
+def _render_sandbox_error(error: SandboxError) -> Response:
+    if isinstance(error, ResponseContractError):
+        log.error("response contract violation: %s", error.message)
+        mount_ = _mount_for_path(request.path)
+        return _render(mount_.error_for_status(500, error.message, []))
+    g.rule = error.rule
+    return _render(error)
+
+
+def _render_http_exception(exc: HTTPException) -> Response:
+    mount_ = _mount_for_path(request.path)
+    if mount_ is None:
+        return json_response({"error": {"code": exc.code, "message": exc.description}}, exc.code)
+    if exc.code == 404:
+        message = f"No route {request.path}: check the base URL and the path against the spec"
+    elif isinstance(exc, MethodNotAllowed):
+        message = f"Method {request.method} is not allowed here; allowed: {', '.join(exc.valid_methods or [])}"
+    else:
+        message = exc.description
+    error = mount_.error_for_status(exc.code, message, [])
+    # Keep werkzeug's headers (Allow on 405) but not its HTML content type.
+    error.headers.update({k: v for k, v in exc.get_headers() if k.lower() != "content-type"})
+    return _render(error)
+
+
+def _render_crash(exc: Exception) -> Response:
+    log.exception("unexpected failure on %s %s", request.method, request.path)
+    mount_ = _mount_for_path(request.path)
+    message = "Unexpected sandbox error; the details are in the server log"
+    if mount_ is None:
+        return json_response({"error": {"code": 500, "message": message}}, 500)
+    return _render(mount_.error_for_status(500, message, []))

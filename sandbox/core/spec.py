@@ -1,0 +1,153 @@
+"""Load an OpenAPI 3.1 document and index its operations.
+
+The spec is the single source of truth: routing, request validation and response checks are all built
+from what this module reads, so no path, field or limit is restated in Python.
+"""
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import yaml
+from jsonschema import Draft202012Validator
+
+HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    location: str  # path | query | header
+    required: bool
+    schema: dict
+    validator: Draft202012Validator
+
+
+@dataclass
+class Operation:
+    operation_id: str
+    method: str
+    path: str  # OpenAPI template, e.g. /purchase-histories/{purchaseHistoryID}
+    raw: dict
+    parameters: list[Parameter]
+    body_required: bool
+    body_media_types: tuple[str, ...]
+    body_validator: Draft202012Validator | None
+    response_validators: dict[str, Draft202012Validator | None]
+    secured: bool
+    extensions: dict = field(default_factory=dict)
+
+    @property
+    def flask_rule(self) -> str:
+        return re.sub(r"{([^}]+)}", r"<\1>", self.path)
+
+    def response_validator(self, status: int) -> Draft202012Validator | None:
+        for key in (str(status), f"{str(status)[0]}XX", "default"):
+            if key in self.response_validators:
+                return self.response_validators[key]
+        return None
+
+    def documents_status(self, status: int) -> bool:
+        keys = self.response_validators
+        return str(status) in keys or f"{str(status)[0]}XX" in keys or "default" in keys
+
+
+class Spec:
+    """One vendor's OpenAPI document, parsed once at start-up."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.name = self.path.stem
+        self.document: dict = yaml.safe_load(self.path.read_text(encoding="utf-8"))
+        self._components = self.document.get("components", {})
+
+    # -- references -------------------------------------------------------------------------------------
+    def resolve(self, node: dict) -> dict:
+        """Follow a local `$ref` (parameters, responses); schemas keep theirs for jsonschema to resolve."""
+        while isinstance(node, dict) and "$ref" in node:
+            node = self._pointer(node["$ref"])
+        return node
+
+    def _pointer(self, ref: str) -> dict:
+        if not ref.startswith("#/"):
+            raise ValueError(f"only local references are supported, got {ref}")
+        node = self.document
+        for part in ref[2:].split("/"):
+            node = node[part.replace("~1", "/").replace("~0", "~")]
+        return node
+
+    def validator(self, schema: dict) -> Draft202012Validator:
+        # Putting `components` in the root schema lets `#/components/...` refs resolve with no registry.
+        root = {**schema, "components": self._components}
+        return Draft202012Validator(root, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+    # -- operations -------------------------------------------------------------------------------------
+    @property
+    def base_paths(self) -> list[str]:
+        """Path parts of the (relative) server URLs: every operation is mounted under each."""
+        return [server["url"].rstrip("/") for server in self.document.get("servers", [{"url": ""}])]
+
+    @cached_property
+    def operations(self) -> list[Operation]:
+        global_security = self.document.get("security", [])
+        operations = []
+        for path, item in self.document.get("paths", {}).items():
+            item = self.resolve(item)
+            shared = item.get("parameters", [])
+            for method in HTTP_METHODS:
+                if method not in item:
+                    continue
+                raw = item[method]
+                operations.append(self._operation(path, method, raw, shared, global_security))
+        return operations
+
+    def operation(self, operation_id: str) -> Operation:
+        for op in self.operations:
+            if op.operation_id == operation_id:
+                return op
+        raise KeyError(operation_id)
+
+    def _operation(self, path, method, raw, shared, global_security) -> Operation:
+        params = {}
+        for p in [*shared, *raw.get("parameters", [])]:
+            p = self.resolve(p)
+            params[(p["name"].lower(), p["in"])] = Parameter(
+                name=p["name"],
+                location=p["in"],
+                required=p.get("required", p["in"] == "path"),
+                schema=p.get("schema", {}),
+                validator=self.validator(p.get("schema", {})),
+            )
+        body = self.resolve(raw.get("requestBody", {}))
+        content = body.get("content", {})
+        json_schema = content.get("application/json", {}).get("schema")
+        responses = {}
+        for status, response in raw.get("responses", {}).items():
+            response = self.resolve(response)
+            schema = response.get("content", {}).get("application/json", {}).get("schema")
+            responses[str(status).upper()] = self.validator(schema) if schema is not None else None
+        security = raw.get("security", global_security)
+        return Operation(
+            operation_id=raw["operationId"],
+            method=method.upper(),
+            path=path,
+            raw=raw,
+            parameters=list(params.values()),
+            body_required=bool(body.get("required")),
+            body_media_types=tuple(content),
+            body_validator=self.validator(json_schema) if json_schema is not None else None,
+            response_validators=responses,
+            secured=any(requirement for requirement in security),
+            extensions={k: v for k, v in raw.items() if k.startswith("x-")},
+        )
+
+    def served_copy(self, base_url: str) -> dict:
+        """The document as served live: server URLs made absolute so tools can be aimed at it."""
+        document = copy.deepcopy(self.document)
+        for server in document.get("servers", []):
+            if server["url"].startswith("/"):
+                server["url"] = base_url.rstrip("/") + server["url"]
+        return document

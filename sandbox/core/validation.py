@@ -1,0 +1,138 @@
+"""Validate an incoming request against its OpenAPI operation.
+
+Everything checked here comes from the spec: parameter schemas, the request body schema, media types.
+Messages name the field and say what to fix; a schema may carry `x-error-message` to say it in the
+vendor's words (the spec stays the one place where the rule and its wording live).
+"""
+from __future__ import annotations
+
+import json
+
+from jsonschema import ValidationError
+
+from .errors import Problem
+from .spec import Operation, Parameter
+
+_NO_BODY = object()
+
+
+def validate_request(operation: Operation, request, path_args: dict) -> tuple[dict, object, list[Problem]]:
+    """Return (parameters, body, problems). Parameters are coerced to their schema types."""
+    problems: list[Problem] = []
+    params: dict = {}
+    for param in operation.parameters:
+        raw = _raw_parameter(param, request, path_args)
+        if raw is None:
+            if param.required:
+                problems.append(Problem(param.location, param.name, f"{param.name} is required"))
+            continue
+        value = _coerce(raw, param.schema)
+        found = _schema_problems(param.validator, value, param.location, param.name)
+        problems.extend(found)
+        if not found:
+            params[param.name] = value
+    body, body_problems = _body(operation, request)
+    problems.extend(body_problems)
+    return params, body, problems
+
+
+def _raw_parameter(param: Parameter, request, path_args: dict):
+    if param.location == "path":
+        return path_args.get(param.name)
+    if param.location == "query":
+        return request.args.get(param.name)
+    if param.location == "header":
+        return request.headers.get(param.name)
+    return None
+
+
+def _coerce(raw: str, schema: dict):
+    """Query, path and header values arrive as text; give them the type their schema declares."""
+    kind = schema.get("type")
+    try:
+        if kind == "integer":
+            return int(raw, 10)
+        if kind == "number":
+            return float(raw)
+        if kind == "boolean" and raw in ("true", "false"):
+            return raw == "true"
+    except ValueError:
+        pass
+    return raw
+
+
+def _body(operation: Operation, request) -> tuple[object, list[Problem]]:
+    if not operation.body_media_types:
+        return _NO_BODY, []
+    data = request.get_data(cache=True)
+    if not data:
+        if operation.body_required:
+            return _NO_BODY, [Problem("body", "", "A JSON request body is required (Content-Type: application/json)")]
+        return _NO_BODY, []
+    if request.mimetype != "application/json":
+        sent = request.mimetype or "no Content-Type"
+        return _NO_BODY, [Problem("body", "", f"Send the body as JSON with Content-Type: application/json (got {sent})")]
+    try:
+        body = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return _NO_BODY, [Problem("body", "", f"The body is not valid JSON: {exc}")]
+    if operation.body_validator is None:
+        return body, []
+    return body, _schema_problems(operation.body_validator, body, "body", "")
+
+
+def _schema_problems(validator, value, location: str, name: str) -> list[Problem]:
+    errors = sorted(validator.iter_errors(value), key=lambda e: (list(e.absolute_path), e.validator))
+    return [_problem(error, location, name) for error in errors]
+
+
+def _problem(error: ValidationError, location: str, name: str) -> Problem:
+    path = [str(part) for part in error.absolute_path]
+    field = ".".join([name, *path] if name else path)
+    custom = error.schema.get("x-error-message") if isinstance(error.schema, dict) else None
+    return Problem(location, *_describe(error, field, custom))
+
+
+def _describe(error: ValidationError, field: str, custom: str | None) -> tuple[str, str]:
+    """Turn a jsonschema error into (field, a sentence that says what to fix)."""
+    v, schema, instance = error.validator, error.schema, error.instance
+    subject = field or "The body"
+    if v == "required":
+        missing = error.message.split("'")[1]
+        full = f"{field}.{missing}" if field else missing
+        return full, f"{full} is required"
+    if v == "additionalProperties":
+        allowed = ", ".join(schema.get("properties", {})) or "none"
+        extra = ", ".join(sorted(set(instance) - set(schema.get("properties", {}))))
+        return field, f"Unknown field(s) {extra} in {field or 'the body'}; allowed fields: {allowed}"
+    if v == "dependentRequired":
+        for trigger, needed in schema["dependentRequired"].items():
+            if trigger in instance:
+                for other in needed:
+                    if other not in instance:
+                        return other, f"{other} is required when {trigger} is sent; send both together"
+    if v == "minProperties":
+        allowed = ", ".join(schema.get("properties", {}))
+        return field, f"{subject} is empty; send at least one of: {allowed}"
+    if v == "type":
+        expected = schema["type"] if isinstance(schema["type"], str) else " or ".join(schema["type"])
+        return field, f"{subject} must be of type {expected}, not {_json_type(instance)}"
+    if custom:
+        return field, custom
+    if v == "enum":
+        return field, f"{subject} must be one of: {', '.join(map(str, schema['enum']))}"
+    return field, f"{subject}: {error.message}"
+
+
+def _json_type(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"

@@ -1,0 +1,41 @@
+"""Bearer API keys: "Community is resolved from the API key token — do not pass communityID" (seed 000).
+
+A key record: {key, communityID, permissions[], expiresAt (ISO or null), active, purpose}.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sandbox.core.clock import now_iso
+
+from .errors import Forbidden, Unauthorized
+
+API_KEYS = "rai_api_keys"
+
+
+@dataclass(frozen=True)
+class Caller:
+    key: str
+    community_id: str
+    permissions: tuple[str, ...]
+
+
+def authenticate(sandbox, request, operation) -> Caller:
+    header = request.headers.get("Authorization")
+    if not header:
+        raise Unauthorized("Missing API key: send Authorization: Bearer <apiKey>")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("Malformed Authorization header: expected 'Bearer <apiKey>'")
+    record = sandbox.store.get(API_KEYS, token)
+    if record is None:
+        raise Unauthorized("Invalid API key: it is not known to this sandbox (see GET /_sandbox/credentials)")
+    if not record.get("active", True):
+        raise Unauthorized("This API key is inactive; activate it or use another key")
+    if record.get("expiresAt") and record["expiresAt"] <= now_iso():
+        raise Unauthorized(f"This API key expired at {record['expiresAt']}; create a new key")
+    needed = operation.extensions.get("x-sandbox-permission")
+    if needed and needed not in record["permissions"]:
+        raise Forbidden(f"This API key lacks the {needed} permission; grant it to the key or use another key")
+    return Caller(token, record["communityID"], tuple(record["permissions"]))

@@ -1,0 +1,65 @@
+"""Errors of the Returning.AI API, in the envelope the sandbox reads from its success bodies.
+
+Returning.AI does not publish its error body; the sandbox mirrors the success envelope
+(`meta`, `message`) and adds `errors[]` with one entry per field problem (see specs/returning-ai.yaml).
+"""
+from sandbox.core.errors import Problem, SandboxError
+
+
+class ReturningAIError(SandboxError):
+    def body(self) -> dict:
+        return {
+            "meta": {"status": "error", "statusCode": self.status},
+            "message": self.message,
+            "errors": [{"field": p.field, "message": p.message} for p in self.problems],
+        }
+
+
+class ValidationFailed(ReturningAIError):
+    status = 400
+    message = "Validation failed"
+
+
+class Unauthorized(ReturningAIError):
+    status = 401
+    message = "Missing API key: send Authorization: Bearer <apiKey>"
+
+
+class Forbidden(ReturningAIError):
+    status = 403
+    message = "This API key lacks the permission this endpoint requires"
+
+
+class NotFound(ReturningAIError):
+    status = 404
+    message = "Record not found in this community"
+
+
+class MethodNotAllowed(ReturningAIError):
+    status = 405
+
+
+class Conflict(ReturningAIError):
+    status = 409
+
+
+class ServiceError(ReturningAIError):
+    status = 500
+    message = "Unexpected Returning.AI service error"
+
+
+class StoreUnavailable(ReturningAIError):
+    status = 502
+    message = "The upstream store service is unreachable; nothing was written, retry the request"
+
+
+class PublisherTimeout(ReturningAIError):
+    status = 502
+    message = "The publisher timed out waiting for the store service; nothing was written, retry the request"
+
+
+_BY_STATUS = {e.status: e for e in (ValidationFailed, Unauthorized, Forbidden, NotFound, MethodNotAllowed, Conflict)}
+
+
+def error_for_status(status: int, message: str, problems: list[Problem]) -> ReturningAIError:
+    return _BY_STATUS.get(status, ServiceError)(message, problems)

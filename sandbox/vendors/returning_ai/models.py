@@ -1,0 +1,180 @@
+"""Returning.AI's state and business rules. No HTTP here: handlers call these methods.
+
+Collections (plain dicts):
+- rai_communities  {_id, name}
+- rai_users        {_id, communityID, name, email, coins}
+- rai_products     {_id, communityID, name, redemptionInstructions}
+- rai_vouchers     {_id, communityID, productID, code, status, expiryDate}
+- rai_purchase_histories {_id, purchaseID, communityID, userID, product{_id, name, redemptionInstructions},
+                          voucherID, voucherCode, voucherExpiryDate, voucher{_id, code, status, expiryDate},
+                          createdAt, updatedAt}
+"""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sandbox.core.clock import iso_millis, now_iso
+from sandbox.core.errors import Problem
+from sandbox.core.events import record_event
+
+from .errors import Conflict, NotFound, PublisherTimeout, StoreUnavailable
+
+COMMUNITIES = "rai_communities"
+USERS = "rai_users"
+PRODUCTS = "rai_products"
+VOUCHERS = "rai_vouchers"
+PURCHASE_HISTORIES = "rai_purchase_histories"
+
+INDEXES = {PURCHASE_HISTORIES: ["purchaseID"], VOUCHERS: ["productID"]}
+
+_OBJECT_ID = re.compile(r"^[0-9a-fA-F]{24}$")
+
+
+@dataclass
+class PurchaseHistoryChanges:
+    """A validated PATCH body, trimmed ("Values are trimmed first")."""
+
+    redemption_instructions: str | None = None
+    voucher_code: str | None = None
+    voucher_expiry: str | None = None  # ISO-8601 UTC midnight
+
+    @classmethod
+    def from_body(cls, body: dict) -> "PurchaseHistoryChanges":
+        expiry = body.get("voucherExpiryDate")
+        return cls(
+            redemption_instructions=_trimmed(body.get("redemptionInstructions")),
+            voucher_code=_trimmed(body.get("voucherCode")),
+            # The spec's pattern admits only real DD/MM/YYYY dates; this converts, it does not re-validate.
+            voucher_expiry=iso_millis(datetime.strptime(expiry.strip(), "%d/%m/%Y").replace(tzinfo=timezone.utc))
+            if expiry is not None
+            else None,
+        )
+
+    @property
+    def touches_voucher(self) -> bool:
+        return self.voucher_code is not None
+
+
+def _trimmed(value: str | None) -> str | None:
+    return value.strip() if value is not None else None
+
+
+class ReturningAIBackend:
+    def __init__(self, store, settings):
+        self.store = store
+        self.settings = settings
+
+    # -- purchase histories ------------------------------------------------------------------------------
+    def find_purchase_history(self, community_id: str, purchase_history_id: str) -> dict:
+        """By Mongo _id or by the human-readable order ID, only within the caller's community."""
+        order = None
+        if _OBJECT_ID.match(purchase_history_id):
+            order = self.store.get(PURCHASE_HISTORIES, purchase_history_id.lower())
+        if order is None:
+            order = self.store.find_one(PURCHASE_HISTORIES, purchaseID=purchase_history_id)
+        if order is None or order["communityID"] != community_id:
+            raise NotFound(f"Purchase history {purchase_history_id} was not found in this community")
+        return order
+
+    def update_purchase_history(self, community_id: str, purchase_history_id: str,
+                                changes: PurchaseHistoryChanges, fault: str | None) -> dict:
+        # 404 and 409 are answered before anything is published.
+        self._plan_update(community_id, purchase_history_id, changes)
+        # "Publishes the update:purchase-history pub/sub event; the store service processes it and performs
+        # the DB write" (seed 000): a failed hand-off means no write. Waiting happens outside the store lock.
+        self._publish(fault)
+        with self.store.transaction():
+            # Checked again under the lock, so the uniqueness check and the write cannot race.
+            order, voucher = self._plan_update(community_id, purchase_history_id, changes)
+            now = now_iso()
+            if changes.redemption_instructions is not None:
+                # Only the per-order snapshot changes; "The Product collection is not modified".
+                order["product"]["redemptionInstructions"] = changes.redemption_instructions
+            if voucher is not None:
+                voucher.update(code=changes.voucher_code, expiryDate=changes.voucher_expiry, updatedAt=now)
+                self.store.put(VOUCHERS, voucher["_id"], voucher)
+                order["voucherCode"] = changes.voucher_code
+                order["voucherExpiryDate"] = changes.voucher_expiry
+                order["voucher"] = _voucher_snapshot(voucher)
+            order["updatedAt"] = now
+            self.store.put(PURCHASE_HISTORIES, order["_id"], order)
+            record_event(self.store, "update:purchase-history", {
+                "purchaseHistoryID": order["_id"],
+                "purchaseID": order["purchaseID"],
+                "communityID": community_id,
+                "changes": _changed_fields(changes),
+            })
+            if voucher is not None:
+                record_event(self.store, "voucher:update", {
+                    "voucherID": voucher["_id"],
+                    "communityID": community_id,
+                    "productID": voucher["productID"],
+                    "code": voucher["code"],
+                    "expiryDate": voucher["expiryDate"],
+                })
+        return order
+
+    def _plan_update(self, community_id, purchase_history_id, changes) -> tuple[dict, dict | None]:
+        order = self.find_purchase_history(community_id, purchase_history_id)
+        product_id = order["product"]["_id"]
+        if changes.redemption_instructions is not None:
+            # The product is the snapshot source (seed 000: "Snapshots the product into PurchaseHistory.product").
+            product = self.store.get(PRODUCTS, product_id)
+            if product is None or product["communityID"] != community_id:
+                raise NotFound(f"Product {product_id} of purchase history {order['purchaseID']} "
+                               "no longer exists in this community")
+        if not changes.touches_voucher:
+            return order, None
+        voucher = self.store.get(VOUCHERS, order["voucherID"]) if order.get("voucherID") else None
+        if voucher is None or voucher["communityID"] != community_id:
+            raise NotFound(f"Purchase history {order['purchaseID']} has no voucher in this community to update")
+        for other in self.store.find(VOUCHERS, productID=voucher["productID"]):
+            if (other["_id"] != voucher["_id"] and other["communityID"] == community_id
+                    and other["code"] == changes.voucher_code):
+                message = (f"voucherCode {changes.voucher_code} already belongs to another voucher of this "
+                           "product; choose another code")
+                raise Conflict(message, [Problem("body", "voucherCode", message)])
+        return order, voucher
+
+    def _publish(self, fault: str | None) -> None:
+        if fault == "store-unavailable":
+            raise StoreUnavailable()
+        if fault == "publisher-timeout":
+            time.sleep(self.settings.publisher_timeout)
+            raise PublisherTimeout()
+
+
+def _voucher_snapshot(voucher: dict) -> dict:
+    return {k: voucher[k] for k in ("_id", "code", "status", "expiryDate")}
+
+
+def _changed_fields(changes: PurchaseHistoryChanges) -> dict:
+    fields = {
+        "redemptionInstructions": changes.redemption_instructions,
+        "voucherCode": changes.voucher_code,
+        "voucherExpiryDate": changes.voucher_expiry,
+    }
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def purchase_history_json(order: dict) -> dict:
+    """The document as the API returns it (seed 001), plus seed 000's `orderID` name for the same ID."""
+    data = {
+        "_id": order["_id"],
+        "purchaseID": order["purchaseID"],
+        "orderID": order["purchaseID"],
+        "communityID": order["communityID"],
+        "userID": order["userID"],
+    }
+    if order.get("voucherCode") is not None:
+        data["voucherCode"] = order["voucherCode"]
+        data["voucherExpiryDate"] = order["voucherExpiryDate"]
+    data["product"] = order["product"]
+    if order.get("voucher") is not None:
+        data["voucher"] = order["voucher"]
+    data["createdAt"] = order["createdAt"]
+    data["updatedAt"] = order["updatedAt"]
+    return data
