@@ -61,6 +61,8 @@ def mount(app: Flask, mount_: Mount, spec: Spec, prefix: str) -> None:
                 endpoint=f"{mount_.name}:{operation.operation_id}:{i}",
                 view_func=_make_view(mount_, operation, handler),
                 methods=[operation.method],
+                # Only what the spec documents: an undocumented OPTIONS must be a 405 like any other method.
+                provide_automatic_options=False,
             )
     app.extensions["sandbox_mounts"].append((prefix, mount_))
 
@@ -147,7 +149,7 @@ def _render_http_exception(exc: HTTPException) -> Response:
     if exc.code == 404:
         message = f"No route {request.path}: check the base URL and the path against the spec"
     elif isinstance(exc, MethodNotAllowed):
-        message = f"Method {request.method} is not allowed here; allowed: {', '.join(exc.valid_methods or [])}"
+        message = f"Method {request.method} is not allowed here; allowed: {', '.join(sorted(exc.valid_methods or []))}"
     else:
         message = exc.description
     error = mount_.error_for_status(exc.code, message, [])

@@ -1,4 +1,4 @@
-"""The vendors the sandbox serves. A new vendor is a folder with a `vendor` Mount, listed here."""
-from .returning_ai import vendor as returning_ai
+"""The vendors the sandbox serves. A new vendor is a folder exposing a `vendor` Mount, listed here."""
+from . import returning_ai
 
-VENDORS = [returning_ai]
+VENDORS = [returning_ai.vendor]

@@ -1,0 +1,27 @@
+import pytest
+
+from sandbox import Settings, create_app
+
+DOC_COMMUNITY = "507f1f77bcf86cd799439013"
+DOC_ORDER = "ORD202641612055614747"
+DOC_ORDER_ID = "507f1f77bcf86cd799439012"
+
+
+@pytest.fixture
+def app():
+    # Strict mode: any response that breaks the spec turns into a 500, which every test would notice.
+    return create_app(Settings(seed=2026, size=40, publisher_timeout=0.2, strict_responses=True))
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def sandbox(app):
+    return app.extensions["sandbox"]
+
+
+def bearer(key: str = "XXXXXX") -> dict:
+    return {"Authorization": f"Bearer {key}"}
