@@ -1,0 +1,57 @@
+"""Schemathesis fuzzes every spec against the app in-process, with all checks, stateless and stateful.
+
+Auth and check options come from schemathesis.toml, shared with the command line.
+"""
+from pathlib import Path
+
+import hypothesis
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, Phase
+
+from sandbox import Settings, create_app
+
+SPECS = Path(__file__).parent.parent / "specs"
+CONFIG = schemathesis.config.SchemathesisConfig.from_path(Path(__file__).parent.parent / "schemathesis.toml")
+
+app = create_app(Settings(seed=2026, size=40, publisher_timeout=0.01, strict_responses=True))
+NO_SHRINK = [Phase.explicit, Phase.reuse, Phase.generate]  # a stateful failure shrinks for minutes otherwise
+FUZZ = hypothesis.settings(max_examples=60, deadline=None, phases=NO_SHRINK,
+                           suppress_health_check=list(HealthCheck))
+
+
+def load(name: str):
+    schema = schemathesis.openapi.from_path(SPECS / f"{name}.yaml", config=CONFIG)
+    schema.app = app
+    return schema
+
+
+returning_ai = load("returning-ai")
+control = load("sandbox").exclude(operation_id="resetSandbox")  # a reset mid-run would not break a contract
+
+
+@pytest.fixture(autouse=True)
+def fresh_world():
+    app.extensions["sandbox"].reset(seed=2026, size=40)
+
+
+@returning_ai.parametrize()
+@FUZZ
+def test_returning_ai_contract(case):
+    case.call_and_validate()
+
+
+@control.parametrize()
+@FUZZ
+def test_control_contract(case):
+    case.call_and_validate()
+
+
+class ReturningAIStateful(returning_ai.as_state_machine()):
+    def setup(self):
+        app.extensions["sandbox"].reset(seed=2026, size=40)
+
+
+TestReturningAIStateful = ReturningAIStateful.TestCase
+TestReturningAIStateful.settings = hypothesis.settings(max_examples=20, stateful_step_count=5, deadline=None,
+                                                       phases=NO_SHRINK, suppress_health_check=list(HealthCheck))

@@ -1,0 +1,75 @@
+"""The control API under /_sandbox (specs/sandbox.yaml)."""
+import yaml
+
+from conftest import DOC_COMMUNITY, bearer
+
+
+def test_health_reports_seed_size_and_vendors(client):
+    assert client.get("/_sandbox/health").get_json() == {
+        "status": "ok", "seed": 2026, "size": 40, "vendors": ["returning-ai"]}
+
+
+def test_credentials_list_the_documented_demo_keys(client):
+    creds = client.get("/_sandbox/credentials").get_json()["credentials"]
+    by_header = {c["headers"]["Authorization"]: c for c in creds}
+    doc = by_header["Bearer XXXXXX"]
+    assert doc["vendor"] == "returning-ai" and doc["tenant"] == DOC_COMMUNITY
+    assert "purchase-history" in doc["permissions"]
+    same_community = [c for c in creds if c["tenant"] == DOC_COMMUNITY]
+    assert any("purchase-history" not in c["permissions"] for c in same_community)
+    assert any("expired" in c["purpose"] for c in same_community)
+    assert any(c["tenant"] != DOC_COMMUNITY and "purchase-history" in c["permissions"] for c in creds)
+    for c in creds:
+        assert set(c) == {"vendor", "tenant", "permissions", "purpose", "headers"}
+
+
+def test_every_listed_credential_behaves_as_its_purpose_says(client):
+    url = "/returning-ai/v1/purchase-histories/ORD202641612055614747"
+    for cred in client.get("/_sandbox/credentials").get_json()["credentials"]:
+        r = client.patch(url, json={"redemptionInstructions": "A"}, headers=cred["headers"])
+        if "expired" in cred["purpose"]:
+            assert r.status_code == 401
+        elif "purchase-history" not in cred["permissions"]:
+            assert r.status_code == 403
+        elif cred["tenant"] != DOC_COMMUNITY:
+            assert r.status_code == 404
+        else:
+            assert r.status_code == 200
+
+
+def test_reset_restores_seeded_state_and_clears_events(client, sandbox):
+    url = "/returning-ai/v1/purchase-histories/ORD202641612055614747"
+    seeded = sandbox.store.get("rai_purchase_histories", "507f1f77bcf86cd799439012")
+    client.patch(url, json={"voucherCode": "CHANGED-1", "voucherExpiryDate": "31/12/2026"}, headers=bearer())
+    assert client.get("/_sandbox/events").get_json()["events"]
+    r = client.post("/_sandbox/reset")
+    assert r.status_code == 200 and r.get_json() == {"status": "reset", "seed": 2026, "size": 40}
+    assert sandbox.store.get("rai_purchase_histories", "507f1f77bcf86cd799439012") == seeded
+    assert client.get("/_sandbox/events").get_json()["events"] == []
+
+
+def test_reset_with_another_seed_and_size(client, sandbox):
+    r = client.post("/_sandbox/reset", json={"seed": 7, "size": 10})
+    assert r.get_json() == {"status": "reset", "seed": 7, "size": 10}
+    # 10 generated purchase histories plus the 5 fixture records.
+    assert len(sandbox.store.all("rai_purchase_histories")) == 15
+    assert client.get("/_sandbox/health").get_json()["seed"] == 7
+
+
+def test_reset_rejects_bad_options_in_control_envelope(client):
+    r = client.post("/_sandbox/reset", json={"size": -1})
+    assert r.status_code == 400
+    assert r.get_json() == {"error": {"code": 400, "message": "size must be a whole number from 0 to 100000"}}
+    r = client.post("/_sandbox/reset", json={"colour": "red"})
+    assert r.status_code == 400 and "Unknown field(s) colour" in r.get_json()["error"]["message"]
+
+
+def test_specs_are_served_with_a_server_pointing_at_the_sandbox(client):
+    r = client.get("/_sandbox/specs/returning-ai.yaml")
+    assert r.status_code == 200 and r.mimetype == "application/yaml"
+    document = yaml.safe_load(r.get_data(as_text=True))
+    assert document["servers"][0]["url"] == "http://localhost/returning-ai/v1"
+    as_json = client.get("/_sandbox/specs/sandbox.json").get_json()
+    assert as_json["servers"][0]["url"] == "http://localhost/_sandbox"
+    r = client.get("/_sandbox/specs/nope.json")
+    assert r.status_code == 404 and "available: returning-ai, sandbox" in r.get_json()["error"]["message"]
