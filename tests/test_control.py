@@ -59,7 +59,7 @@ def test_reset_with_another_seed_and_size(client, sandbox):
 def test_reset_rejects_bad_options_in_control_envelope(client):
     r = client.post("/_sandbox/reset", json={"size": -1})
     assert r.status_code == 400
-    assert r.get_json() == {"error": {"code": 400, "message": "size must be a whole number from 0 to 100000"}}
+    assert r.get_json() == {"error": {"code": 400, "message": "size must be a whole number from 0 to 20000"}}
     r = client.post("/_sandbox/reset", json={"colour": "red"})
     assert r.status_code == 400 and "Unknown field(s) colour" in r.get_json()["error"]["message"]
 

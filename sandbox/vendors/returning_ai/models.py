@@ -31,6 +31,8 @@ PURCHASE_HISTORIES = "rai_purchase_histories"
 INDEXES = {PURCHASE_HISTORIES: ["purchaseID"], VOUCHERS: ["productID"]}
 
 _OBJECT_ID = re.compile(r"^[0-9a-fA-F]{24}$")
+# The whitespace trimmed from values: the set the request schema's patterns allow around a value.
+_TRIMMED = " \t\n\v\f\r"
 
 
 @dataclass
@@ -48,7 +50,7 @@ class PurchaseHistoryChanges:
             redemption_instructions=_trimmed(body.get("redemptionInstructions")),
             voucher_code=_trimmed(body.get("voucherCode")),
             # The spec's pattern admits only real DD/MM/YYYY dates; this converts, it does not re-validate.
-            voucher_expiry=iso_millis(datetime.strptime(expiry.strip(), "%d/%m/%Y").replace(tzinfo=timezone.utc))
+            voucher_expiry=iso_millis(datetime.strptime(expiry.strip(_TRIMMED), "%d/%m/%Y").replace(tzinfo=timezone.utc))
             if expiry is not None
             else None,
         )
@@ -59,7 +61,7 @@ class PurchaseHistoryChanges:
 
 
 def _trimmed(value: str | None) -> str | None:
-    return value.strip() if value is not None else None
+    return value.strip(_TRIMMED) if value is not None else None
 
 
 class ReturningAIBackend:
