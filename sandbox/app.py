@@ -10,6 +10,7 @@ from flask import Flask
 from .config import Settings
 from .control import control
 from .core.routing import install_error_handlers, mount
+from .core.ids import IdGenerator
 from .core.spec import Spec
 from .core.store import MemoryStore
 from .vendors import VENDORS
@@ -31,12 +32,14 @@ class Sandbox:
         }
         self.seed = settings.seed
         self.size = settings.size
+        self.ids = IdGenerator(self.seed)
         self.reset()
 
     def reset(self, seed: int | None = None, size: int | None = None) -> None:
         self.seed = self.seed if seed is None else seed
         self.size = self.size if size is None else size
         with self.store.transaction():
+            self.ids.reseed(self.seed)
             self.store.clear()
             for vendor in self.vendors:
                 # Each vendor draws from its own generator, so adding a vendor never changes another's data.

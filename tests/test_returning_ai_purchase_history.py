@@ -273,7 +273,7 @@ def test_rule_404_and_409_come_before_the_fault(client):
 def test_rule_500_unexpected_failure_uses_envelope_without_stack_trace(client, sandbox, monkeypatch):
     def explode(*a, **k):
         raise RuntimeError("secret internals")
-    monkeypatch.setattr("sandbox.vendors.returning_ai.models.ReturningAIBackend.update_purchase_history", explode)
+    monkeypatch.setattr("sandbox.vendors.returning_ai.purchase_histories.PurchaseHistories.update_purchase_history", explode)
     r = patch(client, body={"redemptionInstructions": "A"})
     body = assert_error(r, 500)
     assert "secret internals" not in r.get_data(as_text=True) and "Traceback" not in r.get_data(as_text=True)

@@ -47,6 +47,10 @@ class Call:
     def settings(self):
         return self.sandbox.settings
 
+    @property
+    def ids(self):
+        return self.sandbox.ids
+
 
 def snake_case(operation_id: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", operation_id).lower()

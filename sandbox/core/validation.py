@@ -118,7 +118,8 @@ def _describe(error: ValidationError, field: str, custom: str | None) -> tuple[s
         expected = schema["type"] if isinstance(schema["type"], str) else " or ".join(schema["type"])
         return field, f"{subject} must be of type {expected}, not {_json_type(instance)}"
     if custom:
-        return field, custom
+        # Messages in the spec usually start with the field's name; shared ones ("must be ...") get it here.
+        return field, custom if custom.startswith(field.split(".")[-1] or "\0") else f"{subject} {custom}"
     if v == "enum":
         return field, f"{subject} must be one of: {', '.join(map(str, schema['enum']))}"
     return field, f"{subject}: {error.message}"

@@ -4,7 +4,7 @@ from sandbox.core.mount import Mount
 from . import handlers
 from .auth import authenticate
 from .errors import error_for_status
-from .models import INDEXES
+from .records import INDEXES
 from .seed import credentials, seed
 
 vendor = Mount(

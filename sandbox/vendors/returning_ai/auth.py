@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from sandbox.core.clock import now_iso
 
 from .errors import Forbidden, Unauthorized
+from .records import API_KEYS
 
-API_KEYS = "rai_api_keys"
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,11 @@ class Caller:
     key: str
     community_id: str
     permissions: tuple[str, ...]
+
+    @property
+    def masked_key(self) -> str:
+        """How the key appears in history and logs: never in full."""
+        return self.key[:4] + "…"
 
 
 def authenticate(sandbox, request, operation) -> Caller:

@@ -1,15 +1,22 @@
-"""HTTP handlers, one per operationId of specs/returning-ai.yaml. They translate; the backend decides."""
+"""HTTP handlers, one per operationId of specs/returning-ai.yaml. They translate; the backends decide."""
 from sandbox.core.faults import requested_fault
 
-from .models import PurchaseHistoryChanges, ReturningAIBackend, purchase_history_json
+from .purchase_histories import PurchaseHistories, PurchaseHistoryChanges, purchase_history_json
+from .redemptions import Redemptions, history_json, member_json, paginate, status_json
 
 
-def _backend(call) -> ReturningAIBackend:
-    return ReturningAIBackend(call.store, call.settings)
+def _success(message: str, data) -> dict:
+    """The Rewards & Redemptions envelope (seed 002): {status, message, data}."""
+    return {"status": "success", "message": message, "data": data}
 
 
+def _body(call) -> dict:
+    return call.body if isinstance(call.body, dict) else {}
+
+
+# -- Purchase History (seeds 000, 001) -------------------------------------------------------------------------
 def update_purchase_history(call):
-    order = _backend(call).update_purchase_history(
+    order = PurchaseHistories(call.store, call.settings).update_purchase_history(
         call.principal.community_id,
         call.params["purchaseHistoryID"],
         PurchaseHistoryChanges.from_body(call.body),
@@ -20,3 +27,62 @@ def update_purchase_history(call):
         "message": "Update purchase history success.",
         "data": purchase_history_json(order),
     }
+
+
+# -- Rewards & Redemptions (seed 002) -------------------------------------------------------------------------
+def update_redemption_transaction_status(call):
+    body = call.body
+    order, status = Redemptions(call.store, call.ids).update_status(
+        call.principal,
+        body["transactionId"],
+        body.get("statusId", body.get("statusID")),  # statusID: seed 002's curl spelling
+        body.get("refundCoins", False),
+    )
+    return _success("Transaction status updated successfully", {
+        "transactionId": order["transactionId"], "statusId": status["_id"], "status": status_json(status)})
+
+
+def list_redemption_transactions_by_user_email(call):
+    body = call.body
+    redemptions = Redemptions(call.store, call.ids)
+    member = redemptions.member_by_email(call.principal.community_id, body["email"])
+    items, pagination = paginate(redemptions.transactions_of(member), body.get("page", 1), body.get("limit", 20))
+    return _success("Redemption transactions fetched successfully", {
+        "user": member_json(member), "items": [redemptions.transaction_json(o) for o in items], "pagination": pagination})
+
+
+def list_redemption_transactions_by_community(call):
+    body = _body(call)
+    redemptions = Redemptions(call.store, call.ids)
+    orders = redemptions.transactions(call.principal.community_id, body.get("statusId"))
+    items, pagination = paginate(orders, body.get("page", 1), body.get("limit", 20))
+    return _success("Redemption transactions fetched successfully", {
+        "items": [redemptions.transaction_json(o) for o in items], "pagination": pagination})
+
+
+def get_redemption_transaction_status_history(call):
+    order, history = Redemptions(call.store, call.ids).history(call.principal.community_id,
+                                                               call.body["transactionId"])
+    return _success("Redemption transaction status history fetched successfully", {
+        "transactionId": order["transactionId"], "statusId": order["statusId"],
+        "history": [history_json(e) for e in history]})
+
+
+def create_redemption_status(call):
+    body = call.body
+    status = Redemptions(call.store, call.ids).create_status(
+        call.principal.community_id, body["name"], body["category"], body.get("color", "#9E9E9E"))
+    return 201, _success("Redemption status created successfully", status_json(status))
+
+
+def list_redemption_statuses(call):
+    body = _body(call)
+    statuses = Redemptions(call.store, call.ids).statuses(call.principal.community_id, body.get("category"))
+    items, pagination = paginate(statuses, body.get("page", 1), body.get("limit", 20))
+    return _success("Redemption statuses fetched successfully", {
+        "items": [status_json(s) for s in items], "pagination": pagination})
+
+
+def get_redemption_status_by_id(call):
+    status = Redemptions(call.store, call.ids).status(call.principal.community_id, call.body["statusId"])
+    return _success("Redemption status fetched successfully", status_json(status))

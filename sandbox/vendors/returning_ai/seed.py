@@ -1,7 +1,8 @@
 """Returning.AI's world: the documents' records from fixtures/returning-ai.yaml, then Faker data.
 
 `size` is the number of generated purchase histories; communities, members, products and vouchers scale
-with it. The same seed always gives the same world.
+with it. Every purchase history is also a redemption order (same _id and order ID, same member): one world.
+The same seed always gives the same world.
 """
 from __future__ import annotations
 
@@ -9,8 +10,7 @@ from datetime import datetime, timezone
 
 from sandbox.core.clock import iso_millis
 
-from .auth import API_KEYS
-from .models import COMMUNITIES, PRODUCTS, PURCHASE_HISTORIES, USERS, VOUCHERS
+from .records import API_KEYS, COMMUNITIES, PRODUCTS, PURCHASE_HISTORIES, STATUSES, TRANSACTIONS, USERS, VOUCHERS
 
 _START = datetime(2025, 1, 1, tzinfo=timezone.utc)
 _END = datetime(2026, 6, 30, tzinfo=timezone.utc)
@@ -23,11 +23,15 @@ def seed(store, fake, size: int, fixtures: dict) -> None:
         (PRODUCTS, "_id", fixtures["products"]),
         (VOUCHERS, "_id", fixtures["vouchers"]),
         (API_KEYS, "key", fixtures["api_keys"]),
+        (STATUSES, "_id", fixtures["redemption_statuses"]),
+        (TRANSACTIONS, "_id", fixtures["redemption_transactions"]),
     ):
         for record in records:
             store.put(collection, record[key], record)
     for order in fixtures["purchase_histories"]:
         _put_order(store, dict(order))
+        delivered = next(s for s in store.find(STATUSES, communityID=order["communityID"]) if s["name"] == "Delivered")
+        _put_transaction(store, order, coins=800, status=delivered)
     _generate(store, fake, size)
 
 
@@ -41,6 +45,20 @@ def _put_order(store, order: dict) -> None:
     store.put(PURCHASE_HISTORIES, order["_id"], order)
 
 
+def _put_transaction(store, order: dict, coins: int, status: dict) -> None:
+    store.put(TRANSACTIONS, order["_id"], {
+        "_id": order["_id"], "transactionId": order["purchaseID"], "communityID": order["communityID"],
+        "userID": order["userID"], "product": {k: order["product"][k] for k in ("_id", "name")}, "coins": coins,
+        "statusId": status["_id"], "coinsRefunded": status["category"] == "refunded",
+        "createdAt": order["createdAt"], "updatedAt": order["createdAt"]})
+
+
+# One of each category, plus Shipping as in seed 002, for every generated community.
+_STATUS_SET = [("Pending", "incomplete", "#9E9E9E"), ("Shipping", "incomplete", "#3EA1FD"),
+               ("Delivered", "completed", "#2E7D32"), ("Cancelled", "cancelled", "#C62828"),
+               ("Refunded", "refunded", "#6A1B9A")]
+
+
 def _object_id(fake) -> str:
     # Faker's own seeded generator; hexify() is a hundred times slower for the same result.
     return f"{fake.random.getrandbits(96):024x}"
@@ -51,15 +69,22 @@ def _moment(fake) -> str:
 
 
 def _generate(store, fake, size: int) -> None:
-    communities = []
+    communities, statuses = [], {}
     for _ in range(max(1, size // 100)):
         community = {"_id": _object_id(fake), "name": f"{fake.company()} Rewards"}
         store.put(COMMUNITIES, community["_id"], community)
         key = {"key": f"rai_{fake.hexify('^' * 32)}", "communityID": community["_id"],
-               "permissions": ["purchase-history"], "purpose": f"Generated key of {community['name']}.",
-               "generated": True}
+               "permissions": ["purchase-history", "updateRedemptionTransactionStatus", "createRedemptionStatus",
+                               "readRedemptions"],
+               "purpose": f"Generated key of {community['name']}.", "generated": True}
         store.put(API_KEYS, key["key"], key)
         communities.append(community["_id"])
+        statuses[community["_id"]] = []
+        for name, category, color in _STATUS_SET:
+            status = {"_id": _object_id(fake), "communityID": community["_id"], "name": name, "category": category,
+                      "color": color, "createdAt": iso_millis(_START)}
+            store.put(STATUSES, status["_id"], status)
+            statuses[community["_id"]].append(status)
     members: dict[str, list[dict]] = {c: [] for c in communities}
     products = []
     # Every community gets a first member, so every generated order has a member of its own community.
@@ -83,7 +108,7 @@ def _generate(store, fake, size: int) -> None:
                                                                                        tzinfo=timezone.utc)))}
         store.put(VOUCHERS, voucher["_id"], voucher)
         created = _moment(fake)
-        _put_order(store, {
+        order = {
             "_id": _object_id(fake),
             "purchaseID": "ORD" + fake.numerify("#" * 18),
             "communityID": product["communityID"],
@@ -92,7 +117,10 @@ def _generate(store, fake, size: int) -> None:
             "voucherID": voucher["_id"],
             "createdAt": created,
             "updatedAt": created,
-        })
+        }
+        _put_order(store, order)
+        _put_transaction(store, order, coins=fake.random_int(50, 5000, step=50),
+                         status=fake.random_element(statuses[product["communityID"]]))
 
 
 def credentials(store) -> list[dict]:

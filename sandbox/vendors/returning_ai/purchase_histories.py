@@ -1,14 +1,4 @@
-"""Returning.AI's state and business rules. No HTTP here: handlers call these methods.
-
-Collections (plain dicts):
-- rai_communities  {_id, name}
-- rai_users        {_id, communityID, name, email, coins}
-- rai_products     {_id, communityID, name, redemptionInstructions}
-- rai_vouchers     {_id, communityID, productID, code, status, expiryDate}
-- rai_purchase_histories {_id, purchaseID, communityID, userID, product{_id, name, redemptionInstructions},
-                          voucherID, voucherCode, voucherExpiryDate, voucher{_id, code, status, expiryDate},
-                          createdAt, updatedAt}
-"""
+"""Purchase histories (seeds 000, 001): state and rules, no HTTP. Handlers call these methods."""
 from __future__ import annotations
 
 import re
@@ -21,14 +11,7 @@ from sandbox.core.errors import Problem
 from sandbox.core.events import record_event
 
 from .errors import Conflict, NotFound, PublisherTimeout, StoreUnavailable
-
-COMMUNITIES = "rai_communities"
-USERS = "rai_users"
-PRODUCTS = "rai_products"
-VOUCHERS = "rai_vouchers"
-PURCHASE_HISTORIES = "rai_purchase_histories"
-
-INDEXES = {PURCHASE_HISTORIES: ["purchaseID"], VOUCHERS: ["productID"]}
+from .records import PRODUCTS, PURCHASE_HISTORIES, VOUCHERS
 
 _OBJECT_ID = re.compile(r"^[0-9a-fA-F]{24}$")
 # The whitespace trimmed from values: the set the request schema's patterns allow around a value.
@@ -64,7 +47,7 @@ def _trimmed(value: str | None) -> str | None:
     return value.strip(_TRIMMED) if value is not None else None
 
 
-class ReturningAIBackend:
+class PurchaseHistories:
     def __init__(self, store, settings):
         self.store = store
         self.settings = settings

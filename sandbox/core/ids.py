@@ -1,0 +1,23 @@
+"""Identifiers for records created at run time.
+
+Drawn from a generator seeded with the world's seed and re-seeded on every reset, so a replayed run (a
+Schemathesis failure, a demo) creates the same IDs in the same order.
+"""
+import random
+import threading
+
+
+class IdGenerator:
+    def __init__(self, seed: int):
+        self._lock = threading.Lock()
+        self.reseed(seed)
+
+    def reseed(self, seed: int) -> None:
+        with self._lock:
+            # Distinct from the Faker streams that seeded the world, so new IDs never repeat seeded ones.
+            self._random = random.Random(f"runtime-ids:{seed}")
+
+    def object_id(self) -> str:
+        """A Mongo-style 24-hex ObjectId."""
+        with self._lock:
+            return f"{self._random.getrandbits(96):024x}"
