@@ -16,7 +16,8 @@ CONFIG = schemathesis.config.SchemathesisConfig.from_path(Path(__file__).parent.
 
 app = create_app(Settings(seed=2026, size=40, publisher_timeout=0.01, strict_responses=True))
 NO_SHRINK = [Phase.explicit, Phase.reuse, Phase.generate]  # a stateful failure shrinks for minutes otherwise
-FUZZ = hypothesis.settings(max_examples=60, deadline=None, phases=NO_SHRINK,
+# derandomize: CI sees the same cases every run; a failure always reproduces.
+FUZZ = hypothesis.settings(max_examples=60, deadline=None, phases=NO_SHRINK, derandomize=True,
                            suppress_health_check=list(HealthCheck))
 
 
@@ -53,5 +54,6 @@ class ReturningAIStateful(returning_ai.as_state_machine()):
 
 
 TestReturningAIStateful = ReturningAIStateful.TestCase
-TestReturningAIStateful.settings = hypothesis.settings(max_examples=20, stateful_step_count=5, deadline=None,
-                                                       phases=NO_SHRINK, suppress_health_check=list(HealthCheck))
+TestReturningAIStateful.settings = hypothesis.settings(max_examples=40, stateful_step_count=6, deadline=None,
+                                                       phases=NO_SHRINK, derandomize=True,
+                                                       suppress_health_check=list(HealthCheck))

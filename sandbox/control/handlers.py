@@ -26,6 +26,22 @@ def list_events(call):
     return {"events": read_events(call.store)}
 
 
+def list_collections(call):
+    return {"collections": call.store.collections()}
+
+
+def read_collection(call):
+    name = call.params["collection"]
+    if name not in call.store.collections():
+        raise NotFound(f"No collection named {name}; GET /_sandbox/state lists them")
+    if "id" in call.params:
+        record = call.store.get(name, call.params["id"])
+        records = [record] if record is not None else []
+    else:
+        records = call.store.all(name)
+    return {"collection": name, "records": records}
+
+
 def _served_spec(call) -> dict:
     name = call.params["name"]
     spec = call.sandbox.specs.get(name)

@@ -49,6 +49,10 @@ class MemoryStore:
         with self._lock:
             return copy.deepcopy(list(self._collections.get(collection, {}).values()))
 
+    def collections(self) -> dict[str, int]:
+        with self._lock:
+            return {name: len(records) for name, records in self._collections.items()}
+
     def read_log(self, name: str) -> list[dict]:
         with self._lock:
             return copy.deepcopy(self._logs.get(name, []))
