@@ -59,6 +59,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     sandbox = Sandbox(settings)
     app.extensions["sandbox"] = sandbox
     app.extensions["sandbox_mounts"] = []
+    app.extensions["sandbox_paths"] = []
     for m in [*sandbox.vendors, control]:
         mount(app, m, sandbox.specs[m.spec_file.removesuffix(".yaml")], prefix="/" + m.name)
     install_error_handlers(app)

@@ -28,6 +28,7 @@ def load(name: str):
 
 
 returning_ai = load("returning-ai")
+fabric = load("fabric")
 control = load("sandbox").exclude(operation_id="resetSandbox")  # a reset mid-run would not break a contract
 
 
@@ -39,6 +40,12 @@ def fresh_world():
 @returning_ai.parametrize()
 @FUZZ
 def test_returning_ai_contract(case):
+    case.call_and_validate()
+
+
+@fabric.parametrize()
+@FUZZ
+def test_fabric_contract(case):
     case.call_and_validate()
 
 
@@ -57,3 +64,12 @@ TestReturningAIStateful = ReturningAIStateful.TestCase
 TestReturningAIStateful.settings = hypothesis.settings(max_examples=40, stateful_step_count=6, deadline=None,
                                                        phases=NO_SHRINK, derandomize=True,
                                                        suppress_health_check=list(HealthCheck))
+
+
+class FabricStateful(fabric.as_state_machine()):
+    def setup(self):
+        app.extensions["sandbox"].reset(seed=2026, size=40)
+
+
+TestFabricStateful = FabricStateful.TestCase
+TestFabricStateful.settings = TestReturningAIStateful.settings

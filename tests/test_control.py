@@ -6,7 +6,7 @@ from conftest import DOC_COMMUNITY, bearer
 
 def test_health_reports_seed_size_and_vendors(client):
     assert client.get("/_sandbox/health").get_json() == {
-        "status": "ok", "seed": 2026, "size": 40, "vendors": ["returning-ai"]}
+        "status": "ok", "seed": 2026, "size": 40, "vendors": ["returning-ai", "fabric"]}
 
 
 def test_credentials_list_the_documented_demo_keys(client):
@@ -21,11 +21,14 @@ def test_credentials_list_the_documented_demo_keys(client):
     assert any(c["tenant"] != DOC_COMMUNITY and "purchase-history" in c["permissions"] for c in creds)
     for c in creds:
         assert set(c) == {"vendor", "tenant", "permissions", "purpose", "headers"}
+    assert {c["vendor"] for c in creds} == {"returning-ai", "fabric"}
 
 
 def test_every_listed_credential_behaves_as_its_purpose_says(client):
     url = "/returning-ai/v1/purchase-histories/ORD202641612055614747"
     for cred in client.get("/_sandbox/credentials").get_json()["credentials"]:
+        if cred["vendor"] != "returning-ai":
+            continue
         r = client.patch(url, json={"redemptionInstructions": "A"}, headers=cred["headers"])
         if "expired" in cred["purpose"] or "inactive" in cred["purpose"]:
             assert r.status_code == 401
@@ -69,7 +72,8 @@ def test_specs_are_served_with_a_server_pointing_at_the_sandbox(client):
     assert r.status_code == 200 and r.mimetype == "application/yaml"
     document = yaml.safe_load(r.get_data(as_text=True))
     assert document["servers"][0]["url"] == "http://localhost/returning-ai/v1"
+    assert client.get("/_sandbox/specs/fabric.json").get_json()["servers"][0]["url"] == "http://localhost/fabric/v3"
     as_json = client.get("/_sandbox/specs/sandbox.json").get_json()
     assert as_json["servers"][0]["url"] == "http://localhost/_sandbox"
     r = client.get("/_sandbox/specs/nope.json")
-    assert r.status_code == 404 and "available: returning-ai, sandbox" in r.get_json()["error"]["message"]
+    assert r.status_code == 404 and "available: fabric, returning-ai, sandbox" in r.get_json()["error"]["message"]

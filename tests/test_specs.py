@@ -18,16 +18,23 @@ def _examples(document):
     """(schema, example, where) for every media-type example of every operation."""
     for route, item in document["paths"].items():
         for method, operation in item.items():
+            if method not in ("get", "put", "post", "patch", "delete"):
+                continue
             bodies = [operation.get("requestBody", {})] + list(operation.get("responses", {}).values())
             for body in bodies:
-                while "$ref" in body:
-                    body = _pointer(document, body["$ref"])
+                body = _resolve(document, body)
                 for media in body.get("content", {}).values():
-                    examples = [e["value"] for e in media.get("examples", {}).values()]
+                    examples = [_resolve(document, e)["value"] for e in media.get("examples", {}).values()]
                     if "example" in media:
                         examples.append(media["example"])
                     for example in examples:
                         yield media["schema"], example, f"{method.upper()} {route}"
+
+
+def _resolve(document, node):
+    while "$ref" in node:
+        node = _pointer(document, node["$ref"])
+    return node
 
 
 def _pointer(document, ref):

@@ -28,3 +28,5 @@ class Mount:
     credentials: Callable | None = None
     # Secondary indexes the vendor's lookups need: collection -> fields.
     indexes: dict[str, list[str]] = field(default_factory=dict)
+    # Request headers copied onto every response of this mount (fabric's x-fabric-request-id).
+    echo_headers: tuple[str, ...] = ()

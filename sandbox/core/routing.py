@@ -60,6 +60,7 @@ def mount(app: Flask, mount_: Mount, spec: Spec, prefix: str) -> None:
     for operation in spec.operations:
         handler = getattr(mount_.handlers, snake_case(operation.operation_id))
         for i, base in enumerate(spec.base_paths):
+            app.extensions["sandbox_paths"].append(_PathTemplate(base + operation.path, operation.method))
             app.add_url_rule(
                 base + operation.flask_rule,
                 endpoint=f"{mount_.name}:{operation.operation_id}:{i}",
@@ -69,6 +70,24 @@ def mount(app: Flask, mount_: Mount, spec: Spec, prefix: str) -> None:
                 provide_automatic_options=False,
             )
     app.extensions["sandbox_mounts"].append((prefix, mount_))
+
+
+class _PathTemplate:
+    """A documented path and method, to say which methods a path allows (the `Allow` of a 405)."""
+
+    def __init__(self, template: str, method: str):
+        self.method = method
+        self.regex = re.compile("^" + re.sub(r"\\{[^}]+\\}", "[^/]+", re.escape(template)) + "$")
+        # /redemptions/batch is more specific than /redemptions/{redemptionId}: count literal segments.
+        self.literal_segments = sum(1 for part in template.split("/") if part and not part.startswith("{"))
+
+
+def documented_methods(path: str) -> list[str]:
+    matches = [t for t in current_app.extensions["sandbox_paths"] if t.regex.match(path)]
+    if not matches:
+        return []
+    best = max(t.literal_segments for t in matches)
+    return sorted({t.method for t in matches if t.literal_segments == best})
 
 
 def _make_view(mount_: Mount, operation: Operation, handler):
@@ -126,6 +145,17 @@ def install_error_handlers(app: Flask) -> None:
     app.register_error_handler(SandboxError, _render_sandbox_error)
     app.register_error_handler(HTTPException, _render_http_exception)
     app.register_error_handler(Exception, _render_crash)
+    app.after_request(_echo_headers)
+
+
+def _echo_headers(response: Response) -> Response:
+    """Copy the headers a vendor echoes, on every answer of that vendor, errors included."""
+    mount_ = _mount_for_path(request.path)
+    if mount_ is not None:
+        for name in mount_.echo_headers:
+            if name in request.headers:
+                response.headers[name] = request.headers[name]
+    return response
 
 
 def _mount_for_path(path: str) -> Mount | None:
@@ -153,13 +183,15 @@ def _render_http_exception(exc: HTTPException) -> Response:
     if exc.code == 404:
         message = f"No route {request.path}: check the base URL and the path against the spec"
     elif isinstance(exc, MethodNotAllowed):
-        message = f"Method {request.method} is not allowed here; allowed: {', '.join(sorted(exc.valid_methods or []))}"
+        allowed = documented_methods(request.path)
+        message = f"Method {request.method} is not allowed here; allowed: {', '.join(allowed)}"
+        error = mount_.error_for_status(405, message, [])
+        # The spec's methods for this path, not werkzeug's union over every rule the path matches.
+        error.headers["Allow"] = ", ".join(allowed)
+        return _render(error)
     else:
         message = exc.description
-    error = mount_.error_for_status(exc.code, message, [])
-    # Keep werkzeug's headers (Allow on 405) but not its HTML content type.
-    error.headers.update({k: v for k, v in exc.get_headers() if k.lower() != "content-type"})
-    return _render(error)
+    return _render(mount_.error_for_status(exc.code, message, []))
 
 
 def _render_crash(exc: Exception) -> Response:

@@ -1,0 +1,36 @@
+"""fabric's bearer tokens. "Bearer authentication header of the form Bearer <token>" (seed 003).
+
+A token belongs to one tenant; `x-fabric-tenant-id` must name that tenant (403 otherwise). A missing or
+malformed tenant header is left to the spec's validation (400).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import Forbidden, Unauthorized
+from .records import TOKENS
+
+TENANT_HEADER = "x-fabric-tenant-id"
+
+
+@dataclass(frozen=True)
+class Caller:
+    token: str
+    tenant_id: str
+
+
+def authenticate(sandbox, request, operation) -> Caller:
+    header = request.headers.get("Authorization")
+    if not header:
+        raise Unauthorized("Missing bearer token: send Authorization: Bearer <token>")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("Malformed Authorization header: expected 'Bearer <token>'")
+    record = sandbox.store.get(TOKENS, token)
+    if record is None:
+        raise Unauthorized("Unknown bearer token (demo tokens: GET /_sandbox/credentials)")
+    tenant = request.headers.get(TENANT_HEADER, "")
+    if len(tenant) == 24 and tenant != record["tenantId"]:
+        raise Forbidden(f"This token belongs to another tenant; send its own {TENANT_HEADER}")
+    return Caller(token, record["tenantId"])

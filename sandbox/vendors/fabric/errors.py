@@ -1,0 +1,88 @@
+"""Errors of fabric's Offers API, in fabric's v3 error framework.
+
+fabric documents `{"type", "errorCode", "message", "context"}` and the SERVICE-4002/4003/4004/4007 codes; it does
+not publish the Offers API's own error bodies, so this framework is the sandbox's reading (see specs/fabric.yaml).
+"""
+from flask import has_request_context, request
+
+from sandbox.core.errors import Problem, SandboxError
+
+
+class FabricError(SandboxError):
+    error_code = "SERVICE-5000"
+    kind = "CLIENT_ERROR"
+
+    def body(self) -> dict:
+        body = {"type": self.kind, "errorCode": self.error_code, "message": self.message,
+                "context": {"service": "offers", "endpoint": _endpoint()}}
+        if len(self.problems) > 1:
+            body["errors"] = [{"type": self.kind, "errorCode": _code_for(p), "message": p.message, "field": p.field}
+                              for p in self.problems]
+        return body
+
+
+def _endpoint() -> str:
+    if not has_request_context():
+        return ""
+    return f"{request.method} {request.path.removeprefix('/fabric')}"
+
+
+def _code_for(problem: Problem) -> str:
+    return "SERVICE-4003" if problem.message.endswith("is required") else "SERVICE-4002"
+
+
+class InvalidRequest(FabricError):
+    """SERVICE-4003 for one missing field, SERVICE-4002 for one invalid value, SERVICE-4007 for several."""
+
+    status = 400
+
+    def __init__(self, message=None, problems=(), headers=None):
+        problems = list(problems)
+        if len(problems) > 1:
+            self.error_code, message = "SERVICE-4007", "Multiple fields are invalid/missing."
+        elif problems and _code_for(problems[0]) == "SERVICE-4003":
+            self.error_code = "SERVICE-4003"
+            message = f"Mandatory parameters: {problems[0].field or 'body'} is/are missing."
+        else:
+            self.error_code = "SERVICE-4002"
+            if problems:
+                message = f"Invalid values specified for {problems[0].field or 'body'}. {problems[0].message}"
+        super().__init__(message, problems, headers)
+
+
+class Unauthorized(FabricError):
+    status = 401
+    error_code = "UNAUTHORIZED"
+
+
+class Forbidden(FabricError):
+    status = 403
+    error_code = "FORBIDDEN"
+
+
+class NotFound(FabricError):
+    status = 404
+    error_code = "SERVICE-4004"
+
+
+class MethodNotAllowed(FabricError):
+    status = 405
+    error_code = "METHOD_NOT_ALLOWED"
+
+
+class Conflict(FabricError):
+    status = 409
+    error_code = "CONFLICT"
+
+
+class ServiceError(FabricError):
+    status = 500
+    kind = "SERVER_ERROR"
+    message = "Unexpected error in the offers service; the sandbox logged the details"
+
+
+_BY_STATUS = {e.status: e for e in (InvalidRequest, Unauthorized, Forbidden, NotFound, MethodNotAllowed, Conflict)}
+
+
+def error_for_status(status: int, message: str, problems: list[Problem]) -> FabricError:
+    return _BY_STATUS.get(status, ServiceError)(message, problems)
