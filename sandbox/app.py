@@ -1,7 +1,10 @@
 """The application factory: one Sandbox (settings, store, vendors, specs) behind one Flask app."""
 from __future__ import annotations
 
+import copy
 import zlib
+from functools import cache
+from pathlib import Path
 
 import yaml
 from faker import Faker
@@ -11,7 +14,7 @@ from .config import Settings
 from .control import control
 from .core.routing import install_error_handlers, mount
 from .core.ids import IdGenerator
-from .core.spec import Spec
+from .core.spec import load_spec
 from .core.store import MemoryStore
 from .vendors import VENDORS
 
@@ -28,7 +31,7 @@ class Sandbox:
         self.store = MemoryStore(indexes)
         self.specs = {
             spec.name: spec
-            for spec in (Spec(settings.specs_dir / m.spec_file) for m in [*self.vendors, control])
+            for spec in (load_spec(settings.specs_dir / m.spec_file) for m in [*self.vendors, control])
         }
         self.seed = settings.seed
         self.size = settings.size
@@ -45,12 +48,18 @@ class Sandbox:
                 # Each vendor draws from its own generator, so adding a vendor never changes another's data.
                 fake = Faker()
                 fake.seed_instance(self.seed ^ zlib.crc32(vendor.name.encode()))
-                fixtures_file = self.settings.fixtures_dir / f"{vendor.name}.yaml"
-                fixtures = yaml.safe_load(fixtures_file.read_text(encoding="utf-8")) if fixtures_file.exists() else {}
+                fixtures = copy.deepcopy(_fixtures(self.settings.fixtures_dir / f"{vendor.name}.yaml"))
                 vendor.seed(self.store, fake, self.size, fixtures)
 
     def credentials(self) -> list[dict]:
         return [c for vendor in self.vendors for c in vendor.credentials(self.store)]
+
+
+@cache
+def _fixtures(path: Path) -> dict:
+    if not path.exists():
+        return {}
+    return yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 def create_app(settings: Settings | None = None) -> Flask:

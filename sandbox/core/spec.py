@@ -8,13 +8,20 @@ from __future__ import annotations
 import copy
 import re
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 
 import yaml
 from jsonschema import Draft202012Validator
 
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML was built with it
+
+
+@cache
+def load_spec(path: Path) -> "Spec":
+    """Specs are read-only once parsed, so every app in a process shares one copy of each."""
+    return Spec(path)
 
 
 @dataclass(frozen=True)
@@ -61,7 +68,7 @@ class Spec:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.name = self.path.stem
-        self.document: dict = yaml.safe_load(self.path.read_text(encoding="utf-8"))
+        self.document: dict = yaml.load(self.path.read_text(encoding="utf-8"), Loader=_LOADER)
         self._components = self.document.get("components", {})
 
     # -- references -------------------------------------------------------------------------------------
