@@ -13,6 +13,8 @@ class Settings:
     size: int = 100  # generated records per vendor (Returning.AI: purchase histories)
     # How long a requested publisher timeout makes the client wait before its 502.
     publisher_timeout: float = 2.0
+    # How long a Capillary OAuth token lives.
+    oauth_token_ttl: int = 300
     # Check every response against the spec and answer 500 when the sandbox would break its own contract.
     strict_responses: bool = False
     specs_dir: Path = field(default_factory=lambda: ROOT / "specs")

@@ -29,6 +29,7 @@ def load(name: str):
 
 returning_ai = load("returning-ai")
 fabric = load("fabric")
+capillary = load("capillary")
 control = load("sandbox").exclude(operation_id="resetSandbox")  # a reset mid-run would not break a contract
 
 
@@ -46,6 +47,12 @@ def test_returning_ai_contract(case):
 @fabric.parametrize()
 @FUZZ
 def test_fabric_contract(case):
+    case.call_and_validate()
+
+
+@capillary.parametrize()
+@FUZZ
+def test_capillary_contract(case):
     case.call_and_validate()
 
 
@@ -73,3 +80,12 @@ class FabricStateful(fabric.as_state_machine()):
 
 TestFabricStateful = FabricStateful.TestCase
 TestFabricStateful.settings = TestReturningAIStateful.settings
+
+
+class CapillaryStateful(capillary.as_state_machine()):
+    def setup(self):
+        app.extensions["sandbox"].reset(seed=2026, size=40)
+
+
+TestCapillaryStateful = CapillaryStateful.TestCase
+TestCapillaryStateful.settings = TestReturningAIStateful.settings

@@ -6,7 +6,7 @@ from conftest import DOC_COMMUNITY, bearer
 
 def test_health_reports_seed_size_and_vendors(client):
     assert client.get("/_sandbox/health").get_json() == {
-        "status": "ok", "seed": 2026, "size": 40, "vendors": ["returning-ai", "fabric"]}
+        "status": "ok", "seed": 2026, "size": 40, "vendors": ["returning-ai", "fabric", "capillary"]}
 
 
 def test_credentials_list_the_documented_demo_keys(client):
@@ -21,7 +21,7 @@ def test_credentials_list_the_documented_demo_keys(client):
     assert any(c["tenant"] != DOC_COMMUNITY and "purchase-history" in c["permissions"] for c in creds)
     for c in creds:
         assert set(c) == {"vendor", "tenant", "permissions", "purpose", "headers"}
-    assert {c["vendor"] for c in creds} == {"returning-ai", "fabric"}
+    assert {c["vendor"] for c in creds} == {"returning-ai", "fabric", "capillary"}
 
 
 def test_every_listed_credential_behaves_as_its_purpose_says(client):
@@ -76,4 +76,4 @@ def test_specs_are_served_with_a_server_pointing_at_the_sandbox(client):
     as_json = client.get("/_sandbox/specs/sandbox.json").get_json()
     assert as_json["servers"][0]["url"] == "http://localhost/_sandbox"
     r = client.get("/_sandbox/specs/nope.json")
-    assert r.status_code == 404 and "available: fabric, returning-ai, sandbox" in r.get_json()["error"]["message"]
+    assert r.status_code == 404 and "available: capillary, fabric, returning-ai, sandbox" in r.get_json()["error"]["message"]

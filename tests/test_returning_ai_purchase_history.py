@@ -121,7 +121,7 @@ def test_rule_unknown_id_is_404(client):
     ({"redemptionInstructions": "A", "note": "x"}, "", "Unknown field(s) note"),
     ([{"redemptionInstructions": "A"}], "", "must be of type object"),
     ("just text", "", "must be of type object"),
-    ({"redemptionInstructions": 5}, "redemptionInstructions", "must be of type string"),
+    ({"redemptionInstructions": 5}, "redemptionInstructions", "must be a non-empty string"),
 ])
 def test_rule_allowed_field_combinations(client, sandbox, body, field, fragment):
     before = order(sandbox)

@@ -230,7 +230,7 @@ def test_list_statuses_by_category_with_pagination(client):
 
 
 @pytest.mark.parametrize("body,fragment", [({"page": 0}, "page must be"), ({"limit": 101}, "limit must be"),
-                                           ({"limit": "ten"}, "type integer")])
+                                           ({"limit": "ten"}, "limit must be")])
 def test_rule_bad_pagination_is_400(client, body, fragment):
     assert_error(post(client, "/redemption-transactions/by-community", body), 400, fragment)
 

@@ -15,6 +15,7 @@ class Problem:
     location: str  # body | path | query | header | auth
     field: str  # dotted path of the offending field, "" for the body as a whole
     message: str
+    code: int | str | None = None  # the vendor's error code, when the spec names one (`x-error-code`)
 
 
 class SandboxError(Exception):

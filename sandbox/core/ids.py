@@ -21,3 +21,14 @@ class IdGenerator:
         """A Mongo-style 24-hex ObjectId."""
         with self._lock:
             return f"{self._random.getrandbits(96):024x}"
+
+    def number(self, low: int, high: int) -> int:
+        """A numeric ID, as Capillary uses for redemptions and reversals."""
+        with self._lock:
+            return self._random.randint(low, high)
+
+    def token(self, length: int) -> str:
+        """A short alphanumeric code such as Capillary's redemptionId (`sTDVyi`)."""
+        alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+        with self._lock:
+            return "".join(self._random.choice(alphabet) for _ in range(length))

@@ -1,8 +1,9 @@
 """Validate an incoming request against its OpenAPI operation.
 
 Everything checked here comes from the spec: parameter schemas, the request body schema, media types.
-Messages name the field and say what to fix; a schema may carry `x-error-message` to say it in the
-vendor's words (the spec stays the one place where the rule and its wording live).
+Messages name the field and say what to fix. A schema may carry `x-error-message` (the answer, in the vendor's
+words, whenever that schema fails) and `x-error-code` (the vendor's code for it), so the spec stays the one
+place where a rule, its wording and its code live.
 """
 from __future__ import annotations
 
@@ -89,14 +90,17 @@ def _schema_problems(validator, value, location: str, name: str) -> list[Problem
 def _problem(error: ValidationError, location: str, name: str) -> Problem:
     path = [str(part) for part in error.absolute_path]
     field = ".".join([name, *path] if name else path)
-    custom = error.schema.get("x-error-message") if isinstance(error.schema, dict) else None
-    return Problem(location, *_describe(error, field, custom))
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    return Problem(location, *_describe(error, field, schema.get("x-error-message")), code=schema.get("x-error-code"))
 
 
 def _describe(error: ValidationError, field: str, custom: str | None) -> tuple[str, str]:
     """Turn a jsonschema error into (field, a sentence that says what to fix)."""
     v, schema, instance = error.validator, error.schema, error.instance
     subject = field or "The body"
+    if custom:
+        # A message shared by several fields ("must be ...") gets the field's name; any other is used as written.
+        return field, f"{subject} {custom}" if custom.startswith("must ") else custom
     if v == "required":
         missing = error.message.split("'")[1]
         full = f"{field}.{missing}" if field else missing
@@ -117,9 +121,6 @@ def _describe(error: ValidationError, field: str, custom: str | None) -> tuple[s
     if v == "type":
         expected = schema["type"] if isinstance(schema["type"], str) else " or ".join(schema["type"])
         return field, f"{subject} must be of type {expected}, not {_json_type(instance)}"
-    if custom:
-        # Messages in the spec usually start with the field's name; shared ones ("must be ...") get it here.
-        return field, custom if custom.startswith(field.split(".")[-1] or "\0") else f"{subject} {custom}"
     if v == "enum":
         return field, f"{subject} must be one of: {', '.join(map(str, schema['enum']))}"
     return field, f"{subject}: {error.message}"

@@ -1,0 +1,19 @@
+"""Capillary: points redemptions (seed 004) and the sibling points APIs."""
+from sandbox.core.mount import Mount
+
+from . import handlers
+from .auth import authenticate
+from .errors import error_for_status
+from .records import INDEXES
+from .seed import credentials, seed
+
+vendor = Mount(
+    name="capillary",
+    spec_file="capillary.yaml",
+    handlers=handlers,
+    error_for_status=error_for_status,
+    authenticate=authenticate,
+    seed=seed,
+    credentials=credentials,
+    indexes=INDEXES,
+)

@@ -1,0 +1,63 @@
+"""Capillary authentication: Basic with the till and md5(password), or an OAuth token.
+
+"Authorization: Basic <Base64 encoded (username:md5(password))>"; the OAuth alternative sends the token from
+POST /v3/oauth/token/generate as X-CAP-API-OAUTH-TOKEN. Data is scoped to the till's org.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from dataclasses import dataclass
+
+from .errors import Unauthorized
+from .records import OAUTH_TOKENS, TILLS
+
+OAUTH_HEADER = "X-CAP-API-OAUTH-TOKEN"
+_FAILED = "Authentication failed. Please check username and password."
+
+
+@dataclass(frozen=True)
+class Till:
+    username: str
+    till_id: int
+    till_name: str
+    org_id: int
+
+
+def authenticate(sandbox, request, operation) -> Till:
+    token = request.headers.get(OAUTH_HEADER)
+    if token:
+        return _till(sandbox, _username_for_token(sandbox, token))
+    header = request.headers.get("Authorization")
+    if not header:
+        raise Unauthorized(f"{_FAILED} Send Authorization: Basic base64(till:md5(password)) or {OAUTH_HEADER}.")
+    scheme, _, encoded = header.partition(" ")
+    try:
+        username, sep, secret = base64.b64decode(encoded.strip(), validate=True).decode("utf-8").partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        sep = ""
+    if scheme.lower() != "basic" or not sep:
+        raise Unauthorized(f"{_FAILED} Malformed header: expected Basic base64(till:md5(password)).")
+    record = sandbox.store.get(TILLS, username)
+    if record is None:
+        raise Unauthorized(f"{_FAILED} Unknown till {username}.")
+    if secret == record["plainPassword"]:
+        raise Unauthorized(f"{_FAILED} The password must be sent as md5(password), not as it is.")
+    if secret.lower() != record["passwordMd5"]:
+        raise Unauthorized(_FAILED)
+    return _till(sandbox, username)
+
+
+def _username_for_token(sandbox, token: str) -> str:
+    record = sandbox.store.get(OAUTH_TOKENS, token)
+    if record is None:
+        raise Unauthorized(f"{_FAILED} Unknown OAuth token; generate one with POST /v3/oauth/token/generate.")
+    if record["expiresAt"] <= time.time():
+        raise Unauthorized(f"{_FAILED} The OAuth token expired; generate a new one.")
+    return record["username"]
+
+
+def _till(sandbox, username: str) -> Till:
+    record = sandbox.store.get(TILLS, username)
+    return Till(username, record["tillId"], record["tillName"], record["orgId"])

@@ -1,0 +1,73 @@
+"""Capillary's world: fixtures/capillary.yaml, then Faker customers with balances and past redemptions.
+
+`size` is the number of generated customers, spread over the fixture orgs, each with up to three redemptions.
+The same seed always gives the same world.
+"""
+from __future__ import annotations
+
+import base64
+from datetime import datetime, timezone
+
+from .records import CUSTOMERS, OAUTH_CLIENTS, ORGS, REDEMPTIONS, TILLS
+
+_START = datetime(2024, 1, 1, tzinfo=timezone.utc)
+_END = datetime(2026, 6, 30, tzinfo=timezone.utc)
+
+
+def seed(store, fake, size: int, fixtures: dict) -> None:
+    for collection, key, records in (
+        (ORGS, "orgId", fixtures["orgs"]),
+        (TILLS, "username", fixtures["tills"]),
+        (OAUTH_CLIENTS, "key", fixtures["oauth_clients"]),
+        (CUSTOMERS, "customerId", fixtures["customers"]),
+        (REDEMPTIONS, "redemptionId", fixtures["redemptions"]),
+    ):
+        for record in records:
+            store.put(collection, str(record[key]), record)
+    _generate(store, fake, size, fixtures)
+
+
+def _generate(store, fake, size: int, fixtures: dict) -> None:
+    orgs = fixtures["orgs"]
+    tills = {t["orgId"]: t for t in fixtures["tills"]}
+    for n in range(size):
+        org = fake.random_element(orgs)
+        customer = {"customerId": 300_000_000 + n, "orgId": org["orgId"], "firstname": fake.first_name(),
+                    "lastname": fake.last_name(), "mobile": "91" + fake.numerify("##########"),
+                    "email": fake.unique.email(), "externalId": fake.bothify("EXT-#####-??").upper(),
+                    "cardnumber": fake.numerify("CARD-########"), "points": float(fake.random_int(0, 20000))}
+        for _ in range(fake.random_int(0, 3)):
+            moment = fake.date_time_between_dates(_START, _END, tzinfo=timezone.utc)
+            points = float(fake.random_int(10, 500))
+            till = tills[org["orgId"]]
+            redemption = {
+                "redemptionId": fake.unique.lexify("??????", letters="ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz"),
+                "id": fake.unique.random_int(30_000_000, 99_999_999), "orgId": org["orgId"],
+                "customerId": customer["customerId"], "programId": org["programId"], "pointsRedeemed": points,
+                "pointsReversed": 0.0, "billId": fake.random_int(1, 10**9), "billNumber": fake.bothify("BILL-####"),
+                "validationCode": "", "notes": fake.sentence(nb_words=5),
+                "redemptionTime": int(moment.timestamp() * 1000), "pointsRedemptionTime": int(moment.timestamp() * 1000),
+                "tillId": till["tillId"], "tillName": till["tillName"],
+                "pointDeductionList": [{"programId": org["programId"], "pointsDeducted": points}],
+                "redemptionPurpose": fake.random_element(["gift", "discount", "voucher", ""]),
+                "redemptionDate": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "externalReferenceNumber": fake.unique.bothify("TXN-######"), "customFields": {},
+            }
+            store.put(REDEMPTIONS, redemption["redemptionId"], redemption)
+        store.put(CUSTOMERS, str(customer["customerId"]), customer)
+
+
+def credentials(store) -> list[dict]:
+    tills = [
+        {"vendor": "capillary", "tenant": str(t["orgId"]), "permissions": ["points"], "purpose": t["purpose"],
+         "headers": {"Authorization": "Basic " + base64.b64encode(
+             f"{t['username']}:{t['passwordMd5']}".encode()).decode()}}
+        for t in store.all(TILLS)
+    ]
+    clients = [
+        {"vendor": "capillary", "tenant": str(store.get(TILLS, c["username"])["orgId"]), "permissions": ["points"],
+         "purpose": c["purpose"] + f" Body: {{\"key\": \"{c['key']}\", \"secret\": \"{c['secret']}\"}}.",
+         "headers": {"X-CAP-API-OAUTH-TOKEN": "<accessToken from POST /capillary/v3/oauth/token/generate>"}}
+        for c in store.all(OAUTH_CLIENTS)
+    ]
+    return tills + clients
