@@ -10,6 +10,8 @@ import binascii
 import time
 from dataclasses import dataclass
 
+from sandbox.core.authorization import MalformedCredentials, MissingCredentials, credentials
+
 from .errors import Unauthorized
 from .records import OAUTH_TOKENS, TILLS
 
@@ -29,16 +31,16 @@ def authenticate(sandbox, request, operation) -> Till:
     token = request.headers.get(OAUTH_HEADER)
     if token:
         return _till(sandbox, _username_for_token(sandbox, token))
-    header = request.headers.get("Authorization")
-    if not header:
-        raise Unauthorized(f"{_FAILED} Send Authorization: Basic base64(till:md5(password)) or {OAUTH_HEADER}.")
-    scheme, _, encoded = header.partition(" ")
+    malformed = Unauthorized(f"{_FAILED} Malformed header: expected Basic base64(till:md5(password)).")
     try:
-        username, sep, secret = base64.b64decode(encoded.strip(), validate=True).decode("utf-8").partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        sep = ""
-    if scheme.lower() != "basic" or not sep:
-        raise Unauthorized(f"{_FAILED} Malformed header: expected Basic base64(till:md5(password)).")
+        encoded = credentials(request, "Basic")
+        username, sep, secret = base64.b64decode(encoded, validate=True).decode("utf-8").partition(":")
+    except MissingCredentials:
+        raise Unauthorized(f"{_FAILED} Send Authorization: Basic base64(till:md5(password)) or {OAUTH_HEADER}.") from None
+    except (MalformedCredentials, binascii.Error, UnicodeDecodeError):
+        raise malformed from None
+    if not sep:
+        raise malformed
     record = sandbox.store.get(TILLS, username)
     if record is None:
         raise Unauthorized(f"{_FAILED} Unknown till {username}.")

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sandbox.core.authorization import MalformedCredentials, MissingCredentials, credentials
+
 from .errors import Forbidden, Unauthorized
 from .records import TOKENS
 
@@ -20,13 +22,12 @@ class Caller:
 
 
 def authenticate(sandbox, request, operation) -> Caller:
-    header = request.headers.get("Authorization")
-    if not header:
-        raise Unauthorized("Missing bearer token: send Authorization: Bearer <token>")
-    scheme, _, token = header.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        raise Unauthorized("Malformed Authorization header: expected 'Bearer <token>'")
+    try:
+        token = credentials(request, "Bearer")
+    except MissingCredentials:
+        raise Unauthorized("Missing bearer token: send Authorization: Bearer <token>") from None
+    except MalformedCredentials:
+        raise Unauthorized("Malformed Authorization header: expected 'Bearer <token>'") from None
     record = sandbox.store.get(TOKENS, token)
     if record is None:
         raise Unauthorized("Unknown bearer token (demo tokens: GET /_sandbox/credentials)")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sandbox.core.authorization import MalformedCredentials, MissingCredentials, credentials
 from sandbox.core.clock import now_iso
 
 from .errors import Forbidden, Unauthorized
@@ -26,13 +27,12 @@ class Caller:
 
 
 def authenticate(sandbox, request, operation) -> Caller:
-    header = request.headers.get("Authorization")
-    if not header:
-        raise Unauthorized("Missing API key: send Authorization: Bearer <apiKey>")
-    scheme, _, token = header.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        raise Unauthorized("Malformed Authorization header: expected 'Bearer <apiKey>'")
+    try:
+        token = credentials(request, "Bearer")
+    except MissingCredentials:
+        raise Unauthorized("Missing API key: send Authorization: Bearer <apiKey>") from None
+    except MalformedCredentials:
+        raise Unauthorized("Malformed Authorization header: expected 'Bearer <apiKey>'") from None
     record = sandbox.store.get(API_KEYS, token)
     if record is None:
         raise Unauthorized("Invalid API key: it is not known to this sandbox (see GET /_sandbox/credentials)")

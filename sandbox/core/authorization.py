@@ -1,0 +1,25 @@
+"""Reading the Authorization header; each vendor decides what its credentials mean and how it refuses."""
+from __future__ import annotations
+
+
+class MissingCredentials(Exception):
+    pass
+
+
+class MalformedCredentials(Exception):
+    pass
+
+
+def credentials(request, scheme: str) -> str:
+    """The credentials after `<scheme> ` in the Authorization header.
+
+    Raises MissingCredentials when there is no header, MalformedCredentials when the scheme differs or nothing follows.
+    """
+    header = request.headers.get("Authorization")
+    if not header:
+        raise MissingCredentials
+    sent_scheme, _, value = header.partition(" ")
+    value = value.strip()
+    if sent_scheme.lower() != scheme.lower() or not value:
+        raise MalformedCredentials
+    return value
