@@ -13,6 +13,12 @@ class Settings:
     size: int = 100  # generated records per vendor (Returning.AI: purchase histories)
     # How long a requested publisher timeout makes the client wait before its 502.
     publisher_timeout: float = 2.0
+    # Requests kept in each world's journal (the oldest are dropped first).
+    journal_size: int = 1000
+    # Seconds a workspace may stay unused before it is dropped.
+    workspace_ttl: float = 3600.0
+    # When set, the control API answers only requests that send it as X-Sandbox-Admin-Token.
+    admin_token: str | None = None
     # How long a Capillary OAuth token lives.
     oauth_token_ttl: int = 300
     # Check every response against the spec and answer 500 when the sandbox would break its own contract.

@@ -15,7 +15,7 @@ class NotFound(ControlError):
     status = 404
 
 
-def error_for_status(status: int, message: str, problems: list[Problem]) -> ControlError:
-    error = ControlError(message, problems)
+def error_for_status(status: int, message: str, problems: list[Problem], headers=None) -> ControlError:
+    error = ControlError(message, problems, headers)
     error.status = status
     return error

@@ -8,18 +8,18 @@ from .errors import NotFound
 
 
 def get_health(call):
-    sandbox = call.sandbox
-    return {"status": "ok", "seed": sandbox.seed, "size": sandbox.size, "vendors": [v.name for v in sandbox.vendors]}
+    world = call.world
+    return {"status": "ok", "seed": world.seed, "size": world.size, "vendors": [v.name for v in call.sandbox.vendors]}
 
 
 def list_credentials(call):
-    return {"credentials": call.sandbox.credentials()}
+    return {"credentials": call.world.credentials()}
 
 
 def reset_sandbox(call):
     body = call.body if isinstance(call.body, dict) else {}
-    call.sandbox.reset(seed=body.get("seed"), size=body.get("size"))
-    return {"status": "reset", "seed": call.sandbox.seed, "size": call.sandbox.size}
+    call.world.reset(seed=body.get("seed"), size=body.get("size"))
+    return {"status": "reset", "seed": call.world.seed, "size": call.world.size}
 
 
 def list_events(call):

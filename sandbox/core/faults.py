@@ -1,10 +1,141 @@
-"""Faults a client asks for on a request, so documented failures can be reproduced on demand.
+"""Faults on demand: documented failures reproduced by a header, a magic value, or a rule set through the API.
 
-The header's allowed values are declared in each vendor's spec (and validated like any parameter);
-the vendor's model decides where in its flow each fault strikes, as its documentation describes.
+One model for all three: a request ends up with at most one fault name and a delay. Generic faults (latency,
+429, 500, transport faults) are carried out here, before the handler runs, so they write nothing; a vendor's own
+faults (a publisher timeout, Capillary's 750) are handed to its handler, which strikes where its documents place
+the failure. Which faults an operation accepts is the enum of its `X-Sandbox-Fault` parameter in the spec, and
+its magic values are its `x-sandbox-magic-values`: the spec stays the catalogue.
 """
+from __future__ import annotations
+
+import random
+import socket
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+
 FAULT_HEADER = "X-Sandbox-Fault"
+DELAY_HEADER = "X-Sandbox-Delay"
+
+GENERIC_FAULTS = {
+    "latency": "Answers normally, after the rule's latencyMs (or X-Sandbox-Delay).",
+    "rate-limit": "429 in the vendor's envelope, with Retry-After; nothing written.",
+    "server-error": "500 in the vendor's envelope; nothing written.",
+    "connection-reset": "The connection is reset before any byte of the answer (over HTTP; in-process: 502 body-less).",
+    "empty-response": "The connection is closed without an answer (over HTTP; in-process: an empty 502).",
+    "malformed-body": "200 with a truncated JSON body; nothing written.",
+}
+TRANSPORT_FAULTS = {"connection-reset", "empty-response", "malformed-body"}
+RETRY_AFTER_SECONDS = 1
 
 
-def requested_fault(params: dict) -> str | None:
-    return params.get(FAULT_HEADER)
+@dataclass
+class FaultRule:
+    """vendor x operation x probability x effect, with its own seeded dice so a probabilistic run replays."""
+
+    id: int
+    vendor: str
+    fault: str
+    operation: str = "*"
+    probability: float = 1.0
+    count: int | None = None  # how many more times it may fire; None: no limit
+    latency_ms: int = 0
+    seed: int = 0
+    fired: int = 0
+    _dice: random.Random = field(default=None, repr=False)
+
+    def __post_init__(self):
+        self._dice = random.Random(f"fault-rule:{self.seed}:{self.id}")
+
+    def applies(self, vendor: str, operation: str) -> bool:
+        return self.vendor == vendor and self.operation in ("*", operation) and self.count != 0
+
+    def roll(self) -> bool:
+        if self.probability < 1.0 and self._dice.random() >= self.probability:
+            return False
+        self.fired += 1
+        if self.count is not None:
+            self.count -= 1
+        return True
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "vendor": self.vendor, "operation": self.operation, "fault": self.fault,
+                "probability": self.probability, "count": self.count, "latencyMs": self.latency_ms,
+                "seed": self.seed, "fired": self.fired}
+
+
+class FaultRules:
+    def __init__(self):
+        self._rules: list[FaultRule] = []
+        self._lock = threading.Lock()
+        self._next_id = 1
+
+    def add(self, **fields) -> FaultRule:
+        with self._lock:
+            rule = FaultRule(id=self._next_id, **fields)
+            self._next_id += 1
+            self._rules.append(rule)
+            return rule
+
+    def remove(self, rule_id: int) -> bool:
+        with self._lock:
+            kept = [r for r in self._rules if r.id != rule_id]
+            removed = len(kept) != len(self._rules)
+            self._rules = kept
+            return removed
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rules = []
+
+    def all(self) -> list[FaultRule]:
+        with self._lock:
+            return list(self._rules)
+
+    def pick(self, vendor: str, operation: str) -> FaultRule | None:
+        if not self._rules:  # the common case costs one check
+            return None
+        with self._lock:
+            for rule in self._rules:
+                if rule.applies(vendor, operation) and rule.roll():
+                    return rule
+        return None
+
+
+def accepted_faults(operation) -> list[str]:
+    """The faults an operation accepts: its X-Sandbox-Fault parameter's enum."""
+    for param in operation.parameters:
+        if param.name.lower() == FAULT_HEADER.lower():
+            return list(param.schema.get("enum", []))
+    return []
+
+
+def magic_fault(operation, params: dict, body) -> str | None:
+    """A documented magic value in the request (a field or parameter that always triggers a fault)."""
+    for magic in operation.extensions.get("x-sandbox-magic-values", ()):
+        source = body if magic["in"] == "body" else params
+        if isinstance(source, dict) and source.get(magic["name"]) == magic["value"]:
+            return magic["fault"]
+    return None
+
+
+def drop_connection(environ, reset: bool) -> bool:
+    """Close the client's socket under the server's feet; False when there is no socket (in-process calls)."""
+    sock = environ.get("gunicorn.socket") or environ.get("werkzeug.socket")
+    if not isinstance(sock, socket.socket):
+        return False
+    if reset:
+        # SO_LINGER with a zero timeout makes close() send RST instead of FIN.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    sock.close()
+    return True
+
+
+def wait(milliseconds: int) -> None:
+    if milliseconds > 0:
+        time.sleep(milliseconds / 1000)

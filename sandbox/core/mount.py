@@ -18,11 +18,12 @@ class Mount:
     name: str  # URL prefix, and the `vendor` of its credentials
     spec_file: str  # file name under specs/
     handlers: ModuleType  # one function per operationId, in snake_case
-    # The vendor's error for a status the core decides (400 validation, 404/405 routing, 500 crash).
-    error_for_status: Callable[[int, str, list[Problem]], SandboxError]
+    # The vendor's error for a status the core decides (400 validation, 404/405 routing, 429/500 faults, crash),
+    # called as (status, message, problems, headers=None).
+    error_for_status: Callable[..., SandboxError]
     # Checks the request's credentials for an operation; returns the caller (principal) or raises.
     authenticate: Callable | None = None
-    # Fills the store with the vendor's world: (store, faker, size, fixtures_dir) -> None.
+    # Fills the store with the vendor's world: (store, faker, size, fixtures, credential_suffix) -> None.
     seed: Callable | None = None
     # Demo credentials for GET /_sandbox/credentials: (store) -> list of dicts.
     credentials: Callable | None = None
@@ -30,3 +31,7 @@ class Mount:
     indexes: dict[str, list[str]] = field(default_factory=dict)
     # Request headers copied onto every response of this mount (fabric's x-fabric-request-id).
     echo_headers: tuple[str, ...] = ()
+    # Does this world know the credentials the request carries? Picks the workspace a request acts on.
+    knows: Callable | None = None
+    # The vendor's own faults (beyond core.faults.GENERIC_FAULTS): name -> what it does.
+    faults: dict[str, str] = field(default_factory=dict)

@@ -17,6 +17,7 @@ from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from .errors import Problem, SandboxError
+from .faults import DELAY_HEADER, FAULT_HEADER, GENERIC_FAULTS, RETRY_AFTER_SECONDS, drop_connection, magic_fault, wait
 from .mount import Mount
 from .spec import Operation, Spec
 from .validation import validate_request
@@ -36,12 +37,14 @@ class Call:
     params: dict
     body: object
     principal: object
-    sandbox: object  # the running Sandbox (store, settings)
+    sandbox: object  # the running Sandbox (settings, specs, every world)
+    world: object  # the world this request acts on (the default one, or a workspace)
+    fault: str | None = None  # a vendor-specific fault to strike where the vendor's documents place it
     headers: dict = field(default_factory=dict)  # response headers the handler wants to add
 
     @property
     def store(self):
-        return self.sandbox.store
+        return self.world.store
 
     @property
     def settings(self):
@@ -49,7 +52,7 @@ class Call:
 
     @property
     def ids(self):
-        return self.sandbox.ids
+        return self.world.ids
 
 
 def snake_case(operation_id: str) -> str:
@@ -99,14 +102,24 @@ def _make_view(mount_: Mount, operation: Operation, handler):
 
 def _view(mount_: Mount, operation: Operation, handler, path_args: dict) -> Response:
     sandbox = current_app.extensions["sandbox"]
-    g.operation = operation.operation_id
+    world = sandbox.world_for(mount_, request)
+    g.world, g.operation = world, operation.operation_id
     principal = None
     if operation.secured and mount_.authenticate is not None:
-        principal = mount_.authenticate(sandbox, request, operation)
+        principal = mount_.authenticate(world, request, operation)
     params, body, problems = validate_request(operation, request, path_args)
     if problems:
         raise mount_.error_for_status(400, _summary(problems), problems)
-    call = Call(operation, params, body, principal, sandbox)
+    fault = _fault(world, mount_, operation, params, body)
+    if fault in GENERIC_FAULTS:
+        g.rule = f"fault:{fault}"
+        answer = _generic_fault(mount_, fault)
+        if answer is not None:
+            return answer
+        fault = None
+    elif fault is not None:
+        g.rule = f"fault:{fault}"
+    call = Call(operation, params, body, principal, sandbox, world, fault)
     result = handler(call)
     if isinstance(result, Response):  # non-JSON answers (a spec as YAML) are built by the handler
         return result
@@ -116,6 +129,34 @@ def _view(mount_: Mount, operation: Operation, handler, path_args: dict) -> Resp
     response = json_response(payload, status)
     response.headers.update(call.headers)
     return response
+
+
+def _fault(world, mount_: Mount, operation: Operation, params: dict, body) -> str | None:
+    """Header first, then a magic value, then the world's rules; any delay asked for is waited out here."""
+    fault = params.get(FAULT_HEADER) or magic_fault(operation, params, body)
+    delay = params.get(DELAY_HEADER, 0)
+    if fault is None:
+        rule = world.faults.pick(mount_.name, operation.operation_id)
+        if rule is not None:
+            fault, delay = rule.fault, delay + rule.latency_ms
+    wait(delay)
+    return fault
+
+
+def _generic_fault(mount_: Mount, fault: str) -> Response | None:
+    """Carry out a fault any vendor can have; None when the request should then be answered normally."""
+    if fault == "latency":
+        return None
+    if fault == "rate-limit":
+        raise mount_.error_for_status(429, f"Too many requests (injected fault); retry after {RETRY_AFTER_SECONDS} s",
+                                      [], headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    if fault == "server-error":
+        raise mount_.error_for_status(500, "Unexpected server error (injected fault); nothing was written", [])
+    if fault == "malformed-body":
+        return Response('{"truncated": tru', status=200, mimetype="application/json")
+    # connection-reset / empty-response: over HTTP the client sees the connection drop; in-process, an empty 502.
+    drop_connection(request.environ, reset=fault == "connection-reset")
+    return Response(b"", status=502)
 
 
 def _summary(problems: list[Problem]) -> str:
@@ -150,7 +191,7 @@ def install_error_handlers(app: Flask) -> None:
 
 def _echo_headers(response: Response) -> Response:
     """Copy the headers a vendor echoes, on every answer of that vendor, errors included."""
-    mount_ = _mount_for_path(request.path)
+    mount_ = mount_for_path(request.path)
     if mount_ is not None:
         for name in mount_.echo_headers:
             if name in request.headers:
@@ -158,7 +199,7 @@ def _echo_headers(response: Response) -> Response:
     return response
 
 
-def _mount_for_path(path: str) -> Mount | None:
+def mount_for_path(path: str) -> Mount | None:
     matches = [(p, m) for p, m in current_app.extensions["sandbox_mounts"] if path == p or path.startswith(p + "/")]
     return max(matches, key=lambda pm: len(pm[0]))[1] if matches else None
 
@@ -170,14 +211,14 @@ def _render(error: SandboxError) -> Response:
 def _render_sandbox_error(error: SandboxError) -> Response:
     if isinstance(error, ResponseContractError):
         log.error("response contract violation: %s", error.message)
-        mount_ = _mount_for_path(request.path)
+        mount_ = mount_for_path(request.path)
         return _render(mount_.error_for_status(500, error.message, []))
     g.rule = error.rule
     return _render(error)
 
 
 def _render_http_exception(exc: HTTPException) -> Response:
-    mount_ = _mount_for_path(request.path)
+    mount_ = mount_for_path(request.path)
     if mount_ is None:
         return json_response({"error": {"code": exc.code, "message": exc.description}}, exc.code)
     if exc.code == 404:
@@ -196,7 +237,7 @@ def _render_http_exception(exc: HTTPException) -> Response:
 
 def _render_crash(exc: Exception) -> Response:
     log.exception("unexpected failure on %s %s", request.method, request.path)
-    mount_ = _mount_for_path(request.path)
+    mount_ = mount_for_path(request.path)
     message = "Unexpected sandbox error; the details are in the server log"
     if mount_ is None:
         return json_response({"error": {"code": 500, "message": message}}, 500)

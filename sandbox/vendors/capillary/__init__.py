@@ -2,7 +2,7 @@
 from sandbox.core.mount import Mount
 
 from . import handlers
-from .auth import authenticate
+from .auth import authenticate, knows
 from .errors import error_for_status
 from .records import INDEXES
 from .seed import credentials, seed
@@ -16,4 +16,7 @@ vendor = Mount(
     seed=seed,
     credentials=credentials,
     indexes=INDEXES,
+    knows=knows,
+    faults={"redemption-update-failed": "750 \"Redemption update failed : {0}.\" on updateRedemption, after the "
+                                        "lookups, before the write; nothing written."},
 )

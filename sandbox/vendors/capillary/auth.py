@@ -27,10 +27,10 @@ class Till:
     org_id: int
 
 
-def authenticate(sandbox, request, operation) -> Till:
+def authenticate(world, request, operation) -> Till:
     token = request.headers.get(OAUTH_HEADER)
     if token:
-        return _till(sandbox, _username_for_token(sandbox, token))
+        return _till(world, _username_for_token(world, token))
     malformed = Unauthorized(f"{_FAILED} Malformed header: expected Basic base64(till:md5(password)).")
     try:
         encoded = credentials(request, "Basic")
@@ -41,18 +41,18 @@ def authenticate(sandbox, request, operation) -> Till:
         raise malformed from None
     if not sep:
         raise malformed
-    record = sandbox.store.get(TILLS, username)
+    record = world.store.get(TILLS, username)
     if record is None:
         raise Unauthorized(f"{_FAILED} Unknown till {username}.")
     if secret == record["plainPassword"]:
         raise Unauthorized(f"{_FAILED} The password must be sent as md5(password), not as it is.")
     if secret.lower() != record["passwordMd5"]:
         raise Unauthorized(_FAILED)
-    return _till(sandbox, username)
+    return _till(world, username)
 
 
-def _username_for_token(sandbox, token: str) -> str:
-    record = sandbox.store.get(OAUTH_TOKENS, token)
+def _username_for_token(world, token: str) -> str:
+    record = world.store.get(OAUTH_TOKENS, token)
     if record is None:
         raise Unauthorized(f"{_FAILED} Unknown OAuth token; generate one with POST /v3/oauth/token/generate.")
     if record["expiresAt"] <= time.time():
@@ -60,6 +60,17 @@ def _username_for_token(sandbox, token: str) -> str:
     return record["username"]
 
 
-def _till(sandbox, username: str) -> Till:
-    record = sandbox.store.get(TILLS, username)
+def _till(world, username: str) -> Till:
+    record = world.store.get(TILLS, username)
     return Till(username, record["tillId"], record["tillName"], record["orgId"])
+
+
+def knows(store, request) -> bool:
+    token = request.headers.get(OAUTH_HEADER)
+    if token:
+        return store.get(OAUTH_TOKENS, token) is not None
+    try:
+        username = base64.b64decode(credentials(request, "Basic"), validate=True).decode("utf-8").partition(":")[0]
+    except (MissingCredentials, MalformedCredentials, binascii.Error, UnicodeDecodeError):
+        return False
+    return store.get(TILLS, username) is not None

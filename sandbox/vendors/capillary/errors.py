@@ -74,6 +74,13 @@ class Conflict(CapillaryError):
     status = 409
 
 
+class TooManyRequests(CapillaryError):
+    """Capillary's docs: "Demo and testing clusters: 1000 requests per minute per API key"."""
+
+    status = 429
+    code = 429
+
+
 class ServerError(CapillaryError):
     status = 500
     code = 500
@@ -99,8 +106,8 @@ def entity_type_not_supported(entity_type: str) -> Conflict:
                     "use CUSTOMER", code=1212)
 
 
-_BY_STATUS = {e.status: e for e in (BadRequest, Unauthorized, NotFound, MethodNotAllowed, Conflict)}
+_BY_STATUS = {e.status: e for e in (BadRequest, Unauthorized, NotFound, MethodNotAllowed, Conflict, TooManyRequests)}
 
 
-def error_for_status(status: int, message: str, problems: list[Problem]) -> CapillaryError:
-    return _BY_STATUS.get(status, ServerError)(message, problems)
+def error_for_status(status: int, message: str, problems: list[Problem], headers=None) -> CapillaryError:
+    return _BY_STATUS.get(status, ServerError)(message, problems, headers)

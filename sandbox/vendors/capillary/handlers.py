@@ -16,7 +16,7 @@ def _customer_ids(customer: dict) -> dict:
 
 
 def update_redeem_points(call):
-    return redemption_json(_points(call).update(call.body))
+    return redemption_json(_points(call).update(call.body, call.fault))
 
 
 def redeem_points(call):

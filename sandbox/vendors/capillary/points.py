@@ -99,7 +99,7 @@ class Points:
                 "points": points, "balance": customer["points"]})
         return redemption
 
-    def update(self, body: dict) -> dict:
+    def update(self, body: dict, fault: str | None = None) -> dict:
         entity = body["entity"]
         if entity["type"] != "CUSTOMER":
             raise entity_type_not_supported(entity["type"])
@@ -120,6 +120,8 @@ class Points:
                 if name not in configured:
                     raise redemption_update_failed(
                         f"custom field {name} is not configured for this org (configured: {', '.join(configured)})")
+            if fault == "redemption-update-failed":
+                raise redemption_update_failed("the points engine did not accept the change (injected fault)")
             # Only the requested fields change; purpose is stored as redemptionPurpose.
             if "billId" in body:
                 redemption["billId"] = body["billId"]

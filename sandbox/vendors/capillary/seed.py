@@ -14,7 +14,12 @@ _START = datetime(2024, 1, 1, tzinfo=timezone.utc)
 _END = datetime(2026, 6, 30, tzinfo=timezone.utc)
 
 
-def seed(store, fake, size: int, fixtures: dict) -> None:
+def seed(store, fake, size: int, fixtures: dict, suffix: str = "") -> None:
+    # A workspace's tills and OAuth clients differ from the default world's.
+    for till in fixtures["tills"]:
+        till["username"] += suffix
+    for client in fixtures["oauth_clients"]:
+        client.update(key=client["key"] + suffix, username=client["username"] + suffix)
     for collection, key, records in (
         (ORGS, "orgId", fixtures["orgs"]),
         (TILLS, "username", fixtures["tills"]),

@@ -2,7 +2,7 @@
 from sandbox.core.mount import Mount
 
 from . import handlers
-from .auth import authenticate
+from .auth import authenticate, knows
 from .errors import error_for_status
 from .records import INDEXES
 from .seed import credentials, seed
@@ -17,4 +17,5 @@ vendor = Mount(
     credentials=credentials,
     indexes=INDEXES,
     echo_headers=("x-fabric-request-id",),
+    knows=knows,
 )

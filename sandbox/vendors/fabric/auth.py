@@ -21,17 +21,24 @@ class Caller:
     tenant_id: str
 
 
-def authenticate(sandbox, request, operation) -> Caller:
+def authenticate(world, request, operation) -> Caller:
     try:
         token = credentials(request, "Bearer")
     except MissingCredentials:
         raise Unauthorized("Missing bearer token: send Authorization: Bearer <token>") from None
     except MalformedCredentials:
         raise Unauthorized("Malformed Authorization header: expected 'Bearer <token>'") from None
-    record = sandbox.store.get(TOKENS, token)
+    record = world.store.get(TOKENS, token)
     if record is None:
         raise Unauthorized("Unknown bearer token (demo tokens: GET /_sandbox/credentials)")
     tenant = request.headers.get(TENANT_HEADER, "")
     if len(tenant) == 24 and tenant != record["tenantId"]:
         raise Forbidden(f"This token belongs to another tenant; send its own {TENANT_HEADER}")
     return Caller(token, record["tenantId"])
+
+
+def knows(store, request) -> bool:
+    try:
+        return store.get(TOKENS, credentials(request, "Bearer")) is not None
+    except (MissingCredentials, MalformedCredentials):
+        return False

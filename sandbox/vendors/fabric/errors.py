@@ -75,14 +75,20 @@ class Conflict(FabricError):
     error_code = "CONFLICT"
 
 
+class TooManyRequests(FabricError):
+    status = 429
+    error_code = "TOO_MANY_REQUESTS"
+
+
 class ServiceError(FabricError):
     status = 500
     kind = "SERVER_ERROR"
     message = "Unexpected error in the offers service; the sandbox logged the details"
 
 
-_BY_STATUS = {e.status: e for e in (InvalidRequest, Unauthorized, Forbidden, NotFound, MethodNotAllowed, Conflict)}
+_BY_STATUS = {e.status: e for e in (InvalidRequest, Unauthorized, Forbidden, NotFound, MethodNotAllowed, Conflict,
+                                    TooManyRequests)}
 
 
-def error_for_status(status: int, message: str, problems: list[Problem]) -> FabricError:
-    return _BY_STATUS.get(status, ServiceError)(message, problems)
+def error_for_status(status: int, message: str, problems: list[Problem], headers=None) -> FabricError:
+    return _BY_STATUS.get(status, ServiceError)(message, problems, headers)

@@ -15,7 +15,9 @@ _START = datetime(2024, 1, 1, tzinfo=timezone.utc)
 _END = datetime(2026, 6, 30, tzinfo=timezone.utc)
 
 
-def seed(store, fake, size: int, fixtures: dict) -> None:
+def seed(store, fake, size: int, fixtures: dict, suffix: str = "") -> None:
+    for token in fixtures["tokens"]:
+        token["token"] += suffix  # a workspace's tokens differ from the default world's
     for collection, key, records in (
         (TENANTS, "id", fixtures["tenants"]),
         (TOKENS, "token", fixtures["tokens"]),

@@ -2,7 +2,7 @@
 from sandbox.core.mount import Mount
 
 from . import handlers
-from .auth import authenticate
+from .auth import authenticate, knows
 from .errors import error_for_status
 from .records import INDEXES
 from .seed import credentials, seed
@@ -16,4 +16,11 @@ vendor = Mount(
     seed=seed,
     credentials=credentials,
     indexes=INDEXES,
+    knows=knows,
+    faults={
+        "store-unavailable": "502: the upstream store service is unreachable (seed 000); strikes when the update is "
+                             "published, after 404 and 409; nothing written.",
+        "publisher-timeout": "502 after waiting the publisher timeout (seed 000); strikes when the update is "
+                             "published; nothing written.",
+    },
 )

@@ -26,14 +26,14 @@ class Caller:
         return self.key[:4] + "…"
 
 
-def authenticate(sandbox, request, operation) -> Caller:
+def authenticate(world, request, operation) -> Caller:
     try:
         token = credentials(request, "Bearer")
     except MissingCredentials:
         raise Unauthorized("Missing API key: send Authorization: Bearer <apiKey>") from None
     except MalformedCredentials:
         raise Unauthorized("Malformed Authorization header: expected 'Bearer <apiKey>'") from None
-    record = sandbox.store.get(API_KEYS, token)
+    record = world.store.get(API_KEYS, token)
     if record is None:
         raise Unauthorized("Invalid API key: it is not known to this sandbox (see GET /_sandbox/credentials)")
     if not record.get("active", True):
@@ -44,3 +44,10 @@ def authenticate(sandbox, request, operation) -> Caller:
     if needed and needed not in record["permissions"]:
         raise Forbidden(f"This API key lacks the {needed} permission; grant it to the key or use another key")
     return Caller(token, record["communityID"], tuple(record["permissions"]))
+
+
+def knows(store, request) -> bool:
+    try:
+        return store.get(API_KEYS, credentials(request, "Bearer")) is not None
+    except (MissingCredentials, MalformedCredentials):
+        return False

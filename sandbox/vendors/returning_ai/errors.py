@@ -43,6 +43,12 @@ class Conflict(ReturningAIError):
     status = 409
 
 
+class TooManyRequests(ReturningAIError):
+    """"Standard API rate limits apply" (seed 000): reproduced on demand, with Retry-After."""
+
+    status = 429
+
+
 class ServiceError(ReturningAIError):
     status = 500
     message = "Unexpected Returning.AI service error"
@@ -58,8 +64,9 @@ class PublisherTimeout(ReturningAIError):
     message = "The publisher timed out waiting for the store service; nothing was written, retry the request"
 
 
-_BY_STATUS = {e.status: e for e in (ValidationFailed, Unauthorized, Forbidden, NotFound, MethodNotAllowed, Conflict)}
+_BY_STATUS = {e.status: e for e in (ValidationFailed, Unauthorized, Forbidden, NotFound, MethodNotAllowed, Conflict,
+                                    TooManyRequests)}
 
 
-def error_for_status(status: int, message: str, problems: list[Problem]) -> ReturningAIError:
-    return _BY_STATUS.get(status, ServiceError)(message, problems)
+def error_for_status(status: int, message: str, problems: list[Problem], headers=None) -> ReturningAIError:
+    return _BY_STATUS.get(status, ServiceError)(message, problems, headers)

@@ -1,6 +1,4 @@
 """HTTP handlers, one per operationId of specs/returning-ai.yaml. They translate; the backends decide."""
-from sandbox.core.faults import requested_fault
-
 from .purchase_histories import PurchaseHistories, PurchaseHistoryChanges, purchase_history_json
 from .redemptions import Redemptions, history_json, member_json, paginate, status_json
 
@@ -20,7 +18,7 @@ def update_purchase_history(call):
         call.principal.community_id,
         call.params["purchaseHistoryID"],
         PurchaseHistoryChanges.from_body(call.body),
-        requested_fault(call.params),
+        call.fault,
     )
     return {
         "meta": {"status": "success", "statusCode": 200},

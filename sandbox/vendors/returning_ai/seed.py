@@ -16,7 +16,9 @@ _START = datetime(2025, 1, 1, tzinfo=timezone.utc)
 _END = datetime(2026, 6, 30, tzinfo=timezone.utc)
 
 
-def seed(store, fake, size: int, fixtures: dict) -> None:
+def seed(store, fake, size: int, fixtures: dict, suffix: str = "") -> None:
+    for api_key in fixtures["api_keys"]:
+        api_key["key"] += suffix  # a workspace's keys differ from the default world's
     for collection, key, records in (
         (COMMUNITIES, "_id", fixtures["communities"]),
         (USERS, "_id", fixtures["users"]),
@@ -32,7 +34,7 @@ def seed(store, fake, size: int, fixtures: dict) -> None:
         _put_order(store, dict(order))
         delivered = next(s for s in store.find(STATUSES, communityID=order["communityID"]) if s["name"] == "Delivered")
         _put_transaction(store, order, coins=800, status=delivered)
-    _generate(store, fake, size)
+    _generate(store, fake, size, suffix)
 
 
 def _put_order(store, order: dict) -> None:
@@ -68,12 +70,12 @@ def _moment(fake) -> str:
     return iso_millis(fake.date_time_between_dates(_START, _END, tzinfo=timezone.utc))
 
 
-def _generate(store, fake, size: int) -> None:
+def _generate(store, fake, size: int, suffix: str) -> None:
     communities, statuses = [], {}
     for _ in range(max(1, size // 100)):
         community = {"_id": _object_id(fake), "name": f"{fake.company()} Rewards"}
         store.put(COMMUNITIES, community["_id"], community)
-        key = {"key": f"rai_{fake.hexify('^' * 32)}", "communityID": community["_id"],
+        key = {"key": f"rai_{fake.hexify('^' * 32)}{suffix}", "communityID": community["_id"],
                "permissions": ["purchase-history", "updateRedemptionTransactionStatus", "createRedemptionStatus",
                                "readRedemptions"],
                "purpose": f"Generated key of {community['name']}.", "generated": True}
