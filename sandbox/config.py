@@ -19,6 +19,10 @@ class Settings:
     workspace_ttl: float = 3600.0
     # When set, the control API answers only requests that send it as X-Sandbox-Admin-Token.
     admin_token: str | None = None
+    # Without an admin token, the control API is served only while this is true (run.py: bound to loopback).
+    control_open: bool = True
+    # Demo scenarios (YAML files) that POST /_sandbox/scenarios/<name> loads.
+    scenarios_dir: Path = field(default_factory=lambda: ROOT / "scenarios")
     # How long a Capillary OAuth token lives.
     oauth_token_ttl: int = 300
     # Check every response against the spec and answer 500 when the sandbox would break its own contract.

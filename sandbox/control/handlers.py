@@ -1,10 +1,13 @@
-"""Handlers of specs/sandbox.yaml, the sandbox's own control API."""
+"""Handlers of specs/sandbox.yaml, the sandbox's own control API. `call.world` is the world acted on."""
 import yaml
 from flask import Response, request
 
 from sandbox.core.events import read_events
+from sandbox.core.faults import GENERIC_FAULTS, accepted_faults
 
 from .errors import NotFound
+from .scenarios import load_scenario as apply_scenario
+from .scenarios import scenarios
 
 
 def get_health(call):
@@ -26,6 +29,7 @@ def list_events(call):
     return {"events": read_events(call.store)}
 
 
+# -- state -------------------------------------------------------------------------------------------------
 def list_collections(call):
     return {"collections": call.store.collections()}
 
@@ -42,6 +46,130 @@ def read_collection(call):
     return {"collection": name, "records": records}
 
 
+def export_state(call):
+    return {"seed": call.world.seed, "size": call.world.size, **call.store.dump()}
+
+
+def import_state(call):
+    body = call.body
+    call.store.load({"collections": body["collections"], "logs": body["logs"]})
+    call.world.seed, call.world.size = body["seed"], body["size"]
+    return {"status": "imported", "collections": len(body["collections"])}
+
+
+# -- faults ------------------------------------------------------------------------------------------------
+def list_fault_rules(call):
+    return {"rules": [rule.to_json() for rule in call.world.faults.all()]}
+
+
+def create_fault_rule(call):
+    body = call.body
+    vendor, operation, fault = body["vendor"], body.get("operation", "*"), body["fault"]
+    spec = call.sandbox.specs[vendor]
+    operations = [op for op in spec.operations if operation in ("*", op.operation_id)]
+    if not operations:
+        raise NotFound(f"{vendor} has no operation {operation}; its operations: "
+                         f"{', '.join(op.operation_id for op in spec.operations)}")
+    refusing = [op.operation_id for op in operations if fault not in accepted_faults(op)]
+    if refusing:
+        raise NotFound(f"{', '.join(refusing)} does not accept the fault {fault}; "
+                         "GET /_sandbox/faults/catalogue lists what each operation accepts")
+    rule = call.world.faults.add(vendor=vendor, operation=operation, fault=fault,
+                                 probability=float(body.get("probability", 1)), count=body.get("count"),
+                                 latency_ms=body.get("latencyMs", 0), seed=body.get("seed", 0))
+    return 201, rule.to_json()
+
+
+def clear_fault_rules(call):
+    count = len(call.world.faults.all())
+    call.world.faults.clear()
+    return {"deleted": count}
+
+
+def delete_fault_rule(call):
+    rule_id = call.params["ruleId"]
+    if not call.world.faults.remove(rule_id):
+        raise NotFound(f"No fault rule {rule_id}; GET /_sandbox/faults lists them")
+    return {"id": rule_id, "deleted": True}
+
+
+def get_fault_catalogue(call):
+    vendors = []
+    for vendor in call.sandbox.vendors:
+        spec = call.sandbox.specs[vendor.name]
+        faults = [{"name": n, "description": d, "scope": "generic"} for n, d in GENERIC_FAULTS.items()]
+        faults += [{"name": n, "description": d, "scope": "vendor"} for n, d in vendor.faults.items()]
+        operations = [{"operationId": op.operation_id, "faults": accepted_faults(op),
+                       "magicValues": op.extensions.get("x-sandbox-magic-values", [])} for op in spec.operations]
+        vendors.append({"vendor": vendor.name, "faults": faults, "operations": operations})
+    return {"vendors": vendors}
+
+
+# -- journal -----------------------------------------------------------------------------------------------
+def _journal_filter(source: dict) -> dict:
+    return {k: source.get(k) for k in ("vendor", "operation", "status", "since")}
+
+
+def list_requests(call):
+    return {"requests": call.world.journal.entries(**_journal_filter(call.params))}
+
+
+def count_requests(call):
+    return {"count": len(call.world.journal.entries(**_journal_filter(call.params)))}
+
+
+def verify_requests(call):
+    body = call.body if isinstance(call.body, dict) else {}
+    count = len(call.world.journal.entries(**_journal_filter(body)))
+    expected = body.get("count")
+    at_least = body.get("atLeast")
+    verified = (expected is None or count == expected) and (at_least is None or count >= at_least)
+    return (200 if verified else 409), {"verified": verified, "count": count}
+
+
+def clear_requests(call):
+    count = len(call.world.journal.entries())
+    call.world.journal.clear()
+    return {"deleted": count}
+
+
+# -- workspaces --------------------------------------------------------------------------------------------
+def list_workspaces(call):
+    return {"workspaces": [{"id": w.id, "seed": w.seed, "size": w.size, "idleSeconds": round(w.idle_seconds(), 3)}
+                           for w in call.sandbox.workspaces()]}
+
+
+def create_workspace(call):
+    body = call.body if isinstance(call.body, dict) else {}
+    world = call.sandbox.create_workspace(seed=body.get("seed"), size=body.get("size"))
+    return 201, {"id": world.id, "seed": world.seed, "size": world.size,
+                 "expiresAfterIdleSeconds": call.settings.workspace_ttl, "credentials": world.credentials()}
+
+
+def delete_workspace(call):
+    workspace_id = call.params["workspaceId"]
+    if not call.sandbox.drop_workspace(workspace_id):
+        raise NotFound(f"No workspace {workspace_id}: it was deleted or expired")
+    return {"id": workspace_id, "deleted": True}
+
+
+# -- scenarios ---------------------------------------------------------------------------------------------
+def list_scenarios(call):
+    return {"scenarios": [{"name": name, "title": s["title"], "story": s["story"]}
+                          for name, s in scenarios(call.settings.scenarios_dir).items()]}
+
+
+def load_scenario(call):
+    name = call.params["name"]
+    found = scenarios(call.settings.scenarios_dir)
+    if name not in found:
+        raise NotFound(f"No scenario {name}; available: {', '.join(found)}")
+    rules = apply_scenario(call.world, found[name])
+    return {"name": name, "title": found[name]["title"], "story": found[name]["story"],
+            "faults": [rule.to_json() for rule in rules]}
+
+
+# -- specs -------------------------------------------------------------------------------------------------
 def _served_spec(call) -> dict:
     name = call.params["name"]
     spec = call.sandbox.specs.get(name)

@@ -101,6 +101,9 @@ def _make_view(mount_: Mount, operation: Operation, handler):
 
 
 def _view(mount_: Mount, operation: Operation, handler, path_args: dict) -> Response:
+    if "{" in operation.path and operation.method not in documented_methods(request.path):
+        # A literal path (/faults/catalogue) shadows a templated one (/faults/{ruleId}) for every method.
+        raise MethodNotAllowed(valid_methods=documented_methods(request.path))
     sandbox = current_app.extensions["sandbox"]
     world = sandbox.world_for(mount_, request)
     g.world, g.operation = world, operation.operation_id

@@ -92,6 +92,21 @@ class MemoryStore:
                 for field in fields:
                     fields[field] = {}
 
+    # -- snapshots -------------------------------------------------------------------------------------------
+    def dump(self) -> dict:
+        """Everything, as JSON-compatible data: {"collections": {name: {key: record}}, "logs": {name: [...]}}."""
+        with self._lock:
+            return copy.deepcopy({"collections": self._collections, "logs": self._logs})
+
+    def load(self, snapshot: dict) -> None:
+        """Replace everything with a dump(), indexes rebuilt."""
+        with self._lock:
+            self.clear()
+            for name, records in snapshot["collections"].items():
+                for key, record in records.items():
+                    self.put(name, key, record)
+            self._logs = copy.deepcopy(snapshot["logs"])
+
     # -- secondary indexes ---------------------------------------------------------------------------------
     def _candidate_keys(self, collection: str, criteria: dict) -> list[str] | None:
         indexed = self._indexes.get(collection, {})
