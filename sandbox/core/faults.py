@@ -46,7 +46,8 @@ class FaultRule:
     _dice: random.Random = field(default=None, repr=False)
 
     def __post_init__(self):
-        self._dice = random.Random(f"fault-rule:{self.seed}:{self.id}")
+        # The same rule with the same seed rolls the same dice, whenever it is created.
+        self._dice = random.Random(f"fault-rule:{self.seed}:{self.vendor}:{self.operation}:{self.fault}")
 
     def applies(self, vendor: str, operation: str) -> bool:
         return self.vendor == vendor and self.operation in ("*", operation) and self.count != 0

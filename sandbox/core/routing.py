@@ -216,7 +216,7 @@ def _render_sandbox_error(error: SandboxError) -> Response:
         log.error("response contract violation: %s", error.message)
         mount_ = mount_for_path(request.path)
         return _render(mount_.error_for_status(500, error.message, []))
-    g.rule = error.rule
+    g.setdefault("rule", error.rule)  # a fault that raised it keeps its own name
     return _render(error)
 
 

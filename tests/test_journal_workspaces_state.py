@@ -1,0 +1,216 @@
+"""Request journal, workspaces, state snapshots, protection and scenarios (issue 6)."""
+import concurrent.futures
+import copy
+
+import pytest
+
+from conftest import bearer
+from sandbox import Settings, create_app
+
+PATCH_URL = "/returning-ai/v1/purchase-histories/ORD202641612055614747"
+FABRIC = {"Authorization": "Bearer fabric-demo-token", "x-fabric-tenant-id": "61a5f0c2b3d4e5f6a7b8c9d0"}
+
+
+# -- journal ---------------------------------------------------------------------------------------------------
+def test_journal_records_vendor_requests_with_secrets_masked(client):
+    client.patch(PATCH_URL, json={"redemptionInstructions": "A"}, headers=bearer())
+    client.get("/fabric/v3/redemptions/nope", headers=FABRIC)
+    client.get("/_sandbox/health")  # control calls are not journaled
+    entries = client.get("/_sandbox/requests").get_json()["requests"]
+    assert [(e["vendor"], e["operation"], e["status"]) for e in entries] == [
+        ("returning-ai", "updatePurchaseHistory", 200), ("fabric", "getRedemption", 404)]
+    first = entries[0]
+    assert first["headers"]["Authorization"] == "Bearer XXX…" and "XXXXXX" not in str(first)
+    assert first["body"] == '{"redemptionInstructions": "A"}' and '"statusCode": 200' in first["response"]
+    assert first["rule"] == "ok" and entries[1]["rule"] == "NotFound" and first["durationMs"] >= 0
+
+
+def test_journal_filters_count_and_verify(client):
+    for _ in range(3):
+        client.get("/fabric/v3/redemptions?size=1", headers=FABRIC)
+    client.get("/fabric/v3/redemptions/nope", headers=FABRIC)
+    assert client.get("/_sandbox/requests/count?vendor=fabric").get_json() == {"count": 4}
+    assert client.get("/_sandbox/requests/count?operation=listRedemptions&status=200").get_json() == {"count": 3}
+    assert len(client.get("/_sandbox/requests?status=404").get_json()["requests"]) == 1
+    since = client.get("/_sandbox/requests").get_json()["requests"][-1]["time"]
+    assert client.get(f"/_sandbox/requests/count?since={since}").get_json()["count"] >= 1
+    r = client.post("/_sandbox/requests/verify", json={"operation": "listRedemptions", "count": 3})
+    assert r.status_code == 200 and r.get_json() == {"verified": True, "count": 3}
+    r = client.post("/_sandbox/requests/verify", json={"operation": "listRedemptions", "atLeast": 4})
+    assert r.status_code == 409 and r.get_json() == {"verified": False, "count": 3}
+
+
+def test_journal_records_the_fault_that_decided(client):
+    client.get("/fabric/v3/redemptions", headers={**FABRIC, "X-Sandbox-Fault": "server-error"})
+    assert client.get("/_sandbox/requests").get_json()["requests"][-1]["rule"] == "fault:server-error"
+
+
+def test_journal_is_bounded_and_clearable():
+    client = create_app(Settings(size=5, journal_size=5)).test_client()
+    for _ in range(8):
+        client.get("/fabric/v3/redemptions?size=1", headers=FABRIC)
+    entries = client.get("/_sandbox/requests").get_json()["requests"]
+    assert len(entries) == 5 and entries[0]["id"] == 4
+    assert client.delete("/_sandbox/requests").get_json() == {"deleted": 5}
+    assert client.get("/_sandbox/requests").get_json()["requests"] == []
+
+
+# -- workspaces ------------------------------------------------------------------------------------------------
+def _workspace(client, **body):
+    r = client.post("/_sandbox/workspaces", json=body)
+    assert r.status_code == 201
+    return r.get_json()
+
+
+def _header(workspace, vendor, fragment=""):
+    return next(c["headers"] for c in workspace["credentials"] if c["vendor"] == vendor and fragment in c["purpose"])
+
+
+def test_workspace_is_an_isolated_world_with_its_own_credentials(client, sandbox):
+    ws = _workspace(client, seed=7, size=10)
+    rai = _header(ws, "returning-ai", "placeholder")
+    assert rai["Authorization"] == f"Bearer XXXXXX.{ws['id']}"
+    r = client.patch(PATCH_URL, json={"voucherCode": "WS-ONLY-1", "voucherExpiryDate": "31/12/2026"}, headers=rai)
+    assert r.status_code == 200
+    # The default world did not change, and the workspace's change is visible only with its header.
+    assert sandbox.store.get("rai_vouchers", "507f1f77bcf86cd799439016")["code"] == "GOLD-2026-0001"
+    scoped = {"X-Sandbox-Workspace": ws["id"]}
+    voucher = client.get("/_sandbox/state/rai_vouchers?id=507f1f77bcf86cd799439016", headers=scoped).get_json()
+    assert voucher["records"][0]["code"] == "WS-ONLY-1"
+    assert [e["name"] for e in client.get("/_sandbox/events", headers=scoped).get_json()["events"]] == [
+        "update:purchase-history", "voucher:update"]
+    assert client.get("/_sandbox/events").get_json()["events"] == []
+    assert client.get("/_sandbox/requests/count", headers=scoped).get_json() == {"count": 1}
+    assert client.get("/_sandbox/requests/count").get_json() == {"count": 0}
+    assert client.get("/_sandbox/health", headers=scoped).get_json()["seed"] == 7
+    # The default world's key does not open the workspace, and vice versa.
+    assert client.patch(PATCH_URL, json={"redemptionInstructions": "A"}, headers=bearer()).status_code == 200
+    assert sandbox.store.get("rai_purchase_histories", "507f1f77bcf86cd799439012")["voucherCode"] == "GOLD-2026-0001"
+
+
+def test_workspace_credentials_for_every_vendor(client):
+    ws = _workspace(client, size=5)
+    assert client.get("/fabric/v3/redemptions/614b58924e92f6861ac9d43b", headers=_header(ws, "fabric", "demo tenant")).status_code == 200
+    cap = _header(ws, "capillary", "seed 004")
+    assert client.get("/capillary/v1.1/points/isredeemable?id=109943742&points=1", headers=cap).status_code == 200
+
+
+def test_workspace_faults_are_its_own(client):
+    ws = _workspace(client, size=5)
+    scoped = {"X-Sandbox-Workspace": ws["id"]}
+    client.post("/_sandbox/faults", json={"vendor": "fabric", "fault": "server-error"}, headers=scoped)
+    ws_fabric = _header(ws, "fabric", "demo tenant")
+    assert client.get("/fabric/v3/redemptions?size=1", headers=ws_fabric).status_code == 500
+    assert client.get("/fabric/v3/redemptions?size=1", headers=FABRIC).status_code == 200
+
+
+def test_workspace_delete_and_unknown(client):
+    ws = _workspace(client, size=5)
+    assert [w["id"] for w in client.get("/_sandbox/workspaces").get_json()["workspaces"]] == [ws["id"]]
+    assert client.delete(f"/_sandbox/workspaces/{ws['id']}").get_json() == {"id": ws["id"], "deleted": True}
+    assert client.delete(f"/_sandbox/workspaces/{ws['id']}").status_code == 404
+    assert client.get("/_sandbox/health", headers={"X-Sandbox-Workspace": ws["id"]}).status_code == 404
+    # Its credentials now mean nothing.
+    r = client.patch(PATCH_URL, json={"redemptionInstructions": "A"}, headers=bearer(f"XXXXXX.{ws['id']}"))
+    assert r.status_code == 401
+
+
+def test_idle_workspaces_expire(monkeypatch):
+    app = create_app(Settings(size=5, workspace_ttl=0.05))
+    client = app.test_client()
+    ws = _workspace(client, size=5)
+    sandbox = app.extensions["sandbox"]
+    sandbox._last_sweep -= 10  # let the next request sweep at once
+    import time
+    time.sleep(0.1)
+    client.get("/_sandbox/health")
+    assert client.get("/_sandbox/workspaces").get_json()["workspaces"] == []
+    assert ws["id"] not in sandbox.worlds
+
+
+def test_parallel_ci_jobs_in_workspaces_do_not_disturb_each_other(client):
+    """Concurrent jobs, each in its own workspace, run the same flow on the same records."""
+    workspaces = [_workspace(client, size=5) for _ in range(4)]
+
+    def job(ws):
+        rai = _header(ws, "returning-ai", "placeholder")
+        codes = []
+        for n in range(10):
+            code = f"JOB-{ws['id']}-{n}"
+            r = client.patch(PATCH_URL, json={"voucherCode": code, "voucherExpiryDate": "31/12/2026"}, headers=rai)
+            codes.append((r.status_code, r.get_json()["data"]["voucherCode"]))
+        return ws, codes
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(job, workspaces))
+    for ws, codes in results:
+        assert codes == [(200, f"JOB-{ws['id']}-{n}") for n in range(10)]
+        scoped = {"X-Sandbox-Workspace": ws["id"]}
+        final = client.get("/_sandbox/state/rai_vouchers?id=507f1f77bcf86cd799439016", headers=scoped).get_json()
+        assert final["records"][0]["code"] == f"JOB-{ws['id']}-9"
+        assert client.get("/_sandbox/requests/count", headers=scoped).get_json() == {"count": 10}
+
+
+# -- state -----------------------------------------------------------------------------------------------------
+def test_export_change_import_restores_exactly(client):
+    snapshot = client.get("/_sandbox/state/export").get_json()
+    client.patch(PATCH_URL, json={"voucherCode": "CHANGED", "voucherExpiryDate": "31/12/2026"}, headers=bearer())
+    client.put("/fabric/v3/redemptions/614b58924e92f6861ac9d43b", headers=FABRIC,
+               json={"promotionId": "614b58924e92f6861ac91234", "orderId": "X", "status": "INACTIVE"})
+    assert client.get("/_sandbox/state/export").get_json() != snapshot
+    r = client.post("/_sandbox/state/import", json=copy.deepcopy(snapshot))
+    assert r.status_code == 200 and r.get_json()["status"] == "imported"
+    assert client.get("/_sandbox/state/export").get_json() == snapshot
+    # And the restored world serves requests as before (indexes rebuilt).
+    r = client.patch(PATCH_URL, json={"voucherCode": "GOLD-TAKEN-0001", "voucherExpiryDate": "31/12/2026"},
+                     headers=bearer())
+    assert r.status_code == 409
+
+
+def test_state_collections_listed(client):
+    collections = client.get("/_sandbox/state").get_json()["collections"]
+    assert collections["rai_purchase_histories"] > 0 and collections["fab_redemptions"] > 0
+    assert client.get("/_sandbox/state/nope").status_code == 404
+
+
+# -- protection ------------------------------------------------------------------------------------------------
+def test_admin_token_required_when_set():
+    client = create_app(Settings(size=5, admin_token="s3cret")).test_client()
+    assert client.get("/_sandbox/health").status_code == 401
+    assert client.get("/_sandbox/health", headers={"X-Sandbox-Admin-Token": "wrong"}).status_code == 401
+    assert client.get("/_sandbox/health", headers={"X-Sandbox-Admin-Token": "s3cret"}).status_code == 200
+    # Vendor APIs are unaffected, and the token never reaches the journal.
+    client.get("/fabric/v3/redemptions?size=1", headers={**FABRIC, "X-Sandbox-Admin-Token": "s3cret"})
+    entries = client.get("/_sandbox/requests", headers={"X-Sandbox-Admin-Token": "s3cret"}).get_json()["requests"]
+    assert entries and "s3cret" not in str(entries)
+
+
+def test_control_api_off_beyond_loopback_without_token():
+    client = create_app(Settings(size=5, control_open=False)).test_client()
+    r = client.get("/_sandbox/health")
+    assert r.status_code == 403 and "--admin-token" in r.get_json()["error"]["message"]
+
+
+# -- scenarios -------------------------------------------------------------------------------------------------
+def test_scenarios_listed_and_loaded(client, sandbox):
+    names = {s["name"] for s in client.get("/_sandbox/scenarios").get_json()["scenarios"]}
+    assert names == {"voucher-typo-reissue", "fulfilment-refund", "store-outage", "capillary-late-bill",
+                     "fabric-order-cancel"}
+    r = client.post("/_sandbox/scenarios/store-outage")
+    assert r.status_code == 200 and r.get_json()["faults"][0]["fault"] == "store-unavailable"
+    statuses = {client.patch(PATCH_URL, json={"redemptionInstructions": "A"}, headers=bearer()).status_code
+                for _ in range(10)}
+    assert statuses == {200, 502}
+    assert client.post("/_sandbox/scenarios/nope").status_code == 404
+
+
+@pytest.mark.parametrize("name,check", [
+    ("voucher-typo-reissue", lambda s: s.get("rai_vouchers", "507f1f77bcf86cd799439016")["code"] == "G0LD-2O26-OOO1"),
+    ("fulfilment-refund", lambda s: s.get("rai_redemption_transactions", "686352a0b1c2d3e4f5a63831")["statusId"]
+     == "695e2f8b3358520a2ecf86e4"),
+    ("capillary-late-bill", lambda s: s.get("cap_redemptions", "LATEB1")["billId"] == -1),
+    ("fabric-order-cancel", lambda s: s.get("fab_redemptions", "614b58924e92f6861ac9d4ff")["status"] == "ACTIVE"),
+])
+def test_each_scenario_sets_up_its_story(client, sandbox, name, check):
+    assert client.post(f"/_sandbox/scenarios/{name}").status_code == 200
+    assert check(sandbox.store)
