@@ -7,10 +7,15 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import sys
+from pathlib import Path
+
+import yaml
 
 from sandbox import Settings, create_app
+from sandbox.control.scenarios import load_scenario, scenarios
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -31,6 +36,17 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="seconds a request with 'X-Sandbox-Fault: publisher-timeout' waits before its 502")
     parser.add_argument("--strict", action="store_true",
                         help="check every response against the spec; a response that breaks it becomes a 500")
+    parser.add_argument("--admin-token", default=os.environ.get("SANDBOX_ADMIN_TOKEN"),
+                        help="require this token (header X-Sandbox-Admin-Token) on the control API "
+                             "(env SANDBOX_ADMIN_TOKEN); without one the control API is served only on loopback")
+    parser.add_argument("--faults", type=Path, metavar="FILE",
+                        help="YAML list of fault rules to set at start-up, as POST /_sandbox/faults takes them")
+    parser.add_argument("--scenario", metavar="NAME",
+                        help="load a demo scenario from scenarios/ at start-up (GET /_sandbox/scenarios lists them)")
+    parser.add_argument("--workspace-ttl", type=float, default=Settings.workspace_ttl,
+                        help="seconds an unused workspace lives before it is dropped")
+    parser.add_argument("--journal-size", type=int, default=Settings.journal_size,
+                        help="requests kept in each world's journal")
     parser.add_argument("--threads", type=int, default=8, help="request threads of the server process")
     parser.add_argument("--dev", action="store_true",
                         help="use Flask's development server (auto-reload off) instead of gunicorn")
@@ -44,6 +60,7 @@ def banner(base: str, app) -> str:
         spec = sandbox.specs[vendor.spec_file.removesuffix(".yaml")]
         lines.append(f"  {vendor.name:<13} base URL {base}{spec.base_paths[0]}   spec {base}/_sandbox/specs/{spec.name}.yaml")
     lines.append(f"  credentials   {base}/_sandbox/credentials")
+    lines.append(f"  demo page     {base}/   API reference  {base}/docs/")
     lines.append(f"  reset         POST {base}/_sandbox/reset   events  {base}/_sandbox/events")
     return "\n".join(lines)
 
@@ -51,13 +68,41 @@ def banner(base: str, app) -> str:
 def main(argv=None) -> None:
     args = parse_args(argv)
     settings = Settings(seed=args.seed, size=args.size, publisher_timeout=args.publisher_timeout,
-                        strict_responses=args.strict)
+                        strict_responses=args.strict, admin_token=args.admin_token, workspace_ttl=args.workspace_ttl,
+                        journal_size=args.journal_size, control_open=_is_loopback(args.host))
     app = create_app(settings)
+    world = app.extensions["sandbox"].default
+    if args.scenario:
+        found = scenarios(settings.scenarios_dir)
+        if args.scenario not in found:
+            sys.exit(f"No scenario {args.scenario}; available: {', '.join(found)}")
+        load_scenario(world, found[args.scenario])
+    if args.faults:
+        for rule in yaml.safe_load(args.faults.read_text(encoding="utf-8")) or []:
+            world.faults.add_rule(rule)
     print(banner(f"http://{args.host}:{args.port}", app), flush=True)
+    print(_control_notice(settings), flush=True)
     if args.dev:
         app.run(host=args.host, port=args.port, threaded=True)
         return
     serve(app, args)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _control_notice(settings: Settings) -> str:
+    if settings.admin_token:
+        return "  control API   requires the admin token (X-Sandbox-Admin-Token)"
+    if settings.control_open:
+        return "  control API   open: no admin token, and the sandbox listens on loopback only"
+    return "  control API   OFF: listening beyond loopback without --admin-token"
 
 
 def serve(app, args) -> None:

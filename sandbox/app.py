@@ -15,6 +15,7 @@ from .core.journal import journal_entry
 from .core.routing import install_error_handlers, mount, mount_for_path
 from .core.spec import load_spec
 from .core.world import DEFAULT, World
+from . import ui
 from .vendors import VENDORS
 
 WORKSPACE_HEADER = "X-Sandbox-Workspace"
@@ -106,6 +107,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["sandbox_paths"] = []
     for m in [*sandbox.vendors, control]:
         mount(app, m, sandbox.specs[m.spec_file.removesuffix(".yaml")], prefix="/" + m.name)
+    app.register_blueprint(ui.bp)
     install_error_handlers(app)
     app.before_request(_start_clock)
     app.after_request(_journal)

@@ -74,10 +74,7 @@ def create_fault_rule(call):
     if refusing:
         raise NotFound(f"{', '.join(refusing)} does not accept the fault {fault}; "
                          "GET /_sandbox/faults/catalogue lists what each operation accepts")
-    rule = call.world.faults.add(vendor=vendor, operation=operation, fault=fault,
-                                 probability=float(body.get("probability", 1)), count=body.get("count"),
-                                 latency_ms=body.get("latencyMs", 0), seed=body.get("seed", 0))
-    return 201, rule.to_json()
+    return 201, call.world.faults.add_rule(body).to_json()
 
 
 def clear_fault_rules(call):

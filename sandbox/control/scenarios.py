@@ -31,7 +31,4 @@ def load_scenario(world, scenario: dict) -> list:
                 raise ValueError(f"scenario changes {collection}/{key}, which does not exist")
             record.update(change.get("set", {}))
             world.store.put(collection, key, record)
-    return [world.faults.add(vendor=f["vendor"], fault=f["fault"], operation=f.get("operation", "*"),
-                             probability=float(f.get("probability", 1)), count=f.get("count"),
-                             latency_ms=f.get("latencyMs", 0), seed=f.get("seed", 0))
-            for f in scenario.get("faults", [])]
+    return [world.faults.add_rule(rule) for rule in scenario.get("faults", [])]

@@ -79,6 +79,12 @@ class FaultRules:
             self._rules.append(rule)
             return rule
 
+    def add_rule(self, spec: dict) -> FaultRule:
+        """A rule as POST /_sandbox/faults, scenarios and run.py --faults spell it (camelCase, defaults filled)."""
+        return self.add(vendor=spec["vendor"], fault=spec["fault"], operation=spec.get("operation", "*"),
+                        probability=float(spec.get("probability", 1)), count=spec.get("count"),
+                        latency_ms=spec.get("latencyMs", 0), seed=spec.get("seed", 0))
+
     def remove(self, rule_id: int) -> bool:
         with self._lock:
             kept = [r for r in self._rules if r.id != rule_id]

@@ -1,0 +1,30 @@
+"""Pages for people: the interactive API reference (/docs) and the trainers' live demo page (/).
+
+Everything is served from this machine (Swagger UI's files come from the flask-swagger-ui package): no CDN.
+"""
+import os
+
+import flask_swagger_ui
+from flask import Blueprint, current_app, render_template, send_from_directory
+
+bp = Blueprint("ui", __name__, template_folder="templates", static_folder="static", static_url_path="/ui-static")
+SWAGGER_DIST = os.path.join(os.path.dirname(flask_swagger_ui.__file__), "dist")
+
+
+@bp.get("/")
+def demo():
+    sandbox = current_app.extensions["sandbox"]
+    return render_template("demo.html", vendors=[v.name for v in sandbox.vendors])
+
+
+@bp.get("/docs/")
+@bp.get("/docs")
+def docs():
+    sandbox = current_app.extensions["sandbox"]
+    # The demo credentials of the default world, pre-filled in Swagger UI's Authorize dialog.
+    return render_template("docs.html", specs=sorted(sandbox.specs), credentials=sandbox.default.credentials())
+
+
+@bp.get("/docs/assets/<path:filename>")
+def docs_assets(filename):
+    return send_from_directory(SWAGGER_DIST, filename)

@@ -1,0 +1,40 @@
+"""run.py: options, start-up faults and scenarios, and the control API's protection beyond loopback."""
+import subprocess
+import sys
+from pathlib import Path
+
+import run
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_help_explains_every_option():
+    out = subprocess.run([sys.executable, "run.py", "--help"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    for option in ("--host", "--port", "--seed", "--size", "--publisher-timeout", "--strict", "--admin-token",
+                   "--faults", "--scenario", "--workspace-ttl", "--journal-size", "--threads", "--dev"):
+        assert option in out
+
+
+def test_loopback_detection_decides_the_control_api():
+    assert run._is_loopback("127.0.0.1") and run._is_loopback("localhost") and run._is_loopback("::1")
+    assert not run._is_loopback("0.0.0.0") and not run._is_loopback("10.1.2.3")
+
+
+def test_startup_faults_file_and_scenario(monkeypatch):
+    served = {}
+    monkeypatch.setattr(run, "serve", lambda app, args: served.update(app=app))
+    run.main(["--size", "5", "--faults", str(ROOT / "fixtures/faults/flaky-everything.yaml"),
+              "--scenario", "fulfilment-refund"])
+    world = served["app"].extensions["sandbox"].default
+    assert [r.fault for r in world.faults.all()] == ["latency", "publisher-timeout", "rate-limit",
+                                                    "redemption-update-failed"]
+    assert world.store.get("rai_redemption_transactions", "686352a0b1c2d3e4f5a63831")["statusId"] == \
+        "695e2f8b3358520a2ecf86e4"
+
+
+def test_beyond_loopback_without_token_turns_control_api_off(monkeypatch, capsys):
+    served = {}
+    monkeypatch.setattr(run, "serve", lambda app, args: served.update(app=app))
+    run.main(["--size", "5", "--host", "0.0.0.0"])
+    assert "control API   OFF" in capsys.readouterr().out
+    assert served["app"].test_client().get("/_sandbox/health").status_code == 403
