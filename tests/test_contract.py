@@ -114,3 +114,15 @@ class CapillaryStateful(capillary.as_state_machine()):
 
 TestCapillaryStateful = CapillaryStateful.TestCase
 TestCapillaryStateful.settings = TestReturningAIStateful.settings
+
+
+class ControlStateful(control.as_state_machine()):
+    def setup(self):
+        sandbox = app.extensions["sandbox"]
+        for workspace in sandbox.workspaces():
+            sandbox.drop_workspace(workspace.id)
+        sandbox.reset(seed=2026, size=40)
+
+
+TestControlStateful = ControlStateful.TestCase
+TestControlStateful.settings = TestReturningAIStateful.settings
