@@ -100,7 +100,7 @@ def test_demo_page_shows_credentials_faults_and_live_feed(base_url, browser, tmp
     (tmp_path / "demo.png").write_bytes(png)
     image = Image.open(io.BytesIO(png)).convert("RGB")
     assert image.size[0] >= 1200 and image.size[1] >= 800
-    assert len(set(image.resize((200, 150)).getdata())) > 50  # text, tables and buttons, not a blank page
+    assert len(image.resize((200, 150)).getcolors(maxcolors=30000) or []) > 50  # text, tables, buttons: not blank
 
 
 def test_docs_render_every_spec_offline(base_url, browser):
