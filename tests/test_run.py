@@ -3,7 +3,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import run
+from sandbox import cli as run
 
 ROOT = Path(__file__).parent.parent
 

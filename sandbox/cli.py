@@ -1,0 +1,140 @@
+"""The command line: serve the sandbox (the default), or run its contract-testing tools.
+
+    python run.py                       # http://127.0.0.1:8080 with the default seeded data
+    python run.py --seed 7 --size 500   # another world, larger
+    python run.py contract --spec returning-ai --base-url http://127.0.0.1:8080/returning-ai/v1
+
+Installed as a package, the same command is `redemption-sandbox`.
+"""
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import sys
+from pathlib import Path
+
+import yaml
+
+from . import Settings, create_app
+from .control.scenarios import load_scenario, scenarios
+
+TOOLS = ("contract",)  # subcommands; anything else is an option of the server
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="run.py",
+        epilog="Contract testing: run.py contract --help.",
+        description="Serve the Returning.AI, fabric and Capillary partner APIs from their OpenAPI specs, "
+        "with seeded data, documented errors and on-demand faults.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--host", default=os.environ.get("SANDBOX_HOST", "127.0.0.1"),
+                        help="address to listen on (env SANDBOX_HOST)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("SANDBOX_PORT", "8080")),
+                        help="port to listen on (env SANDBOX_PORT)")
+    parser.add_argument("--seed", type=int, default=Settings.seed,
+                        help="seed of the generated data: the same seed always gives the same data")
+    parser.add_argument("--size", type=int, default=Settings.size,
+                        help="how many records to generate per vendor (Returning.AI: purchase histories)")
+    parser.add_argument("--publisher-timeout", type=float, default=Settings.publisher_timeout,
+                        help="seconds a request with 'X-Sandbox-Fault: publisher-timeout' waits before its 502")
+    parser.add_argument("--strict", action="store_true",
+                        help="check every response against the spec; a response that breaks it becomes a 500")
+    parser.add_argument("--admin-token", default=os.environ.get("SANDBOX_ADMIN_TOKEN"),
+                        help="require this token (header X-Sandbox-Admin-Token) on the control API "
+                             "(env SANDBOX_ADMIN_TOKEN); without one the control API is served only on loopback")
+    parser.add_argument("--faults", type=Path, metavar="FILE",
+                        help="YAML list of fault rules to set at start-up, as POST /_sandbox/faults takes them")
+    parser.add_argument("--scenario", metavar="NAME",
+                        help="load a demo scenario from scenarios/ at start-up (GET /_sandbox/scenarios lists them)")
+    parser.add_argument("--workspace-ttl", type=float, default=Settings.workspace_ttl,
+                        help="seconds an unused workspace lives before it is dropped")
+    parser.add_argument("--journal-size", type=int, default=Settings.journal_size,
+                        help="requests kept in each world's journal")
+    parser.add_argument("--threads", type=int, default=8, help="request threads of the server process")
+    parser.add_argument("--dev", action="store_true",
+                        help="use Flask's development server (auto-reload off) instead of gunicorn")
+    return parser.parse_args(argv)
+
+
+def banner(base: str, app) -> str:
+    sandbox = app.extensions["sandbox"]
+    lines = [f"Redemption API sandbox listening on {base} (seed {sandbox.seed}, size {sandbox.size})"]
+    for vendor in sandbox.vendors:
+        spec = sandbox.specs[vendor.spec_file.removesuffix(".yaml")]
+        lines.append(f"  {vendor.name:<13} base URL {base}{spec.base_paths[0]}   spec {base}/_sandbox/specs/{spec.name}.yaml")
+    lines.append(f"  credentials   {base}/_sandbox/credentials")
+    lines.append(f"  demo page     {base}/   API reference  {base}/docs/")
+    lines.append(f"  reset         POST {base}/_sandbox/reset   events  {base}/_sandbox/events")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int | None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in TOOLS:
+        from . import contract
+        return contract.main(argv[1:])
+    args = parse_args(argv)
+    settings = Settings(seed=args.seed, size=args.size, publisher_timeout=args.publisher_timeout,
+                        strict_responses=args.strict, admin_token=args.admin_token, workspace_ttl=args.workspace_ttl,
+                        journal_size=args.journal_size, control_open=_is_loopback(args.host))
+    app = create_app(settings)
+    world = app.extensions["sandbox"].default
+    if args.scenario:
+        found = scenarios(settings.scenarios_dir)
+        if args.scenario not in found:
+            sys.exit(f"No scenario {args.scenario}; available: {', '.join(found)}")
+        load_scenario(world, found[args.scenario])
+    if args.faults:
+        for rule in yaml.safe_load(args.faults.read_text(encoding="utf-8")) or []:
+            world.faults.add_rule(rule)
+    print(banner(f"http://{args.host}:{args.port}", app), flush=True)
+    print(_control_notice(settings), flush=True)
+    if args.dev:
+        app.run(host=args.host, port=args.port, threaded=True)
+        return
+    serve(app, args)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _control_notice(settings: Settings) -> str:
+    if settings.admin_token:
+        return "  control API   requires the admin token (X-Sandbox-Admin-Token)"
+    if settings.control_open:
+        return "  control API   open: no admin token, and the sandbox listens on loopback only"
+    return "  control API   OFF: listening beyond loopback without --admin-token"
+
+
+def serve(app, args) -> None:
+    from gunicorn.app.base import BaseApplication
+
+    class Server(BaseApplication):
+        def load_config(self):
+            # One process: the in-memory store lives in it. Threads serve requests concurrently.
+            self.cfg.set("bind", f"{args.host}:{args.port}")
+            self.cfg.set("workers", 1)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("threads", args.threads)
+            self.cfg.set("accesslog", None)
+            # No HTML 414/431 from the server: long URLs and headers reach the spec's validation, which answers
+            # in the vendor's envelope (found by run.py contract).
+            self.cfg.set("limit_request_line", 0)
+            self.cfg.set("limit_request_field_size", 0)
+            self.cfg.set("loglevel", "warning")
+            # A publisher-timeout fault waits on purpose; do not let the worker be killed meanwhile.
+            self.cfg.set("timeout", max(30, int(args.publisher_timeout) + 30))
+
+        def load(self):
+            return app
+
+    Server().run()
