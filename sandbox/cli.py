@@ -24,8 +24,7 @@ TOOLS = ("contract",)  # subcommands; anything else is an option of the server
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="run.py",
-        epilog="Contract testing: run.py contract --help.",
+        epilog="Contract testing: add `contract --help`.",
         description="Serve the Returning.AI, fabric and Capillary partner APIs from their OpenAPI specs, "
         "with seeded data, documented errors and on-demand faults.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,

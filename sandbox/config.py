@@ -1,10 +1,20 @@
 """Settings of one sandbox instance. Every field can be set from run.py or by tests."""
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+
+def _data_root() -> Path:
+    """specs/, fixtures/ and scenarios/: beside the package in a checkout, under share/ when pip-installed."""
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "specs").is_dir():
+        return checkout
+    return Path(sys.prefix) / "share" / "redemption-sandbox"
+
+
+ROOT = _data_root()
 
 
 @dataclass

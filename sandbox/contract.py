@@ -15,14 +15,14 @@ from pathlib import Path
 
 import yaml
 
-from .config import Settings
+from .config import ROOT, Settings
 
-REPO_CONFIG = Path(__file__).resolve().parent.parent / "schemathesis.toml"
+REPO_CONFIG = ROOT / "schemathesis.toml"
 
 
 def parse_args(argv) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="run.py contract",
+        prog=f"{Path(sys.argv[0]).name} contract",
         description="Run a vendor's contract (its spec in specs/) against a server: the sandbox, a staging server or "
                     "a partner's own mock. Exit status 0 when clean, 1 on any failure.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,

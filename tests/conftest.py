@@ -2,6 +2,12 @@ import pytest
 
 from sandbox import Settings, create_app
 
+
+def pytest_configure(config):
+    # The fixture partners get from the installed package; in this checkout, load it directly.
+    if not config.pluginmanager.has_plugin("redemption_sandbox"):
+        config.pluginmanager.import_plugin("sandbox.pytest_plugin")
+
 DOC_COMMUNITY = "507f1f77bcf86cd799439013"
 DOC_ORDER = "ORD202641612055614747"
 DOC_ORDER_ID = "507f1f77bcf86cd799439012"
