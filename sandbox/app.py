@@ -15,7 +15,7 @@ from .core.journal import journal_entry
 from .core.routing import install_error_handlers, mount, mount_for_path
 from .core.spec import load_spec
 from .core.world import DEFAULT, World
-from . import ui
+from . import proxy, ui
 from .vendors import VENDORS
 
 WORKSPACE_HEADER = "X-Sandbox-Workspace"
@@ -108,6 +108,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     for m in [*sandbox.vendors, control]:
         mount(app, m, sandbox.specs[m.spec_file.removesuffix(".yaml")], prefix="/" + m.name)
     app.register_blueprint(ui.bp)
+    app.register_blueprint(proxy.bp)
     install_error_handlers(app)
     app.before_request(_start_clock)
     app.after_request(_journal)

@@ -19,7 +19,7 @@ import yaml
 from . import Settings, create_app
 from .control.scenarios import load_scenario, scenarios
 
-TOOLS = ("contract",)  # subcommands; anything else is an option of the server
+TOOLS = ("contract",)  # subcommands besides `proxy` (which serves); anything else is an option of the server
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -75,10 +75,14 @@ def main(argv=None) -> int | None:
     if argv and argv[0] in TOOLS:
         from . import contract
         return contract.main(argv[1:])
+    proxies = {}
+    if argv and argv[0] == "proxy":
+        proxy_args, argv = _proxy_args(argv[1:])
+        proxies = {proxy_args.spec: proxy_args.upstream}
     args = parse_args(argv)
     settings = Settings(seed=args.seed, size=args.size, publisher_timeout=args.publisher_timeout,
                         strict_responses=args.strict, admin_token=args.admin_token, workspace_ttl=args.workspace_ttl,
-                        journal_size=args.journal_size, control_open=_is_loopback(args.host))
+                        journal_size=args.journal_size, control_open=_is_loopback(args.host), proxies=proxies)
     app = create_app(settings)
     world = app.extensions["sandbox"].default
     if args.scenario:
@@ -90,11 +94,24 @@ def main(argv=None) -> int | None:
         for rule in yaml.safe_load(args.faults.read_text(encoding="utf-8")) or []:
             world.faults.add_rule(rule)
     print(banner(f"http://{args.host}:{args.port}", app), flush=True)
+    for spec, upstream in proxies.items():
+        print(f"  proxy         http://{args.host}:{args.port}/proxy/{spec}/... -> {upstream}   "
+              f"findings http://{args.host}:{args.port}/_sandbox/proxy/findings", flush=True)
     print(_control_notice(settings), flush=True)
     if args.dev:
         app.run(host=args.host, port=args.port, threaded=True)
         return
     serve(app, args)
+
+
+def _proxy_args(argv):
+    parser = argparse.ArgumentParser(
+        prog=f"{Path(sys.argv[0]).name} proxy",
+        description="Forward a partner's traffic to a real server through /proxy/<spec>/..., recording per exchange "
+                    "whether request and response conform to the spec. Other options are the server's (--port ...).")
+    parser.add_argument("--spec", required=True, choices=["returning-ai", "fabric", "capillary"])
+    parser.add_argument("--upstream", required=True, help="the real server's API base URL")
+    return parser.parse_known_args(argv)
 
 
 def _is_loopback(host: str) -> bool:

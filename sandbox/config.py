@@ -31,6 +31,8 @@ class Settings:
     admin_token: str | None = None
     # Without an admin token, the control API is served only while this is true (run.py: bound to loopback).
     control_open: bool = True
+    # Validation proxies (run.py proxy): spec name -> upstream base URL, served at /proxy/<spec>/...
+    proxies: dict[str, str] = field(default_factory=dict)
     # Demo scenarios (YAML files) that POST /_sandbox/scenarios/<name> loads.
     scenarios_dir: Path = field(default_factory=lambda: ROOT / "scenarios")
     # How long a Capillary OAuth token lives.

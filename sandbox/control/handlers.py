@@ -130,6 +130,15 @@ def clear_requests(call):
     return {"deleted": count}
 
 
+def list_proxy_findings(call):
+    entries = [e for e in call.sandbox.default.journal.entries() if e["vendor"].startswith("proxy:")]
+    wanted = call.params.get("spec")
+    return {"findings": [
+        {"time": e["time"], "spec": e["vendor"].removeprefix("proxy:"), "method": e["method"], "path": e["path"],
+         "operation": e["operation"], "status": e["status"], "conforms": not e["findings"], "problems": e["findings"]}
+        for e in entries if wanted is None or e["vendor"] == f"proxy:{wanted}"]}
+
+
 # -- workspaces --------------------------------------------------------------------------------------------
 def list_workspaces(call):
     return {"workspaces": [{"id": w.id, "seed": w.seed, "size": w.size, "idleSeconds": round(w.idle_seconds(), 3)}

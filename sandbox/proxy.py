@@ -1,0 +1,96 @@
+"""The validation proxy: forwards a partner's traffic to a real server and records whether each exchange conforms.
+
+Mounted at /proxy/<spec>/... when the sandbox is started with `run.py proxy --spec <vendor> --upstream <url>`.
+Each exchange is forwarded as it is (a non-conforming request still reaches the upstream) and lands in the
+journal under vendor `proxy:<spec>`, with what failed and where; `GET /_sandbox/proxy/findings` lists them.
+"""
+from __future__ import annotations
+
+import re
+import time
+import urllib.error
+import urllib.request
+
+from flask import Blueprint, Response, current_app, request
+
+from .core.clock import now_iso
+from .core.journal import journal_entry
+from .core.validation import validate_request
+
+bp = Blueprint("proxy", __name__)
+HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host", "content-length",
+              "proxy-authorization", "proxy-authenticate"}
+
+
+@bp.route("/proxy/<spec_name>/", defaults={"rest": ""}, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+@bp.route("/proxy/<spec_name>/<path:rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+def forward(spec_name: str, rest: str):
+    sandbox = current_app.extensions["sandbox"]
+    upstream = sandbox.settings.proxies.get(spec_name)
+    if upstream is None:
+        return Response(f"No proxy for {spec_name}; start with run.py proxy --spec {spec_name} --upstream <url>\n",
+                        status=404, mimetype="text/plain")
+    started = time.perf_counter()
+    spec = sandbox.specs[spec_name]
+    path = "/" + rest
+    operation, path_args = _operation(spec, request.method, path)
+    problems = []
+    if operation is None:
+        problems.append(f"request: {request.method} {path} is not an operation of {spec_name}")
+    else:
+        _, _, found = validate_request(operation, request, path_args)
+        problems += [f"request {p.location} {p.field or '(whole)'}: {p.message}" for p in found]
+    response = _send(upstream.rstrip("/") + path, request.query_string.decode())
+    if operation is not None:
+        problems += _response_problems(operation, response)
+    entry = journal_entry(request, response, f"proxy:{spec_name}", operation.operation_id if operation else None,
+                          "conforms" if not problems else "violations", (time.perf_counter() - started) * 1000,
+                          now_iso())
+    sandbox.default.journal.record({**entry, "findings": problems})
+    return response
+
+
+def _operation(spec, method: str, path: str):
+    for operation in spec.operations:
+        if operation.method != method:
+            continue
+        pattern = "^" + re.sub(r"\\{([^}]+)\\}", r"(?P<\1>[^/]+)", re.escape(operation.path)) + "$"
+        match = re.match(pattern, path)
+        if match:
+            return operation, match.groupdict()
+    return None, {}
+
+
+def _send(url: str, query: str) -> Response:
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+    outgoing = urllib.request.Request(url + (f"?{query}" if query else ""), data=request.get_data() or None,
+                                      headers=headers, method=request.method)
+    try:
+        with urllib.request.urlopen(outgoing, timeout=30) as upstream:
+            return _relay(upstream.status, upstream.headers, upstream.read())
+    except urllib.error.HTTPError as failed:
+        return _relay(failed.code, failed.headers, failed.read())
+    except (urllib.error.URLError, OSError) as unreachable:
+        return Response(f"Upstream unreachable: {unreachable}\n", status=502, mimetype="text/plain")
+
+
+def _relay(status: int, headers, body: bytes) -> Response:
+    kept = [(k, v) for k, v in headers.items() if k.lower() not in HOP_BY_HOP]
+    return Response(body, status=status, headers=kept)
+
+
+def _response_problems(operation, response: Response) -> list[str]:
+    status = response.status_code
+    if not operation.documents_status(status):
+        return [f"response: status {status} is not documented for {operation.operation_id}"]
+    validator = operation.response_validator(status)
+    if validator is None:
+        return []
+    if response.mimetype != "application/json":
+        return [f"response: Content-Type {response.mimetype or 'none'} where application/json is documented"]
+    try:
+        body = response.get_json(force=True)
+    except Exception:  # noqa: BLE001 - any parse failure is the finding itself
+        return ["response: the body is not valid JSON"]
+    return [f"response body {'.'.join(map(str, e.absolute_path)) or '(whole)'}: {e.message}"
+            for e in validator.iter_errors(body)]
