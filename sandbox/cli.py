@@ -19,7 +19,7 @@ import yaml
 from . import Settings, create_app
 from .control.scenarios import load_scenario, scenarios
 
-TOOLS = ("contract",)  # subcommands besides `proxy` (which serves); anything else is an option of the server
+TOOLS = ("contract", "compat")  # subcommands besides `proxy` (which serves); anything else is a server option
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -73,8 +73,8 @@ def banner(base: str, app) -> str:
 def main(argv=None) -> int | None:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in TOOLS:
-        from . import contract
-        return contract.main(argv[1:])
+        from . import compat, contract
+        return {"contract": contract, "compat": compat}[argv[0]].main(argv[1:])
     proxies = {}
     if argv and argv[0] == "proxy":
         proxy_args, argv = _proxy_args(argv[1:])
