@@ -31,3 +31,13 @@ def sandbox(app):
 
 def bearer(key: str = "XXXXXX") -> dict:
     return {"Authorization": f"Bearer {key}"}
+
+
+def assert_rai_error(response, status, *fragments):
+    """A Returning.AI error: the status, the envelope, and a message saying each fragment."""
+    assert response.status_code == status, response.get_json()
+    body = response.get_json()
+    assert body["meta"] == {"status": "error", "statusCode": status}
+    for fragment in fragments:
+        assert fragment in body["message"], body["message"]
+    return body

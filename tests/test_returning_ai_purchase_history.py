@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from conftest import DOC_COMMUNITY, DOC_ORDER, DOC_ORDER_ID, bearer
+from conftest import assert_rai_error as assert_error, DOC_COMMUNITY, DOC_ORDER, DOC_ORDER_ID, bearer
 
 INSTRUCTIONS = "Collect at the main counter between 10am and 6pm. Present your order ID and a valid photo ID."
 URL = "/returning-ai/v1/purchase-histories/{}"
@@ -19,13 +19,6 @@ def order(sandbox, ident=DOC_ORDER_ID):
     return sandbox.store.get("rai_purchase_histories", ident)
 
 
-def assert_error(response, status, *fragments):
-    assert response.status_code == status, response.get_json()
-    body = response.get_json()
-    assert body["meta"] == {"status": "error", "statusCode": status}
-    for fragment in fragments:
-        assert fragment in body["message"], body["message"]
-    return body
 
 
 # -- seed 000 curl example and seed 001 curl example, as printed ---------------------------------------------

@@ -1,7 +1,7 @@
 """Rewards & Redemptions (seed 002; vendors.md 4(b), 4(e)). One test per rule."""
 import pytest
 
-from conftest import DOC_COMMUNITY, bearer
+from conftest import assert_rai_error as assert_error, DOC_COMMUNITY, bearer
 
 PREFIX = "/returning-ai/v1"
 PUT_STATUS = PREFIX + "/redemption-transactions/status"
@@ -33,13 +33,6 @@ def history(client, tx=DOC_TX):
     return r.get_json()["data"]["history"]
 
 
-def assert_error(response, status, *fragments):
-    assert response.status_code == status, response.get_json()
-    body = response.get_json()
-    assert body["meta"] == {"status": "error", "statusCode": status}
-    for fragment in fragments:
-        assert fragment in body["message"], body["message"]
-    return body
 
 
 # -- the PUT, as documented ------------------------------------------------------------------------------------

@@ -73,6 +73,12 @@ class MemoryStore:
             records[key] = copy.deepcopy(record)
             self._index(collection, key, record)
 
+    def put_all(self, collection: str, key_field: str, records) -> None:
+        """Store each record under its own `key_field` (as text), as seeding does."""
+        with self._lock:
+            for record in records:
+                self.put(collection, str(record[key_field]), record)
+
     def delete(self, collection: str, key: str) -> bool:
         with self._lock:
             old = self._collections.get(collection, {}).pop(key, None)

@@ -27,8 +27,7 @@ def seed(store, fake, size: int, fixtures: dict, suffix: str = "") -> None:
         (CUSTOMERS, "customerId", fixtures["customers"]),
         (REDEMPTIONS, "redemptionId", fixtures["redemptions"]),
     ):
-        for record in records:
-            store.put(collection, str(record[key]), record)
+        store.put_all(collection, key, records)
     _generate(store, fake, size, fixtures)
 
 

@@ -25,8 +25,7 @@ def seed(store, fake, size: int, fixtures: dict, suffix: str = "") -> None:
         (COUPONS, "id", fixtures["coupons"]),
         (REDEMPTIONS, "id", fixtures["redemptions"]),
     ):
-        for record in records:
-            store.put(collection, record[key], record)
+        store.put_all(collection, key, records)
     _generate(store, fake, size, [t["id"] for t in fixtures["tenants"]])
 
 

@@ -28,8 +28,7 @@ def seed(store, fake, size: int, fixtures: dict, suffix: str = "") -> None:
         (STATUSES, "_id", fixtures["redemption_statuses"]),
         (TRANSACTIONS, "_id", fixtures["redemption_transactions"]),
     ):
-        for record in records:
-            store.put(collection, record[key], record)
+        store.put_all(collection, key, records)
     for order in fixtures["purchase_histories"]:
         _put_order(store, dict(order))
         delivered = next(s for s in store.find(STATUSES, communityID=order["communityID"]) if s["name"] == "Delivered")
