@@ -67,7 +67,7 @@ def mount(app: Flask, mount_: Mount, spec: Spec, prefix: str) -> None:
             app.add_url_rule(
                 base + operation.flask_rule,
                 endpoint=f"{mount_.name}:{operation.operation_id}:{i}",
-                view_func=_make_view(mount_, operation, handler),
+                view_func=_make_view(mount_, operation, handler, base + operation.path),
                 methods=[operation.method],
                 # Only what the spec documents: an undocumented OPTIONS must be a 405 like any other method.
                 provide_automatic_options=False,
@@ -79,10 +79,24 @@ class _PathTemplate:
     """A documented path and method, to say which methods a path allows (the `Allow` of a 405)."""
 
     def __init__(self, template: str, method: str):
+        self.template = template
         self.method = method
         self.regex = re.compile("^" + re.sub(r"\\{[^}]+\\}", "[^/]+", re.escape(template)) + "$")
         # /redemptions/batch is more specific than /redemptions/{redemptionId}: count literal segments.
         self.literal_segments = sum(1 for part in template.split("/") if part and not part.startswith("{"))
+
+
+def _can_be_shadowed(template: str) -> bool:
+    """Whether a more literal documented path (/faults/catalogue) can match the same URLs as this one
+    (/faults/{ruleId}); only such operations need the method check below."""
+    ours = template.split("/")
+    for other in current_app.extensions["sandbox_paths"]:
+        theirs = other.template.split("/")
+        if other.template != template and len(theirs) == len(ours) and other.literal_segments > sum(
+                1 for part in ours if part and not part.startswith("{")) and all(
+                a == b or a.startswith("{") for a, b in zip(ours, theirs)):
+            return True
+    return False
 
 
 def documented_methods(path: str) -> list[str]:
@@ -93,17 +107,21 @@ def documented_methods(path: str) -> list[str]:
     return sorted({t.method for t in matches if t.literal_segments == best})
 
 
-def _make_view(mount_: Mount, operation: Operation, handler):
+def _make_view(mount_: Mount, operation: Operation, handler, template: str):
+    shadowed = []  # decided at the first request, once every mount is known
+
     def view(**path_args):
+        if not shadowed:
+            shadowed.append(_can_be_shadowed(template))
+        if shadowed[0] and operation.method not in documented_methods(request.path):
+            # A literal path (/faults/catalogue) shadows a templated one (/faults/{ruleId}) for every method.
+            raise MethodNotAllowed(valid_methods=documented_methods(request.path))
         return _view(mount_, operation, handler, path_args)
 
     return view
 
 
 def _view(mount_: Mount, operation: Operation, handler, path_args: dict) -> Response:
-    if "{" in operation.path and operation.method not in documented_methods(request.path):
-        # A literal path (/faults/catalogue) shadows a templated one (/faults/{ruleId}) for every method.
-        raise MethodNotAllowed(valid_methods=documented_methods(request.path))
     sandbox = current_app.extensions["sandbox"]
     world = sandbox.world_for(mount_, request)
     g.world, g.operation = world, operation.operation_id
