@@ -37,6 +37,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="seed of the generated data: the same seed always gives the same data")
     parser.add_argument("--size", type=int, default=Settings.size,
                         help="how many records to generate per vendor (Returning.AI: purchase histories)")
+    parser.add_argument("--backend", choices=["memory", "sqlite"], default=os.environ.get("SANDBOX_BACKEND", "memory"),
+                        help="where state lives: memory (this process) or sqlite (env SANDBOX_BACKEND)")
+    parser.add_argument("--db", metavar="FILE",
+                        help="with --backend sqlite: the database file, kept across restarts (default: a temporary one)")
     parser.add_argument("--publisher-timeout", type=float, default=Settings.publisher_timeout,
                         help="seconds a request with 'X-Sandbox-Fault: publisher-timeout' waits before its 502")
     parser.add_argument("--strict", action="store_true",
@@ -80,7 +84,7 @@ def main(argv=None) -> int | None:
         proxy_args, argv = _proxy_args(argv[1:])
         proxies = {proxy_args.spec: proxy_args.upstream}
     args = parse_args(argv)
-    settings = Settings(seed=args.seed, size=args.size, publisher_timeout=args.publisher_timeout,
+    settings = Settings(backend=args.backend, db=args.db, seed=args.seed, size=args.size, publisher_timeout=args.publisher_timeout,
                         strict_responses=args.strict, admin_token=args.admin_token, workspace_ttl=args.workspace_ttl,
                         journal_size=args.journal_size, control_open=_is_loopback(args.host), proxies=proxies)
     app = create_app(settings)

@@ -1,6 +1,7 @@
 """Settings of one sandbox instance. Every field can be set from run.py or by tests."""
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,10 @@ ROOT = _data_root()
 
 @dataclass
 class Settings:
+    # Where state lives: "memory" (one process) or "sqlite" (shared by the processes of one machine).
+    backend: str = field(default_factory=lambda: os.environ.get("SANDBOX_BACKEND", "memory"))
+    # The SQLite file of the default world (kept across restarts); none: an in-memory database.
+    db: str | None = None
     seed: int = 2026
     size: int = 100  # generated records per vendor (Returning.AI: purchase histories)
     # How long a requested publisher timeout makes the client wait before its 502.

@@ -12,7 +12,7 @@ class IdGenerator:
         self._lock = threading.Lock()
         self.reseed(seed)
 
-    def reseed(self, seed: int) -> None:
+    def reseed(self, seed: int | str) -> None:
         with self._lock:
             # Distinct from the Faker streams that seeded the world, so new IDs never repeat seeded ones.
             self._random = random.Random(f"runtime-ids:{seed}")

@@ -17,6 +17,7 @@ from faker import Faker
 from .faults import FaultRules
 from .ids import IdGenerator
 from .journal import Journal
+from .sqlite_store import SQLiteStore
 from .store import MemoryStore
 
 DEFAULT = "default"
@@ -33,12 +34,21 @@ class World:
         indexes = {}
         for vendor in vendors:
             indexes.update(vendor.indexes)
-        self.store = MemoryStore(indexes)
+        if settings.backend == "sqlite":
+            # Only the default world keeps a file; workspaces are throwaway.
+            self.store = SQLiteStore(settings.db if world_id == DEFAULT else None, indexes)
+        else:
+            self.store = MemoryStore(indexes)
         self.ids = IdGenerator(seed)
         self.faults = FaultRules()
         self.journal = Journal(settings.journal_size)
         self.last_used = time.monotonic()
-        self.reset()
+        existing = self.store.collections()
+        if existing:
+            # A database file from an earlier run: keep its state; new IDs must not repeat the ones it holds.
+            self.ids.reseed(f"{seed}:resumed:{sum(existing.values())}")
+        else:
+            self.reset()
 
     def reset(self, seed: int | None = None, size: int | None = None) -> None:
         """Back to the seeded state: data, events, journal and fault rules."""

@@ -1,0 +1,114 @@
+"""The store contract, on every backend: the same tests for memory and SQLite."""
+import multiprocessing
+import threading
+
+import pytest
+
+from sandbox.core.sqlite_store import SQLiteStore
+from sandbox.core.store import MemoryStore
+
+BACKENDS = {"memory": lambda: MemoryStore({"people": ["email"]}),
+            "sqlite": lambda: SQLiteStore(None, {"people": ["email"]})}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def store(request):
+    return BACKENDS[request.param]()
+
+
+def test_put_get_copy_semantics(store):
+    record = {"_id": "a", "email": "a@x.io", "tags": ["x"]}
+    store.put("people", "a", record)
+    record["tags"].append("changed after put")
+    fetched = store.get("people", "a")
+    assert fetched == {"_id": "a", "email": "a@x.io", "tags": ["x"]}
+    fetched["email"] = "changed after get"
+    assert store.get("people", "a")["email"] == "a@x.io"
+    assert store.get("people", "missing") is None
+
+
+def test_find_by_indexed_and_plain_fields_in_insertion_order(store):
+    store.put_all("people", "_id", [{"_id": str(n), "email": f"{n % 2}@x.io", "n": n} for n in range(6)])
+    assert [p["n"] for p in store.find("people", email="0@x.io")] == [0, 2, 4]
+    assert [p["n"] for p in store.find("people", email="1@x.io", n=3)] == [3]
+    store.put("people", "2", {"_id": "2", "email": "1@x.io", "n": 2})  # re-indexed on update
+    assert [p["n"] for p in store.find("people", email="0@x.io")] == [0, 4]
+    assert store.find_one("people", n=99) is None
+    assert store.collections() == {"people": 6}
+
+
+def test_delete_and_clear(store):
+    store.put("people", "a", {"email": "a"})
+    store.append_log("events", {"name": "x"})
+    assert store.delete("people", "a") and not store.delete("people", "a")
+    store.clear()
+    assert store.all("people") == [] and store.read_log("events") == []
+
+
+def test_sqlite_transaction_rolls_back_on_error():
+    # The memory store has no rollback: every backend's callers check first and write last, so none needs it.
+    store = BACKENDS["sqlite"]()
+    store.put("people", "a", {"email": "a", "n": 1})
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            store.put("people", "a", {"email": "a", "n": 2})
+            raise RuntimeError
+    assert store.get("people", "a")["n"] == 1
+
+
+def test_transactions_nest_and_serialise_read_check_write(store):
+    store.put("counters", "c", {"n": 0})
+
+    def bump():
+        for _ in range(50):
+            with store.transaction():
+                with store.transaction():
+                    value = store.get("counters", "c")["n"]
+                store.put("counters", "c", {"n": value + 1})
+
+    threads = [threading.Thread(target=bump) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert store.get("counters", "c")["n"] == 200
+
+
+def test_dump_and_load_round_trip(store):
+    store.put_all("people", "_id", [{"_id": "a", "email": "a"}, {"_id": "b", "email": "b"}])
+    store.append_log("events", {"name": "e1"})
+    snapshot = store.dump()
+    store.clear()
+    store.load(snapshot)
+    assert store.dump() == snapshot and store.find("people", email="b") == [{"_id": "b", "email": "b"}]
+
+
+def _bump_in_process(path, times):
+    store = SQLiteStore(path)
+    for _ in range(times):
+        with store.transaction():
+            value = store.get("counters", "c")["n"]
+            store.put("counters", "c", {"n": value + 1})
+
+
+def test_sqlite_file_is_shared_by_processes_and_survives_a_restart(tmp_path):
+    path = str(tmp_path / "sandbox.db")
+    SQLiteStore(path).put("counters", "c", {"n": 0})
+    workers = [multiprocessing.get_context("spawn").Process(target=_bump_in_process, args=(path, 40)) for _ in range(3)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+    assert SQLiteStore(path).get("counters", "c")["n"] == 120  # a new store on the file: nothing lost
+
+
+def test_sandbox_on_a_database_file_keeps_its_state_across_a_restart(tmp_path):
+    from sandbox import Settings, create_app
+
+    settings = Settings(backend="sqlite", db=str(tmp_path / "sandbox.db"), size=5)
+    client = create_app(settings).test_client()
+    r = client.patch("/returning-ai/v1/purchase-histories/ORD202641612055614747",
+                     json={"redemptionInstructions": "kept"}, headers={"Authorization": "Bearer XXXXXX"})
+    assert r.status_code == 200
+    restarted = create_app(settings).extensions["sandbox"].store
+    assert restarted.get("rai_purchase_histories", "507f1f77bcf86cd799439012")["product"]["redemptionInstructions"] == "kept"
