@@ -1,0 +1,31 @@
+"""Turn wrk --latency output into one table row; `--ratios` prints sandbox/Prism and sandbox/bare Flask."""
+import json
+import re
+import sys
+from pathlib import Path
+
+RESULTS = Path("/tmp/bench-results.json")
+
+
+def millis(text: str) -> float:
+    value, unit = re.match(r"([\d.]+)(\w+)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+
+
+if sys.argv[1] == "--ratios":
+    results = json.loads(RESULTS.read_text())
+    sandbox = results["sandbox: valid PATCH"]
+    print(f"sandbox/prism (valid PATCH): {sandbox / results['prism: valid PATCH']:.2f}x")
+    print(f"sandbox/bare flask (valid PATCH): {sandbox / results['bare flask: PATCH']:.2f}x")
+    RESULTS.unlink()
+    sys.exit()
+
+name, rss, out = sys.argv[1], sys.argv[2], sys.stdin.read()
+rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+p50 = millis(re.search(r"50%\s+(\S+)", out).group(1))
+p99 = millis(re.search(r"99%\s+(\S+)", out).group(1))
+non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+print(f"{name} | {rate:,.0f} | {p50:.2f} | {p99:.2f} | {non2xx.group(1) if non2xx else 0} | {rss}")
+results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+results[name] = rate
+RESULTS.write_text(json.dumps(results))
