@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import json
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, current_app, g, has_request_context, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from .errors import Problem, SandboxError
@@ -40,7 +40,6 @@ class Call:
     sandbox: object  # the running Sandbox (settings, specs, every world)
     world: object  # the world this request acts on (the default one, or a workspace)
     fault: str | None = None  # a vendor-specific fault to strike where the vendor's documents place it
-    headers: dict = field(default_factory=dict)  # response headers the handler wants to add
 
     @property
     def store(self):
@@ -147,9 +146,7 @@ def _view(mount_: Mount, operation: Operation, handler, path_args: dict) -> Resp
     status, payload = result if isinstance(result, tuple) else (200, result)
     if sandbox.settings.strict_responses:
         _check_response(mount_, operation, status, payload)
-    response = json_response(payload, status)
-    response.headers.update(call.headers)
-    return response
+    return json_response(payload, status)
 
 
 def _fault(world, mount_: Mount, operation: Operation, params: dict, body) -> str | None:
@@ -221,8 +218,14 @@ def _echo_headers(response: Response) -> Response:
 
 
 def mount_for_path(path: str) -> Mount | None:
+    """The mount a path belongs to (longest prefix); asked by several hooks, so worked out once per request."""
+    if has_request_context() and path == request.path and "mount" in g:
+        return g.mount
     matches = [(p, m) for p, m in current_app.extensions["sandbox_mounts"] if path == p or path.startswith(p + "/")]
-    return max(matches, key=lambda pm: len(pm[0]))[1] if matches else None
+    found = max(matches, key=lambda pm: len(pm[0]))[1] if matches else None
+    if has_request_context() and path == request.path:
+        g.mount = found
+    return found
 
 
 def _render(error: SandboxError) -> Response:

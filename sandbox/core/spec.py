@@ -111,12 +111,6 @@ class Spec:
                 operations.append(self._operation(path, method, raw, shared, global_security))
         return operations
 
-    def operation(self, operation_id: str) -> Operation:
-        for op in self.operations:
-            if op.operation_id == operation_id:
-                return op
-        raise KeyError(operation_id)
-
     def _operation(self, path, method, raw, shared, global_security) -> Operation:
         params = {}
         for p in [*shared, *raw.get("parameters", [])]:
