@@ -20,7 +20,7 @@ def list_credentials(call):
 
 
 def reset_sandbox(call):
-    body = call.body if isinstance(call.body, dict) else {}
+    body = call.body or {}
     call.world.reset(seed=body.get("seed"), size=body.get("size"))
     return {"status": "reset", "seed": call.world.seed, "size": call.world.size}
 
@@ -116,7 +116,7 @@ def count_requests(call):
 
 
 def verify_requests(call):
-    body = call.body if isinstance(call.body, dict) else {}
+    body = call.body or {}
     count = len(call.world.journal.entries(**_journal_filter(body)))
     expected = body.get("count")
     at_least = body.get("atLeast")
@@ -146,7 +146,7 @@ def list_workspaces(call):
 
 
 def create_workspace(call):
-    body = call.body if isinstance(call.body, dict) else {}
+    body = call.body or {}
     world = call.sandbox.create_workspace(seed=body.get("seed"), size=body.get("size"))
     return 201, {"id": world.id, "seed": world.seed, "size": world.size,
                  "expiresAfterIdleSeconds": call.settings.workspace_ttl, "credentials": world.credentials()}

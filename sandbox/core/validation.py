@@ -14,11 +14,9 @@ from jsonschema import ValidationError
 from .errors import Problem
 from .spec import Operation, Parameter
 
-_NO_BODY = object()
-
-
 def validate_request(operation: Operation, request, path_args: dict) -> tuple[dict, object, list[Problem]]:
-    """Return (parameters, body, problems). Parameters are coerced to their schema types."""
+    """Return (parameters, body, problems). Parameters are coerced to their schema types; body is None when absent
+    (a JSON `null` body is validated like any value, so it never reaches a handler that expects an object)."""
     problems: list[Problem] = []
     params: dict = {}
     for param in operation.parameters:
@@ -64,19 +62,19 @@ def _coerce(raw: str, schema: dict):
 
 def _body(operation: Operation, request) -> tuple[object, list[Problem]]:
     if not operation.body_media_types:
-        return _NO_BODY, []
+        return None, []
     data = request.get_data(cache=True)
     if not data:
         if operation.body_required:
-            return _NO_BODY, [Problem("body", "", "A JSON request body is required (Content-Type: application/json)")]
-        return _NO_BODY, []
+            return None, [Problem("body", "", "A JSON request body is required (Content-Type: application/json)")]
+        return None, []
     if request.mimetype != "application/json":
         sent = request.mimetype or "no Content-Type"
-        return _NO_BODY, [Problem("body", "", f"Send the body as JSON with Content-Type: application/json (got {sent})")]
+        return None, [Problem("body", "", f"Send the body as JSON with Content-Type: application/json (got {sent})")]
     try:
         body = json.loads(data, parse_float=_number)
     except (ValueError, UnicodeDecodeError) as exc:
-        return _NO_BODY, [Problem("body", "", f"The body is not valid JSON: {exc}")]
+        return None, [Problem("body", "", f"The body is not valid JSON: {exc}")]
     if operation.body_validator is None:
         return body, []
     return body, _schema_problems(operation.body_validator, body, "body", "")

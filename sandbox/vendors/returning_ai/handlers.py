@@ -8,10 +8,6 @@ def _success(message: str, data) -> dict:
     return {"status": "success", "message": message, "data": data}
 
 
-def _body(call) -> dict:
-    return call.body if isinstance(call.body, dict) else {}
-
-
 # -- Purchase History (seeds 000, 001) -------------------------------------------------------------------------
 def update_purchase_history(call):
     order = PurchaseHistories(call.store, call.settings).update_purchase_history(
@@ -50,7 +46,7 @@ def list_redemption_transactions_by_user_email(call):
 
 
 def list_redemption_transactions_by_community(call):
-    body = _body(call)
+    body = call.body or {}
     redemptions = Redemptions(call.store, call.ids)
     orders = redemptions.transactions(call.principal.community_id, body.get("statusId"))
     items, pagination = paginate(orders, body.get("page", 1), body.get("limit", 20))
@@ -74,7 +70,7 @@ def create_redemption_status(call):
 
 
 def list_redemption_statuses(call):
-    body = _body(call)
+    body = call.body or {}
     statuses = Redemptions(call.store, call.ids).statuses(call.principal.community_id, body.get("category"))
     items, pagination = paginate(statuses, body.get("page", 1), body.get("limit", 20))
     return _success("Redemption statuses fetched successfully", {
