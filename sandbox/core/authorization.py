@@ -23,3 +23,15 @@ def credentials(request, scheme: str) -> str:
     if sent_scheme.lower() != scheme.lower() or not value:
         raise MalformedCredentials
     return value
+
+
+def bearer_token_in(collection: str):
+    """A Mount's `knows`: the world holds the request's bearer token as a key of `collection`."""
+
+    def knows(store, request) -> bool:
+        try:
+            return store.get(collection, credentials(request, "Bearer")) is not None
+        except (MissingCredentials, MalformedCredentials):
+            return False
+
+    return knows

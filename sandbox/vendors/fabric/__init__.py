@@ -1,10 +1,11 @@
 """fabric: Offers redemptions, v3 (seed 003)."""
+from sandbox.core.authorization import bearer_token_in
 from sandbox.core.mount import Mount
 
 from . import handlers
-from .auth import authenticate, knows
+from .auth import authenticate
 from .errors import error_for_status
-from .records import INDEXES
+from .records import INDEXES, TOKENS
 from .seed import credentials, seed
 
 vendor = Mount(
@@ -17,5 +18,5 @@ vendor = Mount(
     credentials=credentials,
     indexes=INDEXES,
     echo_headers=("x-fabric-request-id",),
-    knows=knows,
+    knows=bearer_token_in(TOKENS),
 )

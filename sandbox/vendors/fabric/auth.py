@@ -35,10 +35,3 @@ def authenticate(world, request, operation) -> Caller:
     if len(tenant) == 24 and tenant != record["tenantId"]:
         raise Forbidden(f"This token belongs to another tenant; send its own {TENANT_HEADER}")
     return Caller(token, record["tenantId"])
-
-
-def knows(store, request) -> bool:
-    try:
-        return store.get(TOKENS, credentials(request, "Bearer")) is not None
-    except (MissingCredentials, MalformedCredentials):
-        return False

@@ -1,10 +1,11 @@
 """Returning.AI: purchase histories (seeds 000, 001)."""
+from sandbox.core.authorization import bearer_token_in
 from sandbox.core.mount import Mount
 
 from . import handlers
-from .auth import authenticate, knows
+from .auth import authenticate
 from .errors import error_for_status
-from .records import INDEXES
+from .records import API_KEYS, INDEXES
 from .seed import credentials, seed
 
 vendor = Mount(
@@ -16,7 +17,7 @@ vendor = Mount(
     seed=seed,
     credentials=credentials,
     indexes=INDEXES,
-    knows=knows,
+    knows=bearer_token_in(API_KEYS),
     faults={
         "store-unavailable": "502: the upstream store service is unreachable (seed 000); strikes when the update is "
                              "published, after 404 and 409; nothing written.",

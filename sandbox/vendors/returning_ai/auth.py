@@ -44,10 +44,3 @@ def authenticate(world, request, operation) -> Caller:
     if needed and needed not in record["permissions"]:
         raise Forbidden(f"This API key lacks the {needed} permission; grant it to the key or use another key")
     return Caller(token, record["communityID"], tuple(record["permissions"]))
-
-
-def knows(store, request) -> bool:
-    try:
-        return store.get(API_KEYS, credentials(request, "Bearer")) is not None
-    except (MissingCredentials, MalformedCredentials):
-        return False
