@@ -64,7 +64,7 @@ def list_fault_rules(call):
 
 def create_fault_rule(call):
     body = call.body
-    vendor, operation, fault = body["vendor"], body.get("operation", "*"), body["fault"]
+    vendor, operation, fault = body["vendor"], body["operation"], body["fault"]
     spec = call.sandbox.specs[vendor]
     operations = [op for op in spec.operations if operation in ("*", op.operation_id)]
     if not operations:

@@ -80,10 +80,11 @@ class FaultRules:
             return rule
 
     def add_rule(self, spec: dict) -> FaultRule:
-        """A rule as POST /_sandbox/faults, scenarios and run.py --faults spell it (camelCase, defaults filled)."""
-        return self.add(vendor=spec["vendor"], fault=spec["fault"], operation=spec.get("operation", "*"),
-                        probability=float(spec.get("probability", 1)), count=spec.get("count"),
-                        latency_ms=spec.get("latencyMs", 0), seed=spec.get("seed", 0))
+        """A rule as POST /_sandbox/faults, scenarios and run.py --faults spell it (camelCase; FaultRule's defaults
+        stand for what is left out)."""
+        names = {"vendor": "vendor", "fault": "fault", "operation": "operation", "probability": "probability",
+                 "count": "count", "latencyMs": "latency_ms", "seed": "seed"}
+        return self.add(**{names[key]: value for key, value in spec.items() if key in names})
 
     def remove(self, rule_id: int) -> bool:
         with self._lock:

@@ -31,6 +31,7 @@ class Parameter:
     required: bool
     schema: dict
     validator: Draft202012Validator
+    default: object = None  # the schema's `default`, filled in when the request leaves the parameter out
 
 
 @dataclass
@@ -43,6 +44,7 @@ class Operation:
     body_required: bool
     body_media_types: tuple[str, ...]
     body_validator: Draft202012Validator | None
+    body_defaults: dict  # top-level body fields with a `default` in the schema, filled in when left out
     response_validators: dict[str, Draft202012Validator | None]
     secured: bool
     extensions: dict = field(default_factory=dict)
@@ -121,6 +123,7 @@ class Spec:
                 required=p.get("required", p["in"] == "path"),
                 schema=p.get("schema", {}),
                 validator=self.validator(p.get("schema", {})),
+                default=self.resolve(p.get("schema", {})).get("default"),
             )
         body = self.resolve(raw.get("requestBody", {}))
         content = body.get("content", {})
@@ -140,10 +143,16 @@ class Spec:
             body_required=bool(body.get("required")),
             body_media_types=tuple(content),
             body_validator=self.validator(json_schema) if json_schema is not None else None,
+            body_defaults=self._defaults(json_schema or {}),
             response_validators=responses,
             secured=any(requirement for requirement in security),
             extensions={k: v for k, v in raw.items() if k.startswith("x-")},
         )
+
+    def _defaults(self, schema: dict) -> dict:
+        properties = self.resolve(schema).get("properties", {})
+        found = {name: self.resolve(prop).get("default") for name, prop in properties.items()}
+        return {name: value for name, value in found.items() if value is not None}
 
     def served_copy(self, base_url: str) -> dict:
         """The document as served live: server URLs made absolute so tools can be aimed at it."""

@@ -15,8 +15,9 @@ from .errors import Problem
 from .spec import Operation, Parameter
 
 def validate_request(operation: Operation, request, path_args: dict) -> tuple[dict, object, list[Problem]]:
-    """Return (parameters, body, problems). Parameters are coerced to their schema types; body is None when absent
-    (a JSON `null` body is validated like any value, so it never reaches a handler that expects an object)."""
+    """Return (parameters, body, problems). Parameters are coerced to their schema types; what is left out takes
+    the spec's `default`. The body is None when absent (a JSON `null` body is validated like any value, so it never
+    reaches a handler that expects an object)."""
     problems: list[Problem] = []
     params: dict = {}
     for param in operation.parameters:
@@ -24,6 +25,8 @@ def validate_request(operation: Operation, request, path_args: dict) -> tuple[di
         if raw is None:
             if param.required:
                 problems.append(Problem(param.location, param.name, f"{param.name} is required"))
+            elif param.default is not None:
+                params[param.name] = param.default
             continue
         value = _coerce(raw, param.schema)
         found = _schema_problems(param.validator, value, param.location, param.name)
@@ -32,6 +35,8 @@ def validate_request(operation: Operation, request, path_args: dict) -> tuple[di
             params[param.name] = value
     body, body_problems = _body(operation, request)
     problems.extend(body_problems)
+    if operation.body_defaults and not body_problems and (body is None or isinstance(body, dict)):
+        body = {**operation.body_defaults, **(body or {})}  # the spec's defaults for what was left out
     return params, body, problems
 
 

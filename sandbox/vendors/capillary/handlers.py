@@ -44,8 +44,8 @@ def reverse_redemption(call):
 def get_customer_redemptions(call):
     points = _points(call)
     customer = points.customer_by_query(call.params)
-    offset, limit = call.params.get("points_offset", 0), call.params.get("points_limit", 20)
-    history = points.history(customer) if call.params.get("type", "all") != "coupons" else []
+    offset, limit = call.params["points_offset"], call.params["points_limit"]
+    history = points.history(customer) if call.params["type"] != "coupons" else []
     return {"response": {"status": _v11_success(), "customer": {
         "id": customer["customerId"], **_customer_ids(customer),
         "redemptions": {

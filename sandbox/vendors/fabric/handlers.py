@@ -8,7 +8,7 @@ def _redemptions(call) -> Redemptions:
 
 
 def _channel(call) -> str:
-    return call.params.get("x-fabric-channel-id", "12")
+    return call.params["x-fabric-channel-id"]
 
 
 def create_redemption(call):
@@ -19,7 +19,7 @@ def create_redemption(call):
 def list_redemptions(call):
     redemptions = _redemptions(call)
     filters = {k: call.params[k] for k in FILTERS if k in call.params}
-    size = call.params.get("size", 10)
+    size = call.params["size"]
     page, next_cursor = redemptions.list(size, call.params.get("startCursor"), filters)
     query = {"size": size}
     if next_cursor:

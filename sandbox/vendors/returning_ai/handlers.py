@@ -30,7 +30,7 @@ def update_redemption_transaction_status(call):
         call.principal,
         body["transactionId"],
         body.get("statusId", body.get("statusID")),  # statusID: seed 002's curl spelling
-        body.get("refundCoins", False),
+        body["refundCoins"],
     )
     return _success("Transaction status updated successfully", {
         "transactionId": order["transactionId"], "statusId": status["_id"], "status": status_json(status)})
@@ -40,7 +40,7 @@ def list_redemption_transactions_by_user_email(call):
     body = call.body
     redemptions = Redemptions(call.store, call.ids)
     member = redemptions.member_by_email(call.principal.community_id, body["email"])
-    items, pagination = paginate(redemptions.transactions_of(member), body.get("page", 1), body.get("limit", 20))
+    items, pagination = paginate(redemptions.transactions_of(member), body["page"], body["limit"])
     return _success("Redemption transactions fetched successfully", {
         "user": member_json(member), "items": [redemptions.transaction_json(o) for o in items], "pagination": pagination})
 
@@ -49,7 +49,7 @@ def list_redemption_transactions_by_community(call):
     body = call.body or {}
     redemptions = Redemptions(call.store, call.ids)
     orders = redemptions.transactions(call.principal.community_id, body.get("statusId"))
-    items, pagination = paginate(orders, body.get("page", 1), body.get("limit", 20))
+    items, pagination = paginate(orders, body["page"], body["limit"])
     return _success("Redemption transactions fetched successfully", {
         "items": [redemptions.transaction_json(o) for o in items], "pagination": pagination})
 
@@ -65,14 +65,14 @@ def get_redemption_transaction_status_history(call):
 def create_redemption_status(call):
     body = call.body
     status = Redemptions(call.store, call.ids).create_status(
-        call.principal.community_id, body["name"], body["category"], body.get("color", "#9E9E9E"))
+        call.principal.community_id, body["name"], body["category"], body["color"])
     return 201, _success("Redemption status created successfully", status_json(status))
 
 
 def list_redemption_statuses(call):
     body = call.body or {}
     statuses = Redemptions(call.store, call.ids).statuses(call.principal.community_id, body.get("category"))
-    items, pagination = paginate(statuses, body.get("page", 1), body.get("limit", 20))
+    items, pagination = paginate(statuses, body["page"], body["limit"])
     return _success("Redemption statuses fetched successfully", {
         "items": [status_json(s) for s in items], "pagination": pagination})
 
