@@ -4,6 +4,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from functools import cached_property
 
 from flask import Flask, current_app, g, request
 
@@ -14,6 +15,7 @@ from .core.clock import now_iso
 from .core.journal import journal_entry
 from .core.routing import install_error_handlers, mount, mount_for_path
 from .core.spec import load_spec
+from .core.backends import open_backend
 from .core.world import DEFAULT, World
 from . import proxy, ui
 from .vendors import VENDORS
@@ -22,7 +24,14 @@ WORKSPACE_HEADER = "X-Sandbox-Workspace"
 
 
 class Sandbox:
-    """Every world the sandbox serves: the seeded default one and any workspaces created since."""
+    """Every world the sandbox serves: the seeded default one and any workspaces created since.
+
+    Which workspaces exist, and when each was last used, is kept in the backend (namespace `_sandbox`), so a
+    workspace created through one worker process is served by all of them; each process opens the worlds it
+    needs and forgets those that were dropped.
+    """
+
+    REGISTRY = "workspaces"
 
     def __init__(self, settings: Settings, vendors=VENDORS):
         self.settings = settings
@@ -31,9 +40,15 @@ class Sandbox:
             spec.name: spec
             for spec in (load_spec(settings.specs_dir / m.spec_file) for m in [*self.vendors, control])
         }
-        self.worlds: dict[str, World] = {DEFAULT: World(DEFAULT, settings, self.vendors, settings.seed, settings.size)}
+        self.backend = open_backend(settings)
+        self.registry = self.backend.store("_sandbox", {})
+        self.worlds: dict[str, World] = {DEFAULT: self._open(DEFAULT, settings.seed, settings.size)}
         self._lock = threading.Lock()
         self._last_sweep = time.monotonic()
+        self._touched: dict[str, float] = {}  # workspace -> when this process last wrote its lastUsed
+
+    def _open(self, world_id: str, seed: int, size: int, suffix: str = "") -> World:
+        return World.open(world_id, self.settings, self.vendors, self.backend, seed, size, suffix)
 
     @property
     def default(self) -> World:
@@ -58,43 +73,73 @@ class Sandbox:
     # -- workspaces ----------------------------------------------------------------------------------------
     def create_workspace(self, seed: int | None = None, size: int | None = None) -> World:
         workspace_id = "ws" + secrets.token_hex(4)
-        world = World(workspace_id, self.settings, self.vendors,
-                      self.settings.seed if seed is None else seed, self.settings.size if size is None else size,
-                      suffix=f".{workspace_id}")
+        world = self._open(workspace_id, self.settings.seed if seed is None else seed,
+                           self.settings.size if size is None else size, suffix=f".{workspace_id}")
+        # Registered once seeded, so no worker serves it half-made.
+        self.registry.put(self.REGISTRY, workspace_id, {"id": workspace_id, "lastUsed": time.time()})
         with self._lock:
             self.worlds[workspace_id] = world
         return world
 
     def drop_workspace(self, workspace_id: str) -> bool:
-        if workspace_id == DEFAULT:
+        if workspace_id == DEFAULT or not self.registry.delete(self.REGISTRY, workspace_id):
             return False
         with self._lock:
-            return self.worlds.pop(workspace_id, None) is not None
+            self.worlds.pop(workspace_id, None)
+        self.backend.drop(workspace_id)
+        return True
 
     def workspaces(self) -> list[World]:
-        return [w for w in list(self.worlds.values()) if w.id != DEFAULT]
+        registered = {r["id"]: r for r in self.registry.all(self.REGISTRY)}
+        with self._lock:
+            for gone in [w for w in self.worlds if w != DEFAULT and w not in registered]:
+                del self.worlds[gone]  # dropped by another worker
+            missing = [w for w in registered if w not in self.worlds]
+        for workspace_id in missing:  # created by another worker
+            world = World(workspace_id, self.settings, self.vendors, self.backend.store(workspace_id, self._indexes))
+            with self._lock:
+                self.worlds.setdefault(workspace_id, world)
+        return [self.worlds[w] for w in registered if w in self.worlds]
+
+    def idle_seconds(self, workspace_id: str) -> float:
+        record = self.registry.get(self.REGISTRY, workspace_id)
+        return time.time() - record["lastUsed"] if record else 0.0
+
+    def touch(self, world: World) -> None:
+        """Note the use of a workspace, writing to the registry at most a few times per expiry period."""
+        if world.id == DEFAULT:
+            return
+        now = time.time()
+        if now - self._touched.get(world.id, 0) >= min(1.0, self.settings.workspace_ttl / 4):
+            self._touched[world.id] = now
+            self.registry.put(self.REGISTRY, world.id, {"id": world.id, "lastUsed": now})
 
     def sweep(self) -> None:
         """Drop workspaces idle for longer than the configured expiry (checked at most once a second)."""
         now = time.monotonic()
-        if now - self._last_sweep < 1 or len(self.worlds) == 1:
+        if now - self._last_sweep < 1:
             return
         self._last_sweep = now
-        for world in self.workspaces():
-            if world.idle_seconds() > self.settings.workspace_ttl:
-                self.drop_workspace(world.id)
+        for record in self.registry.all(self.REGISTRY):
+            if time.time() - record["lastUsed"] > self.settings.workspace_ttl:
+                self.drop_workspace(record["id"])
+
+    @cached_property
+    def _indexes(self) -> dict:
+        return {name: fields for vendor in self.vendors for name, fields in vendor.indexes.items()}
 
     # -- which world a request acts on ---------------------------------------------------------------------
     def world_for(self, mount_, req) -> World:
         if mount_ is control:
-            workspace_id = req.headers.get(WORKSPACE_HEADER)
-            world = self.worlds.get(workspace_id or DEFAULT)
+            workspace_id = req.headers.get(WORKSPACE_HEADER) or DEFAULT
+            world = self.default if workspace_id == DEFAULT else next(
+                (w for w in self.workspaces() if w.id == workspace_id), None)
             if world is None:
                 raise ControlNotFound(f"No workspace {workspace_id}: it was deleted or expired")
         else:
             # The credentials say which world: a workspace's are its own (they carry its suffix).
             world = next((w for w in self.workspaces() if mount_.knows and mount_.knows(w.store, req)), self.default)
-        world.touch()
+        self.touch(world)
         return world
 
 

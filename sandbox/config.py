@@ -20,10 +20,14 @@ ROOT = _data_root()
 
 @dataclass
 class Settings:
-    # Where state lives: "memory" (one process) or "sqlite" (shared by the processes of one machine).
+    # Where state lives: "memory" (one process), "sqlite" (the processes of one machine) or "redis" (many hosts).
+    # run.py serves on sqlite by default; in-process apps (tests) on memory unless SANDBOX_BACKEND says otherwise.
     backend: str = field(default_factory=lambda: os.environ.get("SANDBOX_BACKEND", "memory"))
-    # The SQLite file of the default world (kept across restarts); none: an in-memory database.
+    # The SQLite file (kept across restarts); none: a temporary one, removed when the sandbox stops.
     db: str | None = None
+    # The Redis server of the redis backend, and the prefix of every key the sandbox writes there.
+    redis_url: str = field(default_factory=lambda: os.environ.get("SANDBOX_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    redis_prefix: str = field(default_factory=lambda: os.environ.get("SANDBOX_REDIS_PREFIX", "sandbox"))
     seed: int = 2026
     size: int = 100  # generated records per vendor (Returning.AI: purchase histories)
     # How long a requested publisher timeout makes the client wait before its 502.

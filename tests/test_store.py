@@ -112,3 +112,37 @@ def test_sandbox_on_a_database_file_keeps_its_state_across_a_restart(tmp_path):
     assert r.status_code == 200
     restarted = create_app(settings).extensions["sandbox"].store
     assert restarted.get("rai_purchase_histories", "507f1f77bcf86cd799439012")["product"]["redemptionInstructions"] == "kept"
+
+
+def test_counters_count_from_one_and_restart_after_clear(store):
+    assert [store.next_value("ids") for _ in range(3)] == [1, 2, 3]
+    assert store.next_value("other") == 1
+    store.clear()
+    assert store.next_value("ids") == 1
+
+
+def test_bounded_log_keeps_the_newest_entries(store):
+    for n in range(200):
+        store.append_log("_journal", {"n": n}, keep=50)
+    assert [e["n"] for e in store.read_log("_journal", last=50)] == list(range(150, 200))
+    assert len(store.read_log("_journal")) <= 50 + 64  # trimmed as it grows, not only when read
+    store.clear_log("_journal")
+    assert store.read_log("_journal") == []
+
+
+def test_bookkeeping_names_stay_out_of_state_snapshots(store):
+    store.put("people", "a", {"email": "a"})
+    store.put("_fault_rules", "1", {"id": 1})
+    store.append_log("_journal", {"n": 1})
+    assert store.collections() == {"people": 1}
+    snapshot = store.dump()
+    assert snapshot == {"collections": {"people": {"a": {"email": "a"}}}, "logs": {}}
+    store.load({"collections": {"people": {"b": {"email": "b"}}}, "logs": {}})
+    # Loading vendor data replaces vendor data only: the sandbox's own rules and journal stay.
+    assert store.all("people") == [{"email": "b"}] and store.get("_fault_rules", "1") == {"id": 1}
+    assert store.read_log("_journal") == [{"n": 1}]
+
+
+def test_integers_beyond_64_bits_survive_a_round_trip(store):
+    store.put("people", "big", {"n": 2 ** 70, "email": "big"})
+    assert store.get("people", "big")["n"] == 2 ** 70

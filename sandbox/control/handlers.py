@@ -53,7 +53,7 @@ def export_state(call):
 def import_state(call):
     body = call.body
     call.store.load({"collections": body["collections"], "logs": body["logs"]})
-    call.world.seed, call.world.size = body["seed"], body["size"]
+    call.world.adopt(body["seed"], body["size"])
     return {"status": "imported", "collections": len(body["collections"])}
 
 
@@ -141,7 +141,7 @@ def list_proxy_findings(call):
 
 # -- workspaces --------------------------------------------------------------------------------------------
 def list_workspaces(call):
-    return {"workspaces": [{"id": w.id, "seed": w.seed, "size": w.size, "idleSeconds": round(w.idle_seconds(), 3)}
+    return {"workspaces": [{"id": w.id, "seed": w.seed, "size": w.size, "idleSeconds": round(call.sandbox.idle_seconds(w.id), 3)}
                            for w in call.sandbox.workspaces()]}
 
 

@@ -8,12 +8,12 @@ its magic values are its `x-sandbox-magic-values`: the spec stays the catalogue.
 """
 from __future__ import annotations
 
+import dataclasses
 import random
 import socket
 import struct
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 FAULT_HEADER = "X-Sandbox-Fault"
 DELAY_HEADER = "X-Sandbox-Delay"
@@ -43,18 +43,17 @@ class FaultRule:
     latency_ms: int = 0
     seed: int = 0
     fired: int = 0
-    _dice: random.Random = field(default=None, repr=False)
-
-    def __post_init__(self):
-        # The same rule with the same seed rolls the same dice, whenever it is created.
-        self._dice = random.Random(f"fault-rule:{self.seed}:{self.vendor}:{self.operation}:{self.fault}")
+    rolls: int = 0  # dice thrown so far: roll n is the same whenever, and in whichever worker, it is thrown
 
     def applies(self, vendor: str, operation: str) -> bool:
         return self.vendor == vendor and self.operation in ("*", operation) and self.count != 0
 
     def roll(self) -> bool:
-        if self.probability < 1.0 and self._dice.random() >= self.probability:
-            return False
+        self.rolls += 1
+        if self.probability < 1.0:
+            dice = random.Random(f"fault-rule:{self.seed}:{self.vendor}:{self.operation}:{self.fault}:{self.rolls}")
+            if dice.random() >= self.probability:
+                return False
         self.fired += 1
         if self.count is not None:
             self.count -= 1
@@ -67,16 +66,18 @@ class FaultRule:
 
 
 class FaultRules:
-    def __init__(self):
-        self._rules: list[FaultRule] = []
-        self._lock = threading.Lock()
-        self._next_id = 1
+    """A world's fault rules, kept in its store (collection `_fault_rules`) so that every worker process
+    applies the same rules and counts their firings together."""
+
+    COLLECTION = "_fault_rules"
+
+    def __init__(self, store):
+        self._store = store
 
     def add(self, **fields) -> FaultRule:
-        with self._lock:
-            rule = FaultRule(id=self._next_id, **fields)
-            self._next_id += 1
-            self._rules.append(rule)
+        with self._store.transaction():
+            rule = FaultRule(id=self._store.next_value(self.COLLECTION), **fields)
+            self._save(rule)
             return rule
 
     def add_rule(self, spec: dict) -> FaultRule:
@@ -87,28 +88,30 @@ class FaultRules:
         return self.add(**{names[key]: value for key, value in spec.items() if key in names})
 
     def remove(self, rule_id: int) -> bool:
-        with self._lock:
-            kept = [r for r in self._rules if r.id != rule_id]
-            removed = len(kept) != len(self._rules)
-            self._rules = kept
-            return removed
+        return self._store.delete(self.COLLECTION, str(rule_id))
 
     def clear(self) -> None:
-        with self._lock:
-            self._rules = []
+        with self._store.transaction():
+            for rule in self.all():
+                self._store.delete(self.COLLECTION, str(rule.id))
 
     def all(self) -> list[FaultRule]:
-        with self._lock:
-            return list(self._rules)
+        return [FaultRule(**record) for record in self._store.all(self.COLLECTION)]
 
     def pick(self, vendor: str, operation: str) -> FaultRule | None:
-        if not self._rules:  # the common case costs one check
+        if not any(rule.applies(vendor, operation) for rule in self.all()):  # the common case: one read
             return None
-        with self._lock:
-            for rule in self._rules:
-                if rule.applies(vendor, operation) and rule.roll():
-                    return rule
+        with self._store.transaction():  # read again under the lock: another worker may have used a rule up
+            for rule in self.all():
+                if rule.applies(vendor, operation):
+                    fires = rule.roll()
+                    self._save(rule)
+                    if fires:
+                        return rule
         return None
+
+    def _save(self, rule: FaultRule) -> None:
+        self._store.put(self.COLLECTION, str(rule.id), dataclasses.asdict(rule))
 
 
 def accepted_faults(operation) -> list[str]:

@@ -1,13 +1,13 @@
-"""The request journal: what each vendor request sent and got, bounded in memory, secrets masked."""
-from __future__ import annotations
+"""The request journal: what each vendor request sent and got, bounded, secrets masked.
 
-import itertools
-import threading
-from collections import deque
+Kept in the world's store (log `_journal`), so every worker process of a sandbox writes to and reads the same one.
+"""
+from __future__ import annotations
 
 # Headers that carry secrets; the journal keeps their first characters only.
 SECRET_HEADERS = {"authorization", "x-cap-api-oauth-token", "cookie", "x-sandbox-admin-token"}
 BODY_LIMIT = 10_000  # characters kept of each request and response body
+LOG = "_journal"
 
 
 def mask(value: str) -> str:
@@ -15,27 +15,23 @@ def mask(value: str) -> str:
 
 
 class Journal:
-    def __init__(self, size: int):
-        self._entries: deque[dict] = deque(maxlen=size)
-        self._lock = threading.Lock()
-        self._ids = itertools.count(1)
+    def __init__(self, store, size: int):
+        self._store = store
+        self._size = size
 
     def record(self, entry: dict) -> None:
-        with self._lock:
-            self._entries.append({"id": next(self._ids), **entry})
+        with self._store.transaction():
+            self._store.append_log(LOG, {"id": self._store.next_value(LOG), **entry}, keep=self._size)
 
     def entries(self, vendor=None, operation=None, status=None, since=None) -> list[dict]:
-        with self._lock:
-            found = list(self._entries)
         return [
-            e for e in found
+            e for e in self._store.read_log(LOG, last=self._size)
             if (vendor is None or e["vendor"] == vendor) and (operation is None or e["operation"] == operation)
             and (status is None or e["status"] == status) and (since is None or e["time"] >= since)
         ]
 
     def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
+        self._store.clear_log(LOG)
 
 
 def journal_entry(request, response, vendor: str, operation: str | None, rule: str, duration_ms: float, time: str):

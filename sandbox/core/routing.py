@@ -11,11 +11,10 @@ import logging
 import re
 from dataclasses import dataclass
 
-import json
-
 from flask import Flask, Response, current_app, g, has_request_context, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
+from .codec import wire
 from .errors import Problem, SandboxError
 from .faults import DELAY_HEADER, FAULT_HEADER, GENERIC_FAULTS, RETRY_AFTER_SECONDS, drop_connection, magic_fault, wait
 from .mount import Mount
@@ -196,7 +195,7 @@ def _check_response(mount_: Mount, operation: Operation, status: int, payload) -
 
 
 def json_response(payload, status: int = 200, headers=None) -> Response:
-    return Response(json.dumps(payload, ensure_ascii=False), status=status, mimetype="application/json", headers=headers)
+    return Response(wire(payload), status=status, mimetype="application/json", headers=headers)
 
 
 # -- errors -------------------------------------------------------------------------------------------------

@@ -1,10 +1,12 @@
 """The store interface on SQLite: shared by every worker process of one machine, and kept across restarts when
-given a file. Same contract as MemoryStore (records are JSON documents in named collections; logs append-only;
-`transaction()` makes a check and the write that depends on it atomic, across processes too).
+given a file. Same contract as MemoryStore (see store.py); `transaction()` makes a check and the write that
+depends on it atomic across threads and processes, and rolls back on an exception.
+
+Every world (the default one, each workspace) is a namespace in the same file, so a workspace created by one
+worker process is there for all of them.
 """
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import tempfile
@@ -13,15 +15,34 @@ import weakref
 from contextlib import contextmanager
 from typing import Iterator
 
+from .codec import decode, encode
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, collection TEXT NOT NULL, key TEXT NOT NULL, data TEXT NOT NULL,
-    UNIQUE (collection, key));
-CREATE TABLE IF NOT EXISTS logs (seq INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, data TEXT NOT NULL);
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, world TEXT NOT NULL, collection TEXT NOT NULL, key TEXT NOT NULL,
+    data TEXT NOT NULL, UNIQUE (world, collection, key));
+CREATE TABLE IF NOT EXISTS logs (seq INTEGER PRIMARY KEY AUTOINCREMENT, world TEXT NOT NULL, name TEXT NOT NULL,
+    data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS logs_by_name ON logs(world, name, seq);
+CREATE TABLE IF NOT EXISTS counters (world TEXT NOT NULL, name TEXT NOT NULL, value INTEGER NOT NULL,
+    PRIMARY KEY (world, name));
 """
+# A bounded log is trimmed every this many appends, so it holds at most `keep` + this many rows.
+_TRIM_EVERY = 64
 
 
-def _remove(path: str) -> None:
+def temporary_database(owner) -> str:
+    """A throwaway database file, removed with `owner` or when the process that made it exits (not when a forked
+    worker does). A file rather than SQLite's shared-cache memory, whose table locks do not wait for each other."""
+    handle, path = tempfile.mkstemp(prefix="sandbox-", suffix=".db")
+    os.close(handle)
+    weakref.finalize(owner, _remove, path, os.getpid())
+    return path
+
+
+def _remove(path: str, owner_pid: int) -> None:
+    if os.getpid() != owner_pid:
+        return
     for suffix in ("", "-wal", "-shm"):
         try:
             os.remove(path + suffix)
@@ -29,24 +50,36 @@ def _remove(path: str) -> None:
             pass
 
 
+# Connections must not cross a fork: a forked worker opens its own. The parent's are kept (never closed in
+# the child), because closing a descriptor would drop the parent's POSIX locks on the file.
+_STORES: "weakref.WeakSet[SQLiteStore]" = weakref.WeakSet()
+_ORPHANS: list = []
+
+
+def _after_fork() -> None:
+    for store in list(_STORES):
+        _ORPHANS.append(store._local)
+        store._local = threading.local()
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
 class SQLiteStore:
-    def __init__(self, path: str | None = None, indexes: dict[str, list[str]] | None = None):
-        if path is None:
-            # A throwaway file rather than SQLite's shared-cache memory, whose table locks do not wait for each other.
-            handle, path = tempfile.mkstemp(prefix="sandbox-", suffix=".db")
-            os.close(handle)
-            weakref.finalize(self, _remove, path)
-        self._uri = f"file:{path}"
+    def __init__(self, path: str | None = None, indexes: dict[str, list[str]] | None = None, world: str = "default"):
+        self.path = path or temporary_database(self)
+        self._world = world
+        self._uri = f"file:{self.path}"
         self._local = threading.local()
-        self._keeper = self._connect()
         self._indexes = indexes or {}
-        with self._keeper:
-            self._keeper.executescript(_SCHEMA)
-            for collection, fields in self._indexes.items():
-                for field in fields:
-                    name = f"ix_{collection}_{field}".replace("-", "_")
-                    self._keeper.execute(f"CREATE INDEX IF NOT EXISTS {name} ON records(collection, "
-                                         f"json_extract(data, '$.{field}'))")
+        _STORES.add(self)
+        db = self._db
+        db.executescript(_SCHEMA)
+        for collection, fields in self._indexes.items():
+            for field in fields:
+                name = f"ix_{collection}_{field}".replace("-", "_")
+                db.execute(f"CREATE INDEX IF NOT EXISTS {name} ON records(world, collection, "
+                           f"json_extract(data, '$.{field}'))")
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(self._uri, uri=True, timeout=30, isolation_level=None, check_same_thread=False)
@@ -64,17 +97,18 @@ class SQLiteStore:
 
     # -- reads -------------------------------------------------------------------------------------------------
     def get(self, collection: str, key: str) -> dict | None:
-        row = self._db.execute("SELECT data FROM records WHERE collection=? AND key=?", (collection, key)).fetchone()
-        return json.loads(row[0]) if row else None
+        row = self._db.execute("SELECT data FROM records WHERE world=? AND collection=? AND key=?",
+                               (self._world, collection, key)).fetchone()
+        return decode(row[0]) if row else None
 
     def find(self, collection: str, **criteria) -> list[dict]:
-        sql, args = "SELECT data FROM records WHERE collection=?", [collection]
+        sql, args = "SELECT data FROM records WHERE world=? AND collection=?", [self._world, collection]
         indexed = [f for f in criteria if f in self._indexes.get(collection, ()) and isinstance(
             criteria[f], (str, int, float)) and not isinstance(criteria[f], bool)]
         if indexed:
             sql += f" AND json_extract(data, '$.{indexed[0]}')=?"
             args.append(criteria[indexed[0]])
-        records = (json.loads(row[0]) for row in self._db.execute(sql + " ORDER BY seq", args))
+        records = (decode(row[0]) for row in self._db.execute(sql + " ORDER BY seq", args))
         return [r for r in records if all(r.get(f) == v for f, v in criteria.items())]
 
     def find_one(self, collection: str, **criteria) -> dict | None:
@@ -85,10 +119,18 @@ class SQLiteStore:
         return self.find(collection)
 
     def collections(self) -> dict[str, int]:
-        return dict(self._db.execute("SELECT collection, COUNT(*) FROM records GROUP BY collection ORDER BY MIN(seq)"))
+        rows = self._db.execute("SELECT collection, COUNT(*) FROM records WHERE world=? AND collection NOT LIKE '\\_%' "
+                                "ESCAPE '\\' GROUP BY collection ORDER BY MIN(seq)", (self._world,))
+        return dict(rows)
 
-    def read_log(self, name: str) -> list[dict]:
-        return [json.loads(r[0]) for r in self._db.execute("SELECT data FROM logs WHERE name=? ORDER BY seq", (name,))]
+    def read_log(self, name: str, last: int | None = None) -> list[dict]:
+        """The log in order; with `last`, only its newest `last` entries."""
+        if last is None:
+            rows = self._db.execute("SELECT data FROM logs WHERE world=? AND name=? ORDER BY seq", (self._world, name))
+            return [decode(r[0]) for r in rows]
+        rows = self._db.execute("SELECT data FROM logs WHERE world=? AND name=? ORDER BY seq DESC LIMIT ?",
+                                (self._world, name, last)).fetchall()
+        return [decode(r[0]) for r in reversed(rows)]
 
     # -- writes ------------------------------------------------------------------------------------------------
     @contextmanager
@@ -115,39 +157,60 @@ class SQLiteStore:
             self._local.depth = 0
 
     def put(self, collection: str, key: str, record: dict) -> None:
-        self._db.execute("INSERT INTO records(collection, key, data) VALUES (?, ?, ?) "
-                         "ON CONFLICT(collection, key) DO UPDATE SET data=excluded.data",
-                         (collection, key, json.dumps(record)))
+        self._db.execute("INSERT INTO records(world, collection, key, data) VALUES (?, ?, ?, ?) "
+                         "ON CONFLICT(world, collection, key) DO UPDATE SET data=excluded.data",
+                         (self._world, collection, key, encode(record)))
 
     def put_all(self, collection: str, key_field: str, records) -> None:
         with self.transaction():
-            for record in records:
-                self.put(collection, str(record[key_field]), record)
+            self._db.executemany("INSERT INTO records(world, collection, key, data) VALUES (?, ?, ?, ?) "
+                                 "ON CONFLICT(world, collection, key) DO UPDATE SET data=excluded.data",
+                                 ((self._world, collection, str(r[key_field]), encode(r)) for r in records))
 
     def delete(self, collection: str, key: str) -> bool:
-        return self._db.execute("DELETE FROM records WHERE collection=? AND key=?", (collection, key)).rowcount > 0
+        return self._db.execute("DELETE FROM records WHERE world=? AND collection=? AND key=?",
+                                (self._world, collection, key)).rowcount > 0
 
-    def append_log(self, name: str, entry: dict) -> None:
-        self._db.execute("INSERT INTO logs(name, data) VALUES (?, ?)", (name, json.dumps(entry)))
+    def append_log(self, name: str, entry: dict, keep: int | None = None) -> None:
+        """Append; with `keep`, older entries beyond the newest `keep` are trimmed (read_log(last=keep) is exact)."""
+        seq = self._db.execute("INSERT INTO logs(world, name, data) VALUES (?, ?, ?)",
+                               (self._world, name, encode(entry))).lastrowid
+        if keep is not None and seq % _TRIM_EVERY == 0:
+            self._db.execute("DELETE FROM logs WHERE world=? AND name=? AND seq <= (SELECT seq FROM logs WHERE "
+                             "world=? AND name=? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+                             (self._world, name, self._world, name, keep))
+
+    def clear_log(self, name: str) -> None:
+        self._db.execute("DELETE FROM logs WHERE world=? AND name=?", (self._world, name))
+
+    def next_value(self, name: str) -> int:
+        return self._db.execute("INSERT INTO counters(world, name, value) VALUES (?, ?, 1) ON CONFLICT(world, name) "
+                                "DO UPDATE SET value=value+1 RETURNING value", (self._world, name)).fetchone()[0]
 
     def clear(self) -> None:
         with self.transaction():
-            self._db.execute("DELETE FROM records")
-            self._db.execute("DELETE FROM logs")
+            for table in ("records", "logs", "counters"):
+                self._db.execute(f"DELETE FROM {table} WHERE world=?", (self._world,))
 
     # -- snapshots ---------------------------------------------------------------------------------------------
     def dump(self) -> dict:
         collections: dict[str, dict] = {}
-        for collection, key, data in self._db.execute("SELECT collection, key, data FROM records ORDER BY seq"):
-            collections.setdefault(collection, {})[key] = json.loads(data)
+        for collection, key, data in self._db.execute(
+                "SELECT collection, key, data FROM records WHERE world=? ORDER BY seq", (self._world,)):
+            if not collection.startswith("_"):
+                collections.setdefault(collection, {})[key] = decode(data)
         logs: dict[str, list] = {}
-        for name, data in self._db.execute("SELECT name, data FROM logs ORDER BY seq"):
-            logs.setdefault(name, []).append(json.loads(data))
+        for name, data in self._db.execute("SELECT name, data FROM logs WHERE world=? ORDER BY seq", (self._world,)):
+            if not name.startswith("_"):
+                logs.setdefault(name, []).append(decode(data))
         return {"collections": collections, "logs": logs}
 
     def load(self, snapshot: dict) -> None:
         with self.transaction():
-            self.clear()
+            for table in ("records", "logs"):
+                column = "collection" if table == "records" else "name"
+                self._db.execute(f"DELETE FROM {table} WHERE world=? AND {column} NOT LIKE '\\_%' ESCAPE '\\'",
+                                 (self._world,))
             for name, records in snapshot["collections"].items():
                 for key, record in records.items():
                     self.put(name, key, record)

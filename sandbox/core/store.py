@@ -1,61 +1,74 @@
 """The one store interface every vendor uses, and its in-process memory backend.
 
 Records are plain JSON-compatible dicts kept in named collections, keyed by id. Callers never touch the
-backing dictionaries: they read copies, and they change state inside `transaction()`, which holds the
-store's lock so that a check and the write that depends on it (a uniqueness check, a balance) cannot race.
-Logs (events, history) are append-only lists in the same store, so a reset clears them too.
+backing data: they read fresh copies, and they change state inside `transaction()`, which holds the store's
+lock so that a check and the write that depends on it (a uniqueness check, a balance) cannot race.
+Logs (events, the journal) are append-only lists in the same store, optionally bounded; counters hand out
+increasing numbers (run-time IDs, fault-rule ids). A reset (`clear`) empties all of it.
+
+Names starting with `_` are the sandbox's own bookkeeping (journal, fault rules, counters, world settings):
+`collections()`, `dump()` and `load()` leave them out, so state snapshots hold vendor data only.
+
+Every backend (memory here, `sqlite_store.SQLiteStore`, `redis_store.RedisStore`) passes tests/test_store.py.
 """
 from __future__ import annotations
 
-import copy
 import threading
+from collections import deque
 from contextlib import contextmanager
 from typing import Iterator
 
+from .codec import decode, encode
+
+
+def internal(name: str) -> bool:
+    return name.startswith("_")
+
 
 class MemoryStore:
-    """Everything in one process, guarded by one re-entrant lock."""
+    """Everything in one process, guarded by one re-entrant lock. Records are kept as JSON text, which makes
+    every read a fresh copy at a fraction of `copy.deepcopy`'s cost."""
 
     def __init__(self, indexes: dict[str, list[str]] | None = None):
         self._lock = threading.RLock()
-        self._collections: dict[str, dict[str, dict]] = {}
-        self._logs: dict[str, list[dict]] = {}
+        self._collections: dict[str, dict[str, str]] = {}
+        self._logs: dict[str, deque[str]] = {}
+        self._counters: dict[str, int] = {}
         # collection -> field -> value -> keys (a dict as an ordered set); declared for the lookups vendors make.
-        self._indexes: dict[str, dict[str, dict[object, dict[str, None]]]] = {
-            collection: {field: {} for field in fields} for collection, fields in (indexes or {}).items()
-        }
+        self._indexed_fields = indexes or {}
+        self._indexes: dict[str, dict[str, dict[object, dict[str, None]]]] = {}
+        self._reset_indexes()
 
     # -- reads (always copies) ----------------------------------------------------------------------------
     def get(self, collection: str, key: str) -> dict | None:
-        with self._lock:
-            record = self._collections.get(collection, {}).get(key)
-            return copy.deepcopy(record) if record is not None else None
+        text = self._collections.get(collection, {}).get(key)
+        return decode(text) if text is not None else None
 
     def find(self, collection: str, **criteria) -> list[dict]:
         """Records whose fields equal every criterion, in insertion order."""
         with self._lock:
             records = self._collections.get(collection, {})
             keys = self._candidate_keys(collection, criteria)
-            candidates = (records[k] for k in keys) if keys is not None else records.values()
-            return [
-                copy.deepcopy(r) for r in candidates if all(r.get(f) == v for f, v in criteria.items())
-            ]
+            texts = [records[k] for k in keys] if keys is not None else list(records.values())
+        candidates = (decode(t) for t in texts)
+        return [r for r in candidates if all(r.get(f) == v for f, v in criteria.items())]
 
     def find_one(self, collection: str, **criteria) -> dict | None:
         found = self.find(collection, **criteria)
         return found[0] if found else None
 
     def all(self, collection: str) -> list[dict]:
-        with self._lock:
-            return copy.deepcopy(list(self._collections.get(collection, {}).values()))
+        return self.find(collection)
 
     def collections(self) -> dict[str, int]:
         with self._lock:
-            return {name: len(records) for name, records in self._collections.items()}
+            return {name: len(records) for name, records in self._collections.items() if not internal(name)}
 
-    def read_log(self, name: str) -> list[dict]:
+    def read_log(self, name: str, last: int | None = None) -> list[dict]:
+        """The log in order; with `last`, only its newest `last` entries."""
         with self._lock:
-            return copy.deepcopy(self._logs.get(name, []))
+            texts = list(self._logs.get(name, ()))
+        return [decode(t) for t in (texts[-last:] if last else texts)]
 
     # -- writes ---------------------------------------------------------------------------------------------
     @contextmanager
@@ -65,12 +78,13 @@ class MemoryStore:
             yield self
 
     def put(self, collection: str, key: str, record: dict) -> None:
+        text = encode(record)
         with self._lock:
             records = self._collections.setdefault(collection, {})
             old = records.get(key)
             if old is not None:
-                self._unindex(collection, key, old)
-            records[key] = copy.deepcopy(record)
+                self._unindex(collection, key, decode(old))
+            records[key] = text
             self._index(collection, key, record)
 
     def put_all(self, collection: str, key_field: str, records) -> None:
@@ -83,37 +97,65 @@ class MemoryStore:
         with self._lock:
             old = self._collections.get(collection, {}).pop(key, None)
             if old is not None:
-                self._unindex(collection, key, old)
+                self._unindex(collection, key, decode(old))
             return old is not None
 
-    def append_log(self, name: str, entry: dict) -> None:
+    def append_log(self, name: str, entry: dict, keep: int | None = None) -> None:
+        """Append; with `keep`, only the newest `keep` entries stay."""
+        text = encode(entry)
         with self._lock:
-            self._logs.setdefault(name, []).append(copy.deepcopy(entry))
+            log = self._logs.get(name)
+            if log is None or log.maxlen != keep:
+                log = self._logs[name] = deque(log or (), maxlen=keep)
+            log.append(text)
+
+    def clear_log(self, name: str) -> None:
+        with self._lock:
+            self._logs.pop(name, None)
+
+    def next_value(self, name: str) -> int:
+        """1, 2, 3 ... per name, until the next clear()."""
+        with self._lock:
+            value = self._counters[name] = self._counters.get(name, 0) + 1
+            return value
 
     def clear(self) -> None:
         with self._lock:
             self._collections.clear()
             self._logs.clear()
-            for fields in self._indexes.values():
-                for field in fields:
-                    fields[field] = {}
+            self._counters.clear()
+            self._reset_indexes()
 
     # -- snapshots -------------------------------------------------------------------------------------------
     def dump(self) -> dict:
-        """Everything, as JSON-compatible data: {"collections": {name: {key: record}}, "logs": {name: [...]}}."""
+        """Vendor data as JSON-compatible data: {"collections": {name: {key: record}}, "logs": {name: [...]}}."""
         with self._lock:
-            return copy.deepcopy({"collections": self._collections, "logs": self._logs})
+            collections = {name: dict(records) for name, records in self._collections.items() if not internal(name)}
+            logs = {name: list(log) for name, log in self._logs.items() if not internal(name)}
+        return {"collections": {name: {k: decode(t) for k, t in records.items()} for name, records in collections.items()},
+                "logs": {name: [decode(t) for t in log] for name, log in logs.items()}}
 
     def load(self, snapshot: dict) -> None:
-        """Replace everything with a dump(), indexes rebuilt."""
+        """Replace the vendor data with a dump(), indexes rebuilt; bookkeeping stays."""
         with self._lock:
-            self.clear()
+            for name in [n for n in self._collections if not internal(n)]:
+                for key in list(self._collections[name]):
+                    self.delete(name, key)
+                del self._collections[name]
+            for name in [n for n in self._logs if not internal(n)]:
+                del self._logs[name]
             for name, records in snapshot["collections"].items():
                 for key, record in records.items():
                     self.put(name, key, record)
-            self._logs = copy.deepcopy(snapshot["logs"])
+            for name, entries in snapshot["logs"].items():
+                for entry in entries:
+                    self.append_log(name, entry)
 
     # -- secondary indexes ---------------------------------------------------------------------------------
+    def _reset_indexes(self) -> None:
+        self._indexes = {collection: {field: {} for field in fields}
+                         for collection, fields in self._indexed_fields.items()}
+
     def _candidate_keys(self, collection: str, criteria: dict) -> list[str] | None:
         indexed = self._indexes.get(collection, {})
         for field, value in criteria.items():

@@ -1,12 +1,12 @@
 """A world: one isolated copy of every vendor's data, with its own IDs, events, journal and faults.
 
 The default world is the seeded one; each workspace is another world, seeded the same way but with credentials
-of its own, so the credentials a request carries say which world it acts on.
+of its own, so the credentials a request carries say which world it acts on. All of a world's state, its seed
+and size included, lives in its store, so every worker process (and, on Redis, every host) sees the same world.
 """
 from __future__ import annotations
 
 import copy
-import time
 import zlib
 from functools import cache
 from pathlib import Path
@@ -17,63 +17,76 @@ from faker import Faker
 from .faults import FaultRules
 from .ids import IdGenerator
 from .journal import Journal
-from .sqlite_store import SQLiteStore
-from .store import MemoryStore
 
 DEFAULT = "default"
+_SETTINGS = ("_world", "settings")  # collection and key of the world's seed, size and credential suffix
 
 
 class World:
-    def __init__(self, world_id: str, settings, vendors, seed: int, size: int, suffix: str = ""):
+    def __init__(self, world_id: str, settings, vendors, store):
         self.id = world_id
         self.settings = settings
         self.vendors = vendors
-        self.suffix = suffix  # appended to every credential of a workspace, so they differ from the default's
-        self.seed = seed
-        self.size = size
+        self.store = store
+        self.ids = IdGenerator(store, lambda: self.seed)
+        self.faults = FaultRules(store)
+        self.journal = Journal(store, settings.journal_size)
+
+    @classmethod
+    def open(cls, world_id: str, settings, vendors, backend, seed: int, size: int, suffix: str = "") -> "World":
+        """The world in the backend, seeded first if it is not there yet (a new database, a new workspace);
+        one that is there (a database file from an earlier run, another worker's) is used as it is."""
         indexes = {}
         for vendor in vendors:
             indexes.update(vendor.indexes)
-        if settings.backend == "sqlite":
-            # Only the default world keeps a file; workspaces are throwaway.
-            self.store = SQLiteStore(settings.db if world_id == DEFAULT else None, indexes)
-        else:
-            self.store = MemoryStore(indexes)
-        self.ids = IdGenerator(seed)
-        self.faults = FaultRules()
-        self.journal = Journal(settings.journal_size)
-        self.last_used = time.monotonic()
-        existing = self.store.collections()
-        if existing:
-            # A database file from an earlier run: keep its state; new IDs must not repeat the ones it holds.
-            self.ids.reseed(f"{seed}:resumed:{sum(existing.values())}")
-        else:
-            self.reset()
+        world = cls(world_id, settings, vendors, backend.store(world_id, indexes))
+        with world.store.transaction():
+            if world.store.get(*_SETTINGS) is None:
+                world._write_settings(seed, size, suffix)
+                world.reset()
+        return world
+
+    # -- seed, size and credential suffix, as stored -------------------------------------------------------
+    def _settings(self) -> dict:
+        return self.store.get(*_SETTINGS) or {"seed": self.settings.seed, "size": self.settings.size, "suffix": ""}
+
+    def _write_settings(self, seed: int, size: int, suffix: str) -> None:
+        self.store.put(*_SETTINGS, {"seed": seed, "size": size, "suffix": suffix})
+
+    @property
+    def seed(self) -> int:
+        return self._settings()["seed"]
+
+    @property
+    def size(self) -> int:
+        return self._settings()["size"]
+
+    @property
+    def suffix(self) -> str:
+        """Appended to every credential of a workspace, so they differ from the default world's."""
+        return self._settings()["suffix"]
+
+    def adopt(self, seed: int, size: int) -> None:
+        """Imported state: say which seed and size it came from."""
+        self._write_settings(seed, size, self.suffix)
 
     def reset(self, seed: int | None = None, size: int | None = None) -> None:
-        """Back to the seeded state: data, events, journal and fault rules."""
-        self.seed = self.seed if seed is None else seed
-        self.size = self.size if size is None else size
+        """Back to the seeded state: data, events, journal, fault rules and run-time IDs."""
         with self.store.transaction():
-            self.ids.reseed(self.seed)
+            current = self._settings()
+            seed = current["seed"] if seed is None else seed
+            size = current["size"] if size is None else size
             self.store.clear()
-            self.faults.clear()
-            self.journal.clear()
+            self._write_settings(seed, size, current["suffix"])
             for vendor in self.vendors:
                 # Each vendor draws from its own generator, so adding a vendor never changes another's data.
                 fake = Faker()
-                fake.seed_instance(self.seed ^ zlib.crc32(vendor.name.encode()))
+                fake.seed_instance(seed ^ zlib.crc32(vendor.name.encode()))
                 fixtures = copy.deepcopy(_fixtures(self.settings.fixtures_dir / f"{vendor.name}.yaml"))
-                vendor.seed(self.store, fake, self.size, fixtures, self.suffix)
+                vendor.seed(self.store, fake, size, fixtures, current["suffix"])
 
     def credentials(self) -> list[dict]:
         return [c for vendor in self.vendors for c in vendor.credentials(self.store)]
-
-    def touch(self) -> None:
-        self.last_used = time.monotonic()
-
-    def idle_seconds(self) -> float:
-        return time.monotonic() - self.last_used
 
 
 @cache
