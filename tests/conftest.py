@@ -1,6 +1,12 @@
+import os
+
 import pytest
 
 from sandbox import Settings, create_app
+from services import REDIS_MISSING, RedisServer, drop_prefix, unique_prefix
+
+# Every test that takes the `app` fixture (the vendor suites, the control API) runs once per backend.
+BACKENDS = os.environ.get("SANDBOX_TEST_BACKENDS", "memory,sqlite,redis").split(",")
 
 
 def pytest_configure(config):
@@ -13,10 +19,37 @@ DOC_ORDER = "ORD202641612055614747"
 DOC_ORDER_ID = "507f1f77bcf86cd799439012"
 
 
+@pytest.fixture(scope="session")
+def redis_url():
+    server = RedisServer()
+    url = server.start()
+    yield url
+    server.stop()
+
+
 @pytest.fixture
-def app():
+def backend_settings(request, redis_url):
+    """Settings fields that put a sandbox on the backend under test (param), isolated from other tests."""
+    backend = getattr(request, "param", "memory")
+    if backend != "redis":
+        yield {"backend": backend}
+        return
+    if redis_url is None:
+        pytest.skip(REDIS_MISSING)
+    prefix = unique_prefix()
+    yield {"backend": "redis", "redis_url": redis_url, "redis_prefix": prefix}
+    drop_prefix(redis_url, prefix)
+
+
+@pytest.fixture
+def app(backend_settings):
     # Strict mode: any response that breaks the spec turns into a 500, which every test would notice.
-    return create_app(Settings(seed=2026, size=40, publisher_timeout=0.2, strict_responses=True))
+    return create_app(Settings(seed=2026, size=40, publisher_timeout=0.2, strict_responses=True, **backend_settings))
+
+
+def pytest_generate_tests(metafunc):
+    if "backend_settings" in metafunc.fixturenames:
+        metafunc.parametrize("backend_settings", BACKENDS, indirect=True)
 
 
 @pytest.fixture

@@ -7,13 +7,28 @@ import pytest
 from sandbox.core.sqlite_store import SQLiteStore
 from sandbox.core.store import MemoryStore
 
-BACKENDS = {"memory": lambda: MemoryStore({"people": ["email"]}),
-            "sqlite": lambda: SQLiteStore(None, {"people": ["email"]})}
+from services import REDIS_MISSING, drop_prefix, unique_prefix
+
+INDEXES = {"people": ["email"]}
 
 
-@pytest.fixture(params=sorted(BACKENDS))
+@pytest.fixture(params=["memory", "sqlite", "redis"])
 def store(request):
-    return BACKENDS[request.param]()
+    if request.param == "memory":
+        yield MemoryStore(INDEXES)
+    elif request.param == "sqlite":
+        yield SQLiteStore(None, INDEXES)
+    else:
+        url = request.getfixturevalue("redis_url")
+        if url is None:
+            pytest.skip(REDIS_MISSING)
+        import redis
+
+        from sandbox.core.redis_store import RedisStore
+
+        prefix = unique_prefix()
+        yield RedisStore(redis.Redis.from_url(url), prefix, INDEXES)
+        drop_prefix(url, prefix)
 
 
 def test_put_get_copy_semantics(store):
@@ -47,7 +62,7 @@ def test_delete_and_clear(store):
 
 def test_sqlite_transaction_rolls_back_on_error():
     # The memory store has no rollback: every backend's callers check first and write last, so none needs it.
-    store = BACKENDS["sqlite"]()
+    store = SQLiteStore(None, INDEXES)
     store.put("people", "a", {"email": "a", "n": 1})
     with pytest.raises(RuntimeError):
         with store.transaction():

@@ -1,0 +1,69 @@
+"""Servers the tests need, started by the tests themselves on loopback: a throwaway Redis.
+
+Debian's redis-server is installed by scripts/install-services.sh (which .ci/run calls); without it, the Redis
+cases are skipped, saying how to get it. SANDBOX_REDIS_URL points the tests at a Redis of your own instead.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+
+REDIS_MISSING = "redis-server is not installed: bash scripts/install-services.sh (Debian's package)"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RedisServer:
+    def __init__(self):
+        self.url = os.environ.get("SANDBOX_REDIS_URL")
+        self._process = None
+
+    def start(self) -> str | None:
+        """The URL of a running Redis, or None when there is none to be had."""
+        if self.url:
+            return self.url
+        binary = shutil.which("redis-server")
+        if binary is None:
+            return None
+        port = free_port()
+        self._process = subprocess.Popen(
+            [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        import redis
+
+        client = redis.Redis(port=port)
+        for _ in range(100):
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        self.url = f"redis://127.0.0.1:{port}/0"
+        return self.url
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(10)
+
+
+def unique_prefix() -> str:
+    """Keys of one test only, so tests never see each other's state on the shared server."""
+    return "test-" + uuid.uuid4().hex[:12]
+
+
+def drop_prefix(url: str, prefix: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        client.unlink(*keys)
