@@ -19,7 +19,13 @@ import yaml
 from . import Settings, create_app
 from .control.scenarios import load_scenario, scenarios
 
+from .core.backends import BACKENDS
+
 TOOLS = ("contract", "compat")  # subcommands besides `proxy` (which serves); anything else is a server option
+
+
+# One worker per core, at least two: a worker busy with a slow request never holds the others up.
+DEFAULT_WORKERS = max(2, min(os.cpu_count() or 2, 8))
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -37,10 +43,14 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="seed of the generated data: the same seed always gives the same data")
     parser.add_argument("--size", type=int, default=Settings.size,
                         help="how many records to generate per vendor (Returning.AI: purchase histories)")
-    parser.add_argument("--backend", choices=["memory", "sqlite"], default=os.environ.get("SANDBOX_BACKEND", "memory"),
-                        help="where state lives: memory (this process) or sqlite (env SANDBOX_BACKEND)")
+    parser.add_argument("--backend", choices=BACKENDS, default=os.environ.get("SANDBOX_BACKEND", "sqlite"),
+                        help="where state lives: sqlite (shared by the worker processes of this machine), redis "
+                             "(shared by sandbox instances on many hosts) or memory (one process only; with "
+                             "--workers 1 or --dev) (env SANDBOX_BACKEND)")
     parser.add_argument("--db", metavar="FILE",
                         help="with --backend sqlite: the database file, kept across restarts (default: a temporary one)")
+    parser.add_argument("--redis-url", default=Settings.redis_url_default(),
+                        help="with --backend redis: the server every instance shares (env SANDBOX_REDIS_URL)")
     parser.add_argument("--publisher-timeout", type=float, default=Settings.publisher_timeout,
                         help="seconds a request with 'X-Sandbox-Fault: publisher-timeout' waits before its 502")
     parser.add_argument("--strict", action="store_true",
@@ -56,15 +66,21 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="seconds an unused workspace lives before it is dropped")
     parser.add_argument("--journal-size", type=int, default=Settings.journal_size,
                         help="requests kept in each world's journal")
-    parser.add_argument("--threads", type=int, default=8, help="request threads of the server process")
+    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
+                        help="gunicorn worker processes (they share state through the backend)")
+    parser.add_argument("--threads", type=int, default=4, help="request threads of each worker process")
     parser.add_argument("--dev", action="store_true",
-                        help="use Flask's development server (auto-reload off) instead of gunicorn")
-    return parser.parse_args(argv)
+                        help="use Flask's development server (one process, auto-reload off) instead of gunicorn")
+    args = parser.parse_args(argv)
+    if args.backend == "memory" and args.workers > 1 and not args.dev:
+        parser.error("--backend memory keeps state in one process: add --workers 1, or use --backend sqlite")
+    return args
 
 
 def banner(base: str, app) -> str:
     sandbox = app.extensions["sandbox"]
-    lines = [f"Redemption API sandbox listening on {base} (seed {sandbox.seed}, size {sandbox.size})"]
+    lines = [f"Redemption API sandbox listening on {base} (seed {sandbox.seed}, size {sandbox.size})",
+             f"  state         {sandbox.backend.describe()}"]
     for vendor in sandbox.vendors:
         spec = sandbox.specs[vendor.spec_file.removesuffix(".yaml")]
         lines.append(f"  {vendor.name:<13} base URL {base}{spec.base_paths[0]}   spec {base}/_sandbox/specs/{spec.name}.yaml")
@@ -84,7 +100,7 @@ def main(argv=None) -> int | None:
         proxy_args, argv = _proxy_args(argv[1:])
         proxies = {proxy_args.spec: proxy_args.upstream}
     args = parse_args(argv)
-    settings = Settings(backend=args.backend, db=args.db, seed=args.seed, size=args.size, publisher_timeout=args.publisher_timeout,
+    settings = Settings(backend=args.backend, db=args.db, redis_url=args.redis_url, seed=args.seed, size=args.size, publisher_timeout=args.publisher_timeout,
                         strict_responses=args.strict, admin_token=args.admin_token, workspace_ttl=args.workspace_ttl,
                         journal_size=args.journal_size, control_open=_is_loopback(args.host), proxies=proxies)
     app = create_app(settings)
@@ -98,6 +114,8 @@ def main(argv=None) -> int | None:
         for rule in yaml.safe_load(args.faults.read_text(encoding="utf-8")) or []:
             world.faults.add_rule(rule)
     print(banner(f"http://{args.host}:{args.port}", app), flush=True)
+    print(f"  serving       " + ("Flask's development server (--dev)" if args.dev else
+                                 f"gunicorn, {args.workers} worker process(es) x {args.threads} threads"), flush=True)
     for spec, upstream in proxies.items():
         print(f"  proxy         http://{args.host}:{args.port}/proxy/{spec}/... -> {upstream}   "
               f"findings http://{args.host}:{args.port}/_sandbox/proxy/findings", flush=True)
@@ -140,9 +158,10 @@ def serve(app, args) -> None:
 
     class Server(BaseApplication):
         def load_config(self):
-            # One process: the in-memory store lives in it. Threads serve requests concurrently.
             self.cfg.set("bind", f"{args.host}:{args.port}")
-            self.cfg.set("workers", 1)
+            # The app (and the seeded data) is made once, before the fork; every worker shares the backend.
+            self.cfg.set("preload_app", True)
+            self.cfg.set("workers", args.workers)
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("threads", args.threads)
             self.cfg.set("accesslog", None)

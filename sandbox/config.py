@@ -26,7 +26,7 @@ class Settings:
     # The SQLite file (kept across restarts); none: a temporary one, removed when the sandbox stops.
     db: str | None = None
     # The Redis server of the redis backend, and the prefix of every key the sandbox writes there.
-    redis_url: str = field(default_factory=lambda: os.environ.get("SANDBOX_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    redis_url: str = field(default_factory=lambda: Settings.redis_url_default())
     redis_prefix: str = field(default_factory=lambda: os.environ.get("SANDBOX_REDIS_PREFIX", "sandbox"))
     seed: int = 2026
     size: int = 100  # generated records per vendor (Returning.AI: purchase histories)
@@ -49,4 +49,8 @@ class Settings:
     # Check every response against the spec and answer 500 when the sandbox would break its own contract.
     strict_responses: bool = False
     specs_dir: Path = field(default_factory=lambda: ROOT / "specs")
+
+    @staticmethod
+    def redis_url_default() -> str:
+        return os.environ.get("SANDBOX_REDIS_URL", "redis://127.0.0.1:6379/0")
     fixtures_dir: Path = field(default_factory=lambda: ROOT / "fixtures")

@@ -11,7 +11,8 @@ ROOT = Path(__file__).parent.parent
 def test_help_explains_every_option():
     out = subprocess.run([sys.executable, "run.py", "--help"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     for option in ("--host", "--port", "--seed", "--size", "--publisher-timeout", "--strict", "--admin-token",
-                   "--faults", "--scenario", "--workspace-ttl", "--journal-size", "--threads", "--dev"):
+                   "--faults", "--scenario", "--workspace-ttl", "--journal-size", "--workers", "--threads", "--dev",
+                   "--backend", "--db", "--redis-url"):
         assert option in out
 
 
@@ -38,3 +39,17 @@ def test_beyond_loopback_without_token_turns_control_api_off(monkeypatch, capsys
     run.main(["--size", "5", "--host", "0.0.0.0"])
     assert "control API   OFF" in capsys.readouterr().out
     assert served["app"].test_client().get("/_sandbox/health").status_code == 403
+
+
+def test_memory_backend_refuses_several_workers(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit):
+        run.parse_args(["--backend", "memory"])
+    assert "--workers 1" in capsys.readouterr().err
+    assert run.parse_args(["--backend", "memory", "--workers", "1"]).backend == "memory"
+
+
+def test_serves_on_sqlite_with_several_workers_by_default():
+    args = run.parse_args([])
+    assert args.backend == "sqlite" and args.workers >= 2 and not args.dev
