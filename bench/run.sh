@@ -1,35 +1,42 @@
 #!/usr/bin/env bash
-# Throughput of the sandbox against Prism and a bare Flask endpoint, same machine, same load, loopback only.
+# Throughput of the sandbox in its production configuration (run.py's defaults: gunicorn, SQLite, one worker per
+# core x 4 threads) against Prism and a bare Flask endpoint under the same gunicorn settings, same machine, same
+# load, loopback only. Then memory over a longer mixed run, and start-up with 100,000 records per vendor.
 # Not part of the test suite. Needs wrk (Debian) and npm; installs Prism into bench/node_modules.
-#   bash bench/run.sh [seconds per run, default 10]
+#   bash bench/run.sh [seconds per run, default 10] [seconds of the memory run, default 60]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_RUN=${1:-10}
+FLAT_SECONDS=${2:-60}
 command -v wrk >/dev/null || { sudo_=""; [ "$(id -u)" -eq 0 ] || sudo_=sudo; $sudo_ apt-get install -y -qq wrk >/dev/null; }
 [ -x bench/node_modules/.bin/prism ] || (cd bench && npm install --silent --no-save @stoplight/prism-cli >/dev/null)
 PY=.venv/bin/python
+WORKERS=$($PY -c "from sandbox.cli import DEFAULT_WORKERS; print(DEFAULT_WORKERS)")
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
-wait_for() { for _ in $(seq 1 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1"; exit 1; }
+wait_for() { for _ in $(seq 1 600); do curl -s -o /dev/null "$1" && return 0; sleep 0.05; done; echo "no answer from $1"; exit 1; }
+# Resident memory of a server: the process and its children (gunicorn's workers, node's), in MB.
+rss_tree() { ps -o rss= -p "$1" --ppid "$1" | awk '{s += $1} END {printf "%.0f", s/1024}'; }
+since() { echo "$(date +%s.%N) - $1" | bc; }
 
 start=$(date +%s.%N)
 $PY run.py --port 18080 > /tmp/bench-sandbox.log 2>&1 & PIDS+=($!); SANDBOX_PID=$!
 wait_for http://127.0.0.1:18080/_sandbox/health
-echo "sandbox start-up with its default data: $(echo "$(date +%s.%N) - $start" | bc) s"
-.venv/bin/gunicorn -b 127.0.0.1:18081 -w 1 -k gthread --threads 8 --chdir bench bare_flask:app > /tmp/bench-bare.log 2>&1 & PIDS+=($!); BARE_PID=$!
+echo "sandbox start-up with its default data (size 100, $WORKERS workers x 4 threads, SQLite): $(since "$start") s"
+.venv/bin/gunicorn -b 127.0.0.1:18081 -w "$WORKERS" -k gthread --threads 4 --chdir bench bare_flask:app \
+  > /tmp/bench-bare.log 2>&1 & PIDS+=($!); BARE_PID=$!
 bench/node_modules/.bin/prism mock specs/returning-ai.yaml -h 127.0.0.1 -p 18082 > /tmp/bench-prism.log 2>&1 & PIDS+=($!); PRISM_PID=$!
 wait_for http://127.0.0.1:18081/
 wait_for http://127.0.0.1:18082/
 
 PATCH_BODY='{"redemptionInstructions":"Present this code at checkout.","voucherCode":"ABC-123-XYZ","voucherExpiryDate":"31/12/2027"}'
 RAI='Authorization: Bearer XXXXXX|Content-Type: application/json'
-run() { # name url method path body headers pid
-  local out rss
-  out=$(METHOD=$3 PATH_=$4 BODY=$5 HEADERS=$6 wrk -t2 -c16 -d"${SECONDS_PER_RUN}s" --latency -s bench/request.lua "$2")
-  rss=$(ps -o rss= -p "$7" | awk '{printf "%.0f", $1/1024}')
-  $PY bench/report.py "$1" "$rss" <<<"$out"
+run() { # name url method path body headers pid [script]
+  local out
+  out=$(METHOD=$3 PATH_=$4 BODY=$5 HEADERS=$6 wrk -t2 -c16 -d"${SECONDS_PER_RUN}s" --latency -s "${8:-bench/request.lua}" "$2")
+  $PY bench/report.py "$1" "$(rss_tree "$7")" <<<"$out"
 }
 echo "name | requests/s | p50 ms | p99 ms | non-2xx | RSS MB"
 run "sandbox: valid PATCH" http://127.0.0.1:18080 PATCH /returning-ai/v1/purchase-histories/ORD202641612055614747 "$PATCH_BODY" "$RAI" $SANDBOX_PID
@@ -41,4 +48,22 @@ run "sandbox: capillary update" http://127.0.0.1:18080 PUT /capillary/v2/points/
   'Authorization: Basic c3RvcmUuc2VydmVyOjhhMTZhNmI3MDUwNWViMWYxZmY3Y2RjMGNkNTU1OWE3|Content-Type: application/json' $SANDBOX_PID
 run "sandbox: fabric GET" http://127.0.0.1:18080 GET /fabric/v3/redemptions/614b58924e92f6861ac9d43b "" \
   'Authorization: Bearer fabric-demo-token|x-fabric-tenant-id: 61a5f0c2b3d4e5f6a7b8c9d0' $SANDBOX_PID
+run "sandbox: mix (1 in 5 a 400)" http://127.0.0.1:18080 GET / "" "" $SANDBOX_PID bench/mix.lua
 $PY bench/report.py --ratios
+kill $PRISM_PID $BARE_PID
+
+echo
+echo "memory over a ${FLAT_SECONDS} s mixed run (RSS MB of the sandbox's processes, every 10 s):"
+samples="$(rss_tree $SANDBOX_PID)"
+wrk -t2 -c16 -d"${FLAT_SECONDS}s" -s bench/mix.lua http://127.0.0.1:18080 > /tmp/bench-flat.txt & WRK_PID=$!
+for _ in $(seq 10 10 "$FLAT_SECONDS"); do sleep 10; samples="$samples $(rss_tree $SANDBOX_PID)"; done
+wait $WRK_PID
+echo "  $samples   ($(grep Requests/sec /tmp/bench-flat.txt | awk '{printf "%.0f", $2}') req/s; the journal keeps the newest 1,000 requests)"
+kill $SANDBOX_PID
+
+echo
+start=$(date +%s.%N)
+$PY run.py --port 18083 --size 100000 > /tmp/bench-large.log 2>&1 & PIDS+=($!); LARGE_PID=$!
+wait_for http://127.0.0.1:18083/_sandbox/health
+echo "start-up with --size 100000 (100,000 generated records per vendor, SQLite): $(since "$start") s, RSS $(rss_tree $LARGE_PID) MB"
+curl -s http://127.0.0.1:18083/_sandbox/state | $PY -c "import json,sys; c=json.load(sys.stdin)['collections']; print('  records:', sum(c.values()), c)"
