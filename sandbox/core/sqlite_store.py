@@ -8,6 +8,7 @@ worker process is there for all of them.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import tempfile
 import threading
@@ -65,6 +66,13 @@ def _after_fork() -> None:
 os.register_at_fork(after_in_child=_after_fork)
 
 
+def _index_name(collection: str, field: str) -> str:
+    name = f"ix_{collection}_{field}"
+    if not re.fullmatch(r"\w+", name):  # collection and field names come from the code, never from a request
+        raise ValueError(f"cannot index {collection}.{field}")
+    return name
+
+
 class SQLiteStore:
     def __init__(self, path: str | None = None, indexes: dict[str, list[str]] | None = None, world: str = "default"):
         self.path = path or temporary_database(self)
@@ -77,9 +85,9 @@ class SQLiteStore:
         db.executescript(_SCHEMA)
         for collection, fields in self._indexes.items():
             for field in fields:
-                name = f"ix_{collection}_{field}".replace("-", "_")
-                db.execute(f"CREATE INDEX IF NOT EXISTS {name} ON records(world, collection, "
-                           f"json_extract(data, '$.{field}'))")
+                # Partial: only the collection's own rows are indexed, so a write updates only its indexes.
+                db.execute(f"CREATE INDEX IF NOT EXISTS {_index_name(collection, field)} ON records(world, "
+                           f"json_extract(data, '$.{field}')) WHERE collection = '{collection}'")
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(self._uri, uri=True, timeout=30, isolation_level=None, check_same_thread=False)
@@ -106,8 +114,10 @@ class SQLiteStore:
         indexed = [f for f in criteria if f in self._indexes.get(collection, ()) and isinstance(
             criteria[f], (str, int, float)) and not isinstance(criteria[f], bool)]
         if indexed:
-            sql += f" AND json_extract(data, '$.{indexed[0]}')=?"
-            args.append(criteria[indexed[0]])
+            # The collection as a literal, so that SQLite can tell the partial index applies.
+            sql = (f"SELECT data FROM records INDEXED BY {_index_name(collection, indexed[0])} WHERE world=? AND "
+                   f"collection = '{collection}' AND json_extract(data, '$.{indexed[0]}')=?")
+            args = [self._world, criteria[indexed[0]]]
         records = (decode(row[0]) for row in self._db.execute(sql + " ORDER BY seq", args))
         return [r for r in records if all(r.get(f) == v for f, v in criteria.items())]
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import base64
 from datetime import datetime, timezone
 
+from sandbox.core.fakes import Bulk
+
 from .records import CUSTOMERS, OAUTH_CLIENTS, ORGS, REDEMPTIONS, TILLS
 
 _START = datetime(2024, 1, 1, tzinfo=timezone.utc)
@@ -31,34 +33,42 @@ def seed(store, fake, size: int, fixtures: dict, suffix: str = "") -> None:
     _generate(store, fake, size, fixtures)
 
 
+_CODE_LETTERS = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz"
+
+
 def _generate(store, fake, size: int, fixtures: dict) -> None:
+    bulk = Bulk(fake)
     orgs = fixtures["orgs"]
     tills = {t["orgId"]: t for t in fixtures["tills"]}
+    customers, redemptions = [], []
     for n in range(size):
-        org = fake.random_element(orgs)
-        customer = {"customerId": 300_000_000 + n, "orgId": org["orgId"], "firstname": fake.first_name(),
-                    "lastname": fake.last_name(), "mobile": "91" + fake.numerify("##########"),
-                    "email": fake.unique.email(), "externalId": fake.bothify("EXT-#####-??").upper(),
-                    "cardnumber": fake.numerify("CARD-########"), "points": float(fake.random_int(0, 20000))}
-        for _ in range(fake.random_int(0, 3)):
-            moment = fake.date_time_between_dates(_START, _END, tzinfo=timezone.utc)
-            points = float(fake.random_int(10, 500))
+        org = bulk.pick(orgs)
+        first, last = bulk.word("first_name"), bulk.word("last_name")
+        customer = {"customerId": 300_000_000 + n, "orgId": org["orgId"], "firstname": first, "lastname": last,
+                    "mobile": "91" + bulk.digits(10), "email": bulk.email(first, last),
+                    "externalId": f"EXT-{bulk.digits(5)}-{bulk.letters(2)}", "cardnumber": f"CARD-{bulk.digits(8)}",
+                    "points": float(bulk.integer(0, 20000))}
+        for _ in range(bulk.integer(0, 3)):
+            moment = bulk.moment(_START, _END)
+            points = float(bulk.integer(10, 500))
             till = tills[org["orgId"]]
-            redemption = {
-                "redemptionId": fake.unique.lexify("??????", letters="ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz"),
-                "id": fake.unique.random_int(30_000_000, 99_999_999), "orgId": org["orgId"],
+            redemptions.append({
+                "redemptionId": bulk.unique("redemptionId", lambda: bulk.letters(6, _CODE_LETTERS)),
+                "id": bulk.unique("id", lambda: bulk.integer(30_000_000, 99_999_999)), "orgId": org["orgId"],
                 "customerId": customer["customerId"], "programId": org["programId"], "pointsRedeemed": points,
-                "pointsReversed": 0.0, "billId": fake.random_int(1, 10**9), "billNumber": fake.bothify("BILL-####"),
-                "validationCode": "", "notes": fake.sentence(nb_words=5),
+                "pointsReversed": 0.0, "billId": bulk.integer(1, 10**9), "billNumber": f"BILL-{bulk.digits(4)}",
+                "validationCode": "", "notes": bulk.word("sentence", nb_words=5),
                 "redemptionTime": int(moment.timestamp() * 1000), "pointsRedemptionTime": int(moment.timestamp() * 1000),
                 "tillId": till["tillId"], "tillName": till["tillName"],
                 "pointDeductionList": [{"programId": org["programId"], "pointsDeducted": points}],
-                "redemptionPurpose": fake.random_element(["gift", "discount", "voucher", ""]),
+                "redemptionPurpose": bulk.pick(["gift", "discount", "voucher", ""]),
                 "redemptionDate": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "externalReferenceNumber": fake.unique.bothify("TXN-######"), "customFields": {},
-            }
-            store.put(REDEMPTIONS, redemption["redemptionId"], redemption)
-        store.put(CUSTOMERS, str(customer["customerId"]), customer)
+                "externalReferenceNumber": bulk.unique("reference", lambda: f"TXN-{bulk.digits(7)}"),
+                "customFields": {},
+            })
+        customers.append(customer)
+    store.put_all(REDEMPTIONS, "redemptionId", redemptions)
+    store.put_all(CUSTOMERS, "customerId", customers)
 
 
 def credentials(store) -> list[dict]:

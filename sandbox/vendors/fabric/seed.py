@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from sandbox.core.clock import iso_millis
+from sandbox.core.fakes import Bulk
 
 from .records import COUPONS, PROMOTIONS, REDEMPTIONS, TENANTS, TOKENS
 
@@ -29,38 +30,39 @@ def seed(store, fake, size: int, fixtures: dict, suffix: str = "") -> None:
     _generate(store, fake, size, [t["id"] for t in fixtures["tenants"]])
 
 
-def _object_id(fake) -> str:
-    return f"{fake.random.getrandbits(96):024x}"
-
-
 def _generate(store, fake, size: int, tenants: list[str]) -> None:
+    bulk = Bulk(fake)
+    promotions, coupons, redemptions = [], [], []
     coupons_by_tenant: dict[str, list[dict]] = {t: [] for t in tenants}
     for _ in range(max(1, size // 10)):
-        tenant = fake.random_element(tenants)
-        promotion = {"id": _object_id(fake), "tenantId": tenant,
-                     "name": f"{fake.month_name()} {fake.random_element(['sale', 'promotion', 'deal'])}",
-                     "additionalAttributes": [{"name": "eventName", "values": fake.catch_phrase()}]}
-        store.put(PROMOTIONS, promotion["id"], promotion)
+        tenant = bulk.pick(tenants)
+        promotion = {"id": bulk.object_id(), "tenantId": tenant,
+                     "name": f"{bulk.word('month_name')} {bulk.pick(['sale', 'promotion', 'deal'])}",
+                     "additionalAttributes": [{"name": "eventName", "values": bulk.word("catch_phrase")}]}
+        promotions.append(promotion)
         for _ in range(3):
             # Generated coupons are multi-use, so generated redemptions never conflict.
-            coupon = {"id": _object_id(fake), "tenantId": tenant, "promotionId": promotion["id"],
-                      "code": fake.unique.bothify("????-####").upper(), "singleUse": False}
-            store.put(COUPONS, coupon["id"], coupon)
+            coupon = {"id": bulk.object_id(), "tenantId": tenant, "promotionId": promotion["id"],
+                      "code": bulk.unique("coupon", lambda: f"{bulk.letters(4)}-{bulk.digits(4)}"), "singleUse": False}
+            coupons.append(coupon)
             coupons_by_tenant[tenant].append(coupon)
+    with_coupons = [t for t in tenants if coupons_by_tenant[t]]
     for _ in range(size):
-        tenant = fake.random_element([t for t in tenants if coupons_by_tenant[t]])
-        coupon = fake.random_element(coupons_by_tenant[tenant])
-        created = fake.date_time_between_dates(_START, _END, tzinfo=timezone.utc)
-        redemption = {
-            "id": _object_id(fake), "tenantId": tenant, "channelId": fake.random_element(["12", "13"]),
+        tenant = bulk.pick(with_coupons)
+        coupon = bulk.pick(coupons_by_tenant[tenant])
+        created = iso_millis(bulk.moment(_START, _END))
+        first, last = bulk.word("first_name"), bulk.word("last_name")
+        redemptions.append({
+            "id": bulk.object_id(), "tenantId": tenant, "channelId": bulk.pick(["12", "13"]),
             "couponId": coupon["id"], "promotionId": coupon["promotionId"],
-            "orderId": fake.numerify("####-####-#####"), "couponCode": coupon["code"],
-            "userId": _object_id(fake), "email": fake.email(), "storeId": fake.bothify("?-######").upper(),
-            "redeemedAt": iso_millis(created), "status": fake.random_element(["ACTIVE", "ACTIVE", "INACTIVE"]),
-            "additionalAttributes": [{"name": "brand", "values": fake.company()}],
-            "createdAt": iso_millis(created), "updatedAt": iso_millis(created),
-        }
-        store.put(REDEMPTIONS, redemption["id"], redemption)
+            "orderId": f"{bulk.digits(4)}-{bulk.digits(4)}-{bulk.digits(5)}", "couponCode": coupon["code"],
+            "userId": bulk.object_id(), "email": bulk.email(first, last), "storeId": f"{bulk.letters(1)}-{bulk.digits(6)}",
+            "redeemedAt": created, "status": bulk.pick(["ACTIVE", "ACTIVE", "INACTIVE"]),
+            "additionalAttributes": [{"name": "brand", "values": bulk.word("company")}],
+            "createdAt": created, "updatedAt": created,
+        })
+    for collection, records in ((PROMOTIONS, promotions), (COUPONS, coupons), (REDEMPTIONS, redemptions)):
+        store.put_all(collection, "id", records)
 
 
 def credentials(store) -> list[dict]:

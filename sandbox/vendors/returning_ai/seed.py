@@ -9,11 +9,13 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from sandbox.core.clock import iso_millis
+from sandbox.core.fakes import Bulk
 
 from .records import API_KEYS, COMMUNITIES, PRODUCTS, PURCHASE_HISTORIES, STATUSES, TRANSACTIONS, USERS, VOUCHERS
 
 _START = datetime(2025, 1, 1, tzinfo=timezone.utc)
 _END = datetime(2026, 6, 30, tzinfo=timezone.utc)
+_VOUCHERS_END = datetime(2027, 12, 31, tzinfo=timezone.utc)
 
 
 def seed(store, fake, size: int, fixtures: dict, suffix: str = "") -> None:
@@ -32,7 +34,8 @@ def seed(store, fake, size: int, fixtures: dict, suffix: str = "") -> None:
     for order in fixtures["purchase_histories"]:
         _put_order(store, dict(order))
         delivered = next(s for s in store.find(STATUSES, communityID=order["communityID"]) if s["name"] == "Delivered")
-        _put_transaction(store, order, coins=800, status=delivered)
+        transaction = _transaction(order, coins=800, status=delivered)
+        store.put(TRANSACTIONS, transaction["_id"], transaction)
     _generate(store, fake, size, suffix)
 
 
@@ -46,12 +49,13 @@ def _put_order(store, order: dict) -> None:
     store.put(PURCHASE_HISTORIES, order["_id"], order)
 
 
-def _put_transaction(store, order: dict, coins: int, status: dict) -> None:
-    store.put(TRANSACTIONS, order["_id"], {
+def _transaction(order: dict, coins: int, status: dict) -> dict:
+    """The redemption order of a purchase history: same _id and order ID, same member."""
+    return {
         "_id": order["_id"], "transactionId": order["purchaseID"], "communityID": order["communityID"],
         "userID": order["userID"], "product": {k: order["product"][k] for k in ("_id", "name")}, "coins": coins,
         "statusId": status["_id"], "coinsRefunded": status["category"] == "refunded",
-        "createdAt": order["createdAt"], "updatedAt": order["createdAt"]})
+        "createdAt": order["createdAt"], "updatedAt": order["createdAt"]}
 
 
 # One of each category, plus Shipping as in seed 002, for every generated community.
@@ -60,68 +64,66 @@ _STATUS_SET = [("Pending", "incomplete", "#9E9E9E"), ("Shipping", "incomplete", 
                ("Refunded", "refunded", "#6A1B9A")]
 
 
-def _object_id(fake) -> str:
-    # Faker's own seeded generator; hexify() is a hundred times slower for the same result.
-    return f"{fake.random.getrandbits(96):024x}"
-
-
-def _moment(fake) -> str:
-    return iso_millis(fake.date_time_between_dates(_START, _END, tzinfo=timezone.utc))
-
-
 def _generate(store, fake, size: int, suffix: str) -> None:
-    communities, statuses = [], {}
+    bulk = Bulk(fake)
+    communities, keys, statuses = [], [], {}
     for _ in range(max(1, size // 100)):
-        community = {"_id": _object_id(fake), "name": f"{fake.company()} Rewards"}
-        store.put(COMMUNITIES, community["_id"], community)
-        key = {"key": f"rai_{fake.hexify('^' * 32)}{suffix}", "communityID": community["_id"],
-               "permissions": ["purchase-history", "updateRedemptionTransactionStatus", "createRedemptionStatus",
-                               "readRedemptions"],
-               "purpose": f"Generated key of {community['name']}.", "generated": True}
-        store.put(API_KEYS, key["key"], key)
-        communities.append(community["_id"])
-        statuses[community["_id"]] = []
-        for name, category, color in _STATUS_SET:
-            status = {"_id": _object_id(fake), "communityID": community["_id"], "name": name, "category": category,
-                      "color": color, "createdAt": iso_millis(_START)}
-            store.put(STATUSES, status["_id"], status)
-            statuses[community["_id"]].append(status)
-    members: dict[str, list[dict]] = {c: [] for c in communities}
-    products = []
+        community = {"_id": bulk.object_id(), "name": f"{bulk.word('company')} Rewards"}
+        communities.append(community)
+        keys.append({"key": f"rai_{bulk.random.getrandbits(128):032x}{suffix}", "communityID": community["_id"],
+                     "permissions": ["purchase-history", "updateRedemptionTransactionStatus",
+                                     "createRedemptionStatus", "readRedemptions"],
+                     "purpose": f"Generated key of {community['name']}.", "generated": True})
+        statuses[community["_id"]] = [
+            {"_id": bulk.object_id(), "communityID": community["_id"], "name": name, "category": category,
+             "color": color, "createdAt": iso_millis(_START)} for name, category, color in _STATUS_SET]
+    community_ids = [c["_id"] for c in communities]
+    members: dict[str, list[dict]] = {c: [] for c in community_ids}
+    users = []
     # Every community gets a first member, so every generated order has a member of its own community.
-    for community in communities + [fake.random_element(communities) for _ in range(size // 2)]:
-        user = {"_id": _object_id(fake), "communityID": community, "name": fake.name(),
-                "email": fake.unique.email(), "coins": fake.random_int(0, 5000)}
-        store.put(USERS, user["_id"], user)
-        members[user["communityID"]].append(user)
+    for community in community_ids + [bulk.pick(community_ids) for _ in range(size // 2)]:
+        first, last = bulk.word("first_name"), bulk.word("last_name")
+        user = {"_id": bulk.object_id(), "communityID": community, "name": f"{first} {last}",
+                "email": bulk.email(first, last), "coins": bulk.integer(0, 5000)}
+        users.append(user)
+        members[community].append(user)
+    products = []
     for _ in range(max(1, size // 5)):
-        product = {"_id": _object_id(fake), "communityID": fake.random_element(communities),
-                   "name": f"{fake.color_name()} {fake.random_element(['Voucher', 'Gift Card', 'Coupon'])}",
-                   "redemptionInstructions": fake.sentence(nb_words=12)}
-        store.put(PRODUCTS, product["_id"], product)
-        products.append(product)
+        products.append({"_id": bulk.object_id(), "communityID": bulk.pick(community_ids),
+                         "name": f"{bulk.word('color_name')} {bulk.pick(['Voucher', 'Gift Card', 'Coupon'])}",
+                         "redemptionInstructions": bulk.word("sentence", nb_words=12)})
+    vouchers, orders, transactions = [], [], []
     for _ in range(size):
-        product = fake.random_element(products)
-        voucher = {"_id": _object_id(fake), "communityID": product["communityID"], "productID": product["_id"],
-                   "code": fake.unique.bothify("???-####-????").upper(),
-                   "status": fake.random_element(["active", "redeemed", "expired"]),
-                   "expiryDate": iso_millis(fake.date_time_between_dates(_END, datetime(2027, 12, 31,
-                                                                                       tzinfo=timezone.utc)))}
-        store.put(VOUCHERS, voucher["_id"], voucher)
-        created = _moment(fake)
+        product = bulk.pick(products)
+        voucher = {"_id": bulk.object_id(), "communityID": product["communityID"], "productID": product["_id"],
+                   "code": bulk.unique("voucher", lambda: f"{bulk.letters(3)}-{bulk.digits(4)}-{bulk.letters(4)}"),
+                   "status": bulk.pick(["active", "redeemed", "expired"]),
+                   "expiryDate": iso_millis(bulk.moment(_END, _VOUCHERS_END))}
+        vouchers.append(voucher)
+        created = iso_millis(bulk.moment(_START, _END))
+        snapshot = {k: voucher[k] for k in ("_id", "code", "status", "expiryDate")}
         order = {
-            "_id": _object_id(fake),
-            "purchaseID": "ORD" + fake.numerify("#" * 18),
+            "_id": bulk.object_id(),
+            "purchaseID": "ORD" + bulk.digits(18),
             "communityID": product["communityID"],
-            "userID": fake.random_element(members[product["communityID"]])["_id"],
+            "userID": bulk.pick(members[product["communityID"]])["_id"],
             "product": {k: product[k] for k in ("_id", "name", "redemptionInstructions")},
             "voucherID": voucher["_id"],
             "createdAt": created,
             "updatedAt": created,
+            # Orders keep their own copy of the voucher, as _put_order does.
+            "voucherCode": snapshot["code"], "voucherExpiryDate": snapshot["expiryDate"], "voucher": snapshot,
         }
-        _put_order(store, order)
-        _put_transaction(store, order, coins=fake.random_int(50, 5000, step=50),
-                         status=fake.random_element(statuses[product["communityID"]]))
+        orders.append(order)
+        transactions.append(_transaction(order, coins=50 * bulk.integer(1, 100),
+                                         status=bulk.pick(statuses[product["communityID"]])))
+    for collection, key, records in (
+        (COMMUNITIES, "_id", communities), (API_KEYS, "key", keys),
+        (STATUSES, "_id", [s for group in statuses.values() for s in group]), (USERS, "_id", users),
+        (PRODUCTS, "_id", products), (VOUCHERS, "_id", vouchers), (PURCHASE_HISTORIES, "_id", orders),
+        (TRANSACTIONS, "_id", transactions),
+    ):
+        store.put_all(collection, key, records)
 
 
 def credentials(store) -> list[dict]:
