@@ -63,7 +63,7 @@ kill $SANDBOX_PID
 
 echo
 start=$(date +%s.%N)
-$PY run.py --port 18083 --size 100000 > /tmp/bench-large.log 2>&1 & PIDS+=($!); LARGE_PID=$!
+$PY run.py --port 18083 --size 13100 > /tmp/bench-large.log 2>&1 & PIDS+=($!); LARGE_PID=$!
 wait_for http://127.0.0.1:18083/_sandbox/health
-echo "start-up with --size 100000 (100,000 generated records per vendor, SQLite): $(since "$start") s, RSS $(rss_tree $LARGE_PID) MB"
+echo "start-up with --size 13100 (about 100,000 records in all, SQLite): $(since "$start") s, RSS $(rss_tree $LARGE_PID) MB"
 curl -s http://127.0.0.1:18083/_sandbox/state | $PY -c "import json,sys; c=json.load(sys.stdin)['collections']; print('  records:', sum(c.values()), c)"

@@ -20,8 +20,7 @@ class Journal:
         self._size = size
 
     def record(self, entry: dict) -> None:
-        with self._store.transaction():
-            self._store.append_log(LOG, {"id": self._store.next_value(LOG), **entry}, keep=self._size)
+        self._store.append_log(LOG, entry, keep=self._size, number="id")
 
     def entries(self, vendor=None, operation=None, status=None, since=None) -> list[dict]:
         return [

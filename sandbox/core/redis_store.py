@@ -138,7 +138,9 @@ class RedisStore:
                 pipe.srem(self._index_key(collection, field, old.get(field)), key)
         return pipe.execute()[0] > 0
 
-    def append_log(self, name: str, entry: dict, keep: int | None = None) -> None:
+    def append_log(self, name: str, entry: dict, keep: int | None = None, number: str | None = None) -> None:
+        if number:
+            entry = {**entry, number: self.next_value(f"_log:{name}")}
         pipe = self._redis.pipeline(transaction=True)
         pipe.rpush(self._p + "log:" + name, encode(entry))
         pipe.zadd(self._p + "logs", {name: 0}, nx=True)

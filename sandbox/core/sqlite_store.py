@@ -7,6 +7,7 @@ worker process is there for all of them.
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import sqlite3
@@ -44,7 +45,7 @@ def temporary_database(owner) -> str:
 def _remove(path: str, owner_pid: int) -> None:
     if os.getpid() != owner_pid:
         return
-    for suffix in ("", "-wal", "-shm"):
+    for suffix in ("", "-wal", "-shm", "-lock"):
         try:
             os.remove(path + suffix)
         except FileNotFoundError:
@@ -101,7 +102,17 @@ class SQLiteStore:
         if connection is None:
             connection = self._local.connection = self._connect()
             self._local.depth = 0
+            # Writers queue on a lock file: the kernel wakes the next one the moment the lock is free, where
+            # SQLite's own busy handler would sleep and retry (tens of ms under load between worker processes).
+            self._local.lock_file = os.open(self.path + "-lock", os.O_RDWR | os.O_CREAT, 0o644)
         return connection
+
+    def _write(self, sql: str, args=()) -> sqlite3.Cursor:
+        """One write statement; outside a transaction, it is its own."""
+        if self._local.depth:
+            return self._db.execute(sql, args)
+        with self.transaction():
+            return self._db.execute(sql, args)
 
     # -- reads -------------------------------------------------------------------------------------------------
     def get(self, collection: str, key: str) -> dict | None:
@@ -154,20 +165,24 @@ class SQLiteStore:
             finally:
                 self._local.depth -= 1
             return
-        db.execute("BEGIN IMMEDIATE")
-        self._local.depth = 1
+        fcntl.flock(self._local.lock_file, fcntl.LOCK_EX)
         try:
-            yield self
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        else:
-            db.execute("COMMIT")
+            db.execute("BEGIN IMMEDIATE")
+            self._local.depth = 1
+            try:
+                yield self
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            else:
+                db.execute("COMMIT")
+            finally:
+                self._local.depth = 0
         finally:
-            self._local.depth = 0
+            fcntl.flock(self._local.lock_file, fcntl.LOCK_UN)
 
     def put(self, collection: str, key: str, record: dict) -> None:
-        self._db.execute("INSERT INTO records(world, collection, key, data) VALUES (?, ?, ?, ?) "
+        self._write("INSERT INTO records(world, collection, key, data) VALUES (?, ?, ?, ?) "
                          "ON CONFLICT(world, collection, key) DO UPDATE SET data=excluded.data",
                          (self._world, collection, key, encode(record)))
 
@@ -178,24 +193,32 @@ class SQLiteStore:
                                  ((self._world, collection, str(r[key_field]), encode(r)) for r in records))
 
     def delete(self, collection: str, key: str) -> bool:
-        return self._db.execute("DELETE FROM records WHERE world=? AND collection=? AND key=?",
+        return self._write("DELETE FROM records WHERE world=? AND collection=? AND key=?",
                                 (self._world, collection, key)).rowcount > 0
 
-    def append_log(self, name: str, entry: dict, keep: int | None = None) -> None:
-        """Append; with `keep`, older entries beyond the newest `keep` are trimmed (read_log(last=keep) is exact)."""
-        seq = self._db.execute("INSERT INTO logs(world, name, data) VALUES (?, ?, ?)",
-                               (self._world, name, encode(entry))).lastrowid
-        if keep is not None and seq % _TRIM_EVERY == 0:
-            self._db.execute("DELETE FROM logs WHERE world=? AND name=? AND seq <= (SELECT seq FROM logs WHERE "
-                             "world=? AND name=? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
-                             (self._world, name, self._world, name, keep))
+    def append_log(self, name: str, entry: dict, keep: int | None = None, number: str | None = None) -> None:
+        """Append; with `keep`, older entries beyond the newest `keep` are trimmed (read_log(last=keep) is exact);
+        with `number`, the entry gets that field set to a number no earlier entry of the log had."""
+        with self.transaction():
+            if number is None:
+                seq = self._db.execute("INSERT INTO logs(world, name, data) VALUES (?, ?, ?)",
+                                       (self._world, name, encode(entry))).lastrowid
+            else:
+                seq = self._db.execute("INSERT INTO logs(world, name, data) VALUES (?, ?, json_set(?, '$.' || ?, "
+                                       "(SELECT IFNULL(MAX(seq), 0) + 1 FROM logs)))",
+                                       (self._world, name, encode(entry), number)).lastrowid
+            if keep is not None and seq % _TRIM_EVERY == 0:
+                self._db.execute("DELETE FROM logs WHERE world=? AND name=? AND seq <= (SELECT seq FROM logs WHERE "
+                                 "world=? AND name=? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+                                 (self._world, name, self._world, name, keep))
 
     def clear_log(self, name: str) -> None:
-        self._db.execute("DELETE FROM logs WHERE world=? AND name=?", (self._world, name))
+        self._write("DELETE FROM logs WHERE world=? AND name=?", (self._world, name))
 
     def next_value(self, name: str) -> int:
-        return self._db.execute("INSERT INTO counters(world, name, value) VALUES (?, ?, 1) ON CONFLICT(world, name) "
-                                "DO UPDATE SET value=value+1 RETURNING value", (self._world, name)).fetchone()[0]
+        with self.transaction():
+            return self._db.execute("INSERT INTO counters(world, name, value) VALUES (?, ?, 1) ON CONFLICT(world, "
+                                    "name) DO UPDATE SET value=value+1 RETURNING value", (self._world, name)).fetchone()[0]
 
     def clear(self) -> None:
         with self.transaction():

@@ -100,10 +100,11 @@ class MemoryStore:
                 self._unindex(collection, key, decode(old))
             return old is not None
 
-    def append_log(self, name: str, entry: dict, keep: int | None = None) -> None:
-        """Append; with `keep`, only the newest `keep` entries stay."""
-        text = encode(entry)
+    def append_log(self, name: str, entry: dict, keep: int | None = None, number: str | None = None) -> None:
+        """Append; with `keep`, only the newest `keep` entries stay; with `number`, the entry gets that field set to
+        a number no earlier entry of the log had."""
         with self._lock:
+            text = encode({**entry, number: self.next_value(f"_log:{name}")} if number else entry)
             log = self._logs.get(name)
             if log is None or log.maxlen != keep:
                 log = self._logs[name] = deque(log or (), maxlen=keep)

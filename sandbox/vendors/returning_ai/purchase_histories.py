@@ -66,11 +66,13 @@ class PurchaseHistories:
 
     def update_purchase_history(self, community_id: str, purchase_history_id: str,
                                 changes: PurchaseHistoryChanges, fault: str | None) -> dict:
-        # 404 and 409 are answered before anything is published.
-        self._plan_update(community_id, purchase_history_id, changes)
-        # "Publishes the update:purchase-history pub/sub event; the store service processes it and performs
-        # the DB write" (seed 000): a failed hand-off means no write. Waiting happens outside the store lock.
-        self._publish(fault)
+        if fault is not None:
+            # 404 and 409 are answered before anything is published.
+            self._plan_update(community_id, purchase_history_id, changes)
+            # "Publishes the update:purchase-history pub/sub event; the store service processes it and performs
+            # the DB write" (seed 000): a failed hand-off means no write. Waiting happens outside the store lock.
+            # (Without a fault the hand-off always succeeds, so the one check under the lock below says the same.)
+            self._publish(fault)
         with self.store.transaction():
             # Checked again under the lock, so the uniqueness check and the write cannot race.
             order, voucher = self._plan_update(community_id, purchase_history_id, changes)
