@@ -21,6 +21,9 @@ if sys.argv[1] == "--ratios":
     sys.exit()
 
 name, rss, out = sys.argv[1], sys.argv[2], sys.stdin.read()
+if "Requests/sec" not in out or "50%" not in out:
+    print(f"{name} | failed: {out.strip()[-300:]}")
+    sys.exit()
 rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 p50 = millis(re.search(r"50%\s+(\S+)", out).group(1))
 p99 = millis(re.search(r"99%\s+(\S+)", out).group(1))

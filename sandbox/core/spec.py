@@ -28,12 +28,17 @@ class SchemaValidator:
 
     def __init__(self, root: dict):
         self.python = Draft202012Validator(root, format_checker=Draft202012Validator.FORMAT_CHECKER)
-        try:
-            self._fast = jsonschema_rs.validator_for(root, validate_formats=True)
-        except Exception:  # a schema it cannot compile is left to jsonschema alone
-            self._fast = None
+        self._root = root
+        self._fast = _NOT_COMPILED
 
     def iter_errors(self, value):
+        if self._fast is _NOT_COMPILED:
+            # Compiled on first use: each compiled schema holds its own copy of the spec's components, and
+            # most response schemas are never used outside strict mode.
+            try:
+                self._fast = jsonschema_rs.validator_for(self._root, validate_formats=True)
+            except Exception:  # a schema it cannot compile is left to jsonschema alone
+                self._fast = None
         if self._fast is not None:
             try:
                 if self._fast.is_valid(value):
@@ -41,6 +46,9 @@ class SchemaValidator:
             except (ValueError, OverflowError, TypeError):  # e.g. an integer beyond 64 bits
                 pass
         return self.python.iter_errors(value)
+
+
+_NOT_COMPILED = object()
 
 
 @cache
@@ -114,8 +122,23 @@ class Spec:
         return node
 
     def validator(self, schema: dict) -> "SchemaValidator":
-        # Putting `components` in the root schema lets `#/components/...` refs resolve with no registry.
-        return SchemaValidator({**schema, "components": self._components})
+        # Putting the components it refers to in the root schema lets `#/components/...` refs resolve with no
+        # registry; only those, so that each compiled validator stays small.
+        components: dict = {}
+        pending = [schema]
+        while pending:
+            node = pending.pop()
+            if isinstance(node, dict):
+                ref = node.get("$ref")
+                if isinstance(ref, str) and ref.startswith("#/components/"):
+                    _, _, kind, name = ref.split("/", 3)
+                    if name not in components.setdefault(kind, {}):
+                        components[kind][name] = self._components[kind][name]
+                        pending.append(components[kind][name])
+                pending.extend(node.values())
+            elif isinstance(node, list):
+                pending.extend(node)
+        return SchemaValidator({**schema, "components": components})
 
     # -- operations -------------------------------------------------------------------------------------
     @property
