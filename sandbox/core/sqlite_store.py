@@ -25,6 +25,8 @@ CREATE TABLE IF NOT EXISTS records (
     data TEXT NOT NULL, UNIQUE (world, collection, key));
 CREATE TABLE IF NOT EXISTS logs (seq INTEGER PRIMARY KEY AUTOINCREMENT, world TEXT NOT NULL, name TEXT NOT NULL,
     data TEXT NOT NULL);
+-- Reads return records in insertion order; without this SQLite would walk the whole table in seq order.
+CREATE INDEX IF NOT EXISTS records_in_order ON records(world, collection, seq);
 CREATE INDEX IF NOT EXISTS logs_by_name ON logs(world, name, seq);
 CREATE TABLE IF NOT EXISTS counters (world TEXT NOT NULL, name TEXT NOT NULL, value INTEGER NOT NULL,
     PRIMARY KEY (world, name));
@@ -108,11 +110,20 @@ class SQLiteStore:
         return connection
 
     def _write(self, sql: str, args=()) -> sqlite3.Cursor:
-        """One write statement; outside a transaction, it is its own."""
+        """One write statement; outside a transaction it commits by itself (SQLite makes a lone statement atomic)."""
         if self._local.depth:
             return self._db.execute(sql, args)
-        with self.transaction():
+        with self._writer():
             return self._db.execute(sql, args)
+
+    @contextmanager
+    def _writer(self):
+        db = self._db
+        fcntl.flock(self._local.lock_file, fcntl.LOCK_EX)
+        try:
+            yield db
+        finally:
+            fcntl.flock(self._local.lock_file, fcntl.LOCK_UN)
 
     # -- reads -------------------------------------------------------------------------------------------------
     def get(self, collection: str, key: str) -> dict | None:
@@ -165,8 +176,7 @@ class SQLiteStore:
             finally:
                 self._local.depth -= 1
             return
-        fcntl.flock(self._local.lock_file, fcntl.LOCK_EX)
-        try:
+        with self._writer():
             db.execute("BEGIN IMMEDIATE")
             self._local.depth = 1
             try:
@@ -178,8 +188,6 @@ class SQLiteStore:
                 db.execute("COMMIT")
             finally:
                 self._local.depth = 0
-        finally:
-            fcntl.flock(self._local.lock_file, fcntl.LOCK_UN)
 
     def put(self, collection: str, key: str, record: dict) -> None:
         self._write("INSERT INTO records(world, collection, key, data) VALUES (?, ?, ?, ?) "
@@ -199,26 +207,24 @@ class SQLiteStore:
     def append_log(self, name: str, entry: dict, keep: int | None = None, number: str | None = None) -> None:
         """Append; with `keep`, older entries beyond the newest `keep` are trimmed (read_log(last=keep) is exact);
         with `number`, the entry gets that field set to a number no earlier entry of the log had."""
-        with self.transaction():
-            if number is None:
-                seq = self._db.execute("INSERT INTO logs(world, name, data) VALUES (?, ?, ?)",
-                                       (self._world, name, encode(entry))).lastrowid
-            else:
-                seq = self._db.execute("INSERT INTO logs(world, name, data) VALUES (?, ?, json_set(?, '$.' || ?, "
-                                       "(SELECT IFNULL(MAX(seq), 0) + 1 FROM logs)))",
-                                       (self._world, name, encode(entry), number)).lastrowid
-            if keep is not None and seq % _TRIM_EVERY == 0:
-                self._db.execute("DELETE FROM logs WHERE world=? AND name=? AND seq <= (SELECT seq FROM logs WHERE "
-                                 "world=? AND name=? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
-                                 (self._world, name, self._world, name, keep))
+        if number is None:
+            seq = self._write("INSERT INTO logs(world, name, data) VALUES (?, ?, ?)",
+                              (self._world, name, encode(entry))).lastrowid
+        else:
+            seq = self._write("INSERT INTO logs(world, name, data) VALUES (?, ?, json_set(?, '$.' || ?, "
+                              "(SELECT IFNULL(MAX(seq), 0) + 1 FROM logs)))",
+                              (self._world, name, encode(entry), number)).lastrowid
+        if keep is not None and seq % _TRIM_EVERY == 0:
+            self._write("DELETE FROM logs WHERE world=? AND name=? AND seq <= (SELECT seq FROM logs WHERE "
+                        "world=? AND name=? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+                        (self._world, name, self._world, name, keep))
 
     def clear_log(self, name: str) -> None:
         self._write("DELETE FROM logs WHERE world=? AND name=?", (self._world, name))
 
     def next_value(self, name: str) -> int:
-        with self.transaction():
-            return self._db.execute("INSERT INTO counters(world, name, value) VALUES (?, ?, 1) ON CONFLICT(world, "
-                                    "name) DO UPDATE SET value=value+1 RETURNING value", (self._world, name)).fetchone()[0]
+        return self._write("INSERT INTO counters(world, name, value) VALUES (?, ?, 1) ON CONFLICT(world, name) "
+                           "DO UPDATE SET value=value+1 RETURNING value", (self._world, name)).fetchone()[0]
 
     def clear(self) -> None:
         with self.transaction():
