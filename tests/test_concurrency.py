@@ -30,13 +30,14 @@ POOR_CUSTOMER = 109943743  # 100 points
 WORKERS = 2
 
 
-@pytest.fixture(scope="module", params=["sqlite", "redis"])
+@pytest.fixture(scope="module", params=["sqlite", "redis", "sqlite-granian"])
 def server(request):
-    """`python run.py` as a user starts it: gunicorn, several worker processes, seeded data."""
+    """`python run.py` as a user starts it: several worker processes (gunicorn, or granian), seeded data."""
     env = dict(os.environ)
-    args = ["--backend", request.param]
+    backend, _, server_name = request.param.partition("-")
+    args = ["--backend", backend, "--server", server_name or "gunicorn"]
     prefix = None
-    if request.param == "redis":
+    if backend == "redis":
         url = request.getfixturevalue("redis_url")
         if url is None:
             pytest.skip(REDIS_MISSING)

@@ -12,7 +12,7 @@ def test_help_explains_every_option():
     out = subprocess.run([sys.executable, "run.py", "--help"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     for option in ("--host", "--port", "--seed", "--size", "--publisher-timeout", "--strict", "--admin-token",
                    "--faults", "--scenario", "--workspace-ttl", "--journal-size", "--workers", "--threads", "--dev",
-                   "--backend", "--db", "--redis-url"):
+                   "--backend", "--db", "--redis-url", "--server"):
         assert option in out
 
 
@@ -48,6 +48,9 @@ def test_memory_backend_refuses_several_workers(capsys):
         run.parse_args(["--backend", "memory"])
     assert "--workers 1" in capsys.readouterr().err
     assert run.parse_args(["--backend", "memory", "--workers", "1"]).backend == "memory"
+    with pytest.raises(SystemExit):  # granian's workers are processes of their own, even just one
+        run.parse_args(["--backend", "memory", "--workers", "1", "--server", "granian"])
+    assert "--server granian" in capsys.readouterr().err
 
 
 def test_serves_on_sqlite_with_several_workers_by_default():
