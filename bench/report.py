@@ -16,17 +16,22 @@ if sys.argv[1] == "--ratios":
     results = json.loads(RESULTS.read_text())
     sandbox = results["sandbox: valid PATCH"]
     print(f"sandbox/prism (valid PATCH): {sandbox / results['prism: valid PATCH']:.2f}x")
-    print(f"sandbox/bare flask (valid PATCH): {sandbox / results['bare flask: PATCH']:.2f}x")
+    print(f"sandbox/bare flask (valid PATCH, both gunicorn): {sandbox / results['bare flask: PATCH']:.2f}x")
+    granian = results.get("sandbox --server granian: valid PATCH")
+    if granian and results.get("bare flask under granian: PATCH"):
+        print(f"sandbox/prism (valid PATCH, --server granian): {granian / results['prism: valid PATCH']:.2f}x")
+        print(f"sandbox/bare flask (valid PATCH, both granian): {granian / results['bare flask under granian: PATCH']:.2f}x")
     RESULTS.unlink()
     sys.exit()
 
 name, rss, out = sys.argv[1], sys.argv[2], sys.stdin.read()
-if "Requests/sec" not in out or "50%" not in out:
-    print(f"{name} | failed: {out.strip()[-300:]}")
+try:
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = millis(re.search(r"50%\s+(\S+)", out).group(1))
+    p99 = millis(re.search(r"99%\s+(\S+)", out).group(1))
+except (AttributeError, KeyError):
+    print(f"{name} | could not read wrk's output: {' '.join(out.split())[-400:]}")
     sys.exit()
-rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-p50 = millis(re.search(r"50%\s+(\S+)", out).group(1))
-p99 = millis(re.search(r"99%\s+(\S+)", out).group(1))
 non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
 print(f"{name} | {rate:,.0f} | {p50:.2f} | {p99:.2f} | {non2xx.group(1) if non2xx else 0} | {rss}")
 results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}

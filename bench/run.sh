@@ -28,8 +28,13 @@ echo "sandbox start-up with its default data (size 100, $WORKERS workers x $THRE
 .venv/bin/gunicorn -b 127.0.0.1:18081 -w "$WORKERS" -k gthread --threads "$THREADS" --chdir bench bare_flask:app \
   > /tmp/bench-bare.log 2>&1 & PIDS+=($!); BARE_PID=$!
 bench/node_modules/.bin/prism mock specs/returning-ai.yaml -h 127.0.0.1 -p 18082 > /tmp/bench-prism.log 2>&1 & PIDS+=($!); PRISM_PID=$!
+$PY run.py --port 18084 --server granian > /tmp/bench-sandbox-granian.log 2>&1 & PIDS+=($!); GRANIAN_PID=$!
+.venv/bin/granian --interface wsgi --host 127.0.0.1 --port 18085 --workers "$WORKERS" --blocking-threads "$THREADS" \
+  --working-dir bench bare_flask:app > /tmp/bench-bare-granian.log 2>&1 & PIDS+=($!); BARE_GRANIAN_PID=$!
 wait_for http://127.0.0.1:18081/
 wait_for http://127.0.0.1:18082/
+wait_for http://127.0.0.1:18084/_sandbox/health
+wait_for http://127.0.0.1:18085/
 
 PATCH_BODY='{"redemptionInstructions":"Present this code at checkout.","voucherCode":"ABC-123-XYZ","voucherExpiryDate":"31/12/2027"}'
 RAI='Authorization: Bearer XXXXXX|Content-Type: application/json'
@@ -49,8 +54,10 @@ run "sandbox: capillary update" http://127.0.0.1:18080 PUT /capillary/v2/points/
 run "sandbox: fabric GET" http://127.0.0.1:18080 GET /fabric/v3/redemptions/614b58924e92f6861ac9d43b "" \
   'Authorization: Bearer fabric-demo-token|x-fabric-tenant-id: 61a5f0c2b3d4e5f6a7b8c9d0' $SANDBOX_PID
 run "sandbox: mix (1 in 5 a 400)" http://127.0.0.1:18080 GET / "" "" $SANDBOX_PID bench/mix.lua
+run "sandbox --server granian: valid PATCH" http://127.0.0.1:18084 PATCH /returning-ai/v1/purchase-histories/ORD202641612055614747 "$PATCH_BODY" "$RAI" $GRANIAN_PID
+run "bare flask under granian: PATCH" http://127.0.0.1:18085 PATCH /returning-ai/v1/purchase-histories/ORD202641612055614747 "$PATCH_BODY" "$RAI" $BARE_GRANIAN_PID
 $PY bench/report.py --ratios
-kill $PRISM_PID $BARE_PID
+kill $PRISM_PID $BARE_PID $GRANIAN_PID $BARE_GRANIAN_PID
 
 echo
 echo "memory over a ${FLAT_SECONDS} s mixed run (RSS MB of the sandbox's processes, every 10 s):"

@@ -60,6 +60,9 @@ def snake_case(operation_id: str) -> str:
 def mount(app: Flask, mount_: Mount, spec: Spec, prefix: str) -> None:
     for operation in spec.operations:
         handler = getattr(mount_.handlers, snake_case(operation.operation_id))
+        for validator in [p.validator for p in operation.parameters] + [operation.body_validator]:
+            if validator is not None:
+                validator.compile()
         for i, base in enumerate(spec.base_paths):
             app.extensions["sandbox_paths"].append(_PathTemplate(base + operation.path, operation.method))
             app.add_url_rule(

@@ -31,14 +31,17 @@ class SchemaValidator:
         self._root = root
         self._fast = _NOT_COMPILED
 
-    def iter_errors(self, value):
+    def compile(self) -> None:
+        """Compile the fast pre-check now (request schemas, at start-up: before the server forks its workers, so
+        they share it, and no first request waits for it)."""
         if self._fast is _NOT_COMPILED:
-            # Compiled on first use: each compiled schema holds its own copy of the spec's components, and
-            # most response schemas are never used outside strict mode.
             try:
                 self._fast = jsonschema_rs.validator_for(self._root, validate_formats=True)
             except Exception:  # a schema it cannot compile is left to jsonschema alone
                 self._fast = None
+
+    def iter_errors(self, value):
+        self.compile()  # response schemas are compiled on first use: most are never used outside strict mode
         if self._fast is not None:
             try:
                 if self._fast.is_valid(value):
