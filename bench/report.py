@@ -27,8 +27,8 @@ if sys.argv[1] == "--ratios":
 name, rss, out = sys.argv[1], sys.argv[2], sys.stdin.read()
 try:
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p50 = millis(re.search(r"50%\s+(\S+)", out).group(1))
-    p99 = millis(re.search(r"99%\s+(\S+)", out).group(1))
+    p50 = millis(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
+    p99 = millis(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
 except (AttributeError, KeyError):
     print(f"{name} | could not read wrk's output: {' '.join(out.split())[-400:]}")
     sys.exit()
