@@ -8,7 +8,7 @@ def utc_now() -> datetime:
 
 def iso_millis(moment: datetime) -> str:
     """2026-12-31T00:00:00.000Z, as Returning.AI prints dates."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def now_iso() -> str:
