@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from .codec import decode, encode
-from .store import internal
+from .store import Store, internal
 
 # A crashed holder's lock expires after this many seconds; a publisher-timeout fault never runs under the lock.
 LOCK_SECONDS = 30
@@ -32,7 +32,7 @@ redis.call('ZADD', KEYS[3], 'NX', seq, ARGV[3])
 """
 
 
-class RedisStore:
+class RedisStore(Store):
     def __init__(self, client, prefix: str, indexes: dict[str, list[str]] | None = None):
         self._redis = client
         self._p = prefix + ":"
@@ -70,13 +70,6 @@ class RedisStore:
         pipe.zrange(self._p + "ord:" + collection, 0, -1)
         texts, order = pipe.execute()
         return [texts[k] for k in order if k in texts]
-
-    def find_one(self, collection: str, **criteria) -> dict | None:
-        found = self.find(collection, **criteria)
-        return found[0] if found else None
-
-    def all(self, collection: str) -> list[dict]:
-        return self.find(collection)
 
     def collections(self) -> dict[str, int]:
         names = [n.decode() for n in self._redis.zrange(self._p + "colls", 0, -1)]
@@ -184,21 +177,14 @@ class RedisStore:
                 logs[name] = entries
         return {"collections": collections, "logs": logs}
 
-    def load(self, snapshot: dict) -> None:
-        with self.transaction():
-            for name in (n.decode() for n in self._redis.zrange(self._p + "colls", 0, -1)):
-                if not internal(name):
-                    self._unlink([self._p + "rec:" + name, self._p + "ord:" + name,
-                                  *self._redis.scan_iter(match=f"{self._p}idx:{name}:*", count=1000)])
-            for name in (n.decode() for n in self._redis.zrange(self._p + "logs", 0, -1)):
-                if not internal(name):
-                    self._redis.delete(self._p + "log:" + name)
-            for name, records in snapshot["collections"].items():
-                for key, record in records.items():
-                    self.put(name, key, record)
-            for name, entries in snapshot["logs"].items():
-                for entry in entries:
-                    self.append_log(name, entry)
+    def _clear_vendor_data(self) -> None:
+        for name in (n.decode() for n in self._redis.zrange(self._p + "colls", 0, -1)):
+            if not internal(name):
+                self._unlink([self._p + "rec:" + name, self._p + "ord:" + name,
+                              *self._redis.scan_iter(match=f"{self._p}idx:{name}:*", count=1000)])
+        for name in (n.decode() for n in self._redis.zrange(self._p + "logs", 0, -1)):
+            if not internal(name):
+                self._redis.delete(self._p + "log:" + name)
 
     def _index_key(self, collection: str, field: str, value) -> str:
         return f"{self._p}idx:{collection}:{field}:{encode(value)}"

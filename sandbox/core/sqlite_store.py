@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from .codec import decode, encode
+from .store import Store
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -76,7 +77,7 @@ def _index_name(collection: str, field: str) -> str:
     return name
 
 
-class SQLiteStore:
+class SQLiteStore(Store):
     def __init__(self, path: str | None = None, indexes: dict[str, list[str]] | None = None, world: str = "default"):
         self.path = path or temporary_database(self)
         self._world = world
@@ -142,13 +143,6 @@ class SQLiteStore:
             args = [self._world, criteria[indexed[0]]]
         records = (decode(row[0]) for row in self._db.execute(sql + " ORDER BY seq", args))
         return [r for r in records if all(r.get(f) == v for f, v in criteria.items())]
-
-    def find_one(self, collection: str, **criteria) -> dict | None:
-        found = self.find(collection, **criteria)
-        return found[0] if found else None
-
-    def all(self, collection: str) -> list[dict]:
-        return self.find(collection)
 
     def collections(self) -> dict[str, int]:
         rows = self._db.execute("SELECT collection, COUNT(*) FROM records WHERE world=? AND collection NOT LIKE '\\_%' "
@@ -244,15 +238,7 @@ class SQLiteStore:
                 logs.setdefault(name, []).append(decode(data))
         return {"collections": collections, "logs": logs}
 
-    def load(self, snapshot: dict) -> None:
-        with self.transaction():
-            for table in ("records", "logs"):
-                column = "collection" if table == "records" else "name"
-                self._db.execute(f"DELETE FROM {table} WHERE world=? AND {column} NOT LIKE '\\_%' ESCAPE '\\'",
-                                 (self._world,))
-            for name, records in snapshot["collections"].items():
-                for key, record in records.items():
-                    self.put(name, key, record)
-            for name, entries in snapshot["logs"].items():
-                for entry in entries:
-                    self.append_log(name, entry)
+    def _clear_vendor_data(self) -> None:
+        for table, column in (("records", "collection"), ("logs", "name")):
+            self._db.execute(f"DELETE FROM {table} WHERE world=? AND {column} NOT LIKE '\\_%' ESCAPE '\\'",
+                             (self._world,))

@@ -25,7 +25,32 @@ def internal(name: str) -> bool:
     return name.startswith("_")
 
 
-class MemoryStore:
+class Store:
+    """What every backend shares: the conveniences built on its find()."""
+
+    def find(self, collection: str, **criteria) -> list[dict]:
+        raise NotImplementedError
+
+    def find_one(self, collection: str, **criteria) -> dict | None:
+        found = self.find(collection, **criteria)
+        return found[0] if found else None
+
+    def all(self, collection: str) -> list[dict]:
+        return self.find(collection)
+
+    def load(self, snapshot: dict) -> None:
+        """Replace the vendor data with a dump() (indexes rebuilt); the sandbox's bookkeeping stays."""
+        with self.transaction():
+            self._clear_vendor_data()
+            for name, records in snapshot["collections"].items():
+                for key, record in records.items():
+                    self.put(name, key, record)
+            for name, entries in snapshot["logs"].items():
+                for entry in entries:
+                    self.append_log(name, entry)
+
+
+class MemoryStore(Store):
     """Everything in one process, guarded by one re-entrant lock. Records are kept as JSON text, which makes
     every read a fresh copy at a fraction of `copy.deepcopy`'s cost."""
 
@@ -52,13 +77,6 @@ class MemoryStore:
             texts = [records[k] for k in keys] if keys is not None else list(records.values())
         candidates = (decode(t) for t in texts)
         return [r for r in candidates if all(r.get(f) == v for f, v in criteria.items())]
-
-    def find_one(self, collection: str, **criteria) -> dict | None:
-        found = self.find(collection, **criteria)
-        return found[0] if found else None
-
-    def all(self, collection: str) -> list[dict]:
-        return self.find(collection)
 
     def collections(self) -> dict[str, int]:
         with self._lock:
@@ -136,21 +154,13 @@ class MemoryStore:
         return {"collections": {name: {k: decode(t) for k, t in records.items()} for name, records in collections.items()},
                 "logs": {name: [decode(t) for t in log] for name, log in logs.items()}}
 
-    def load(self, snapshot: dict) -> None:
-        """Replace the vendor data with a dump(), indexes rebuilt; bookkeeping stays."""
-        with self._lock:
-            for name in [n for n in self._collections if not internal(n)]:
-                for key in list(self._collections[name]):
-                    self.delete(name, key)
-                del self._collections[name]
-            for name in [n for n in self._logs if not internal(n)]:
-                del self._logs[name]
-            for name, records in snapshot["collections"].items():
-                for key, record in records.items():
-                    self.put(name, key, record)
-            for name, entries in snapshot["logs"].items():
-                for entry in entries:
-                    self.append_log(name, entry)
+    def _clear_vendor_data(self) -> None:
+        for name in [n for n in self._collections if not internal(n)]:
+            for key in list(self._collections[name]):
+                self.delete(name, key)
+            del self._collections[name]
+        for name in [n for n in self._logs if not internal(n)]:
+            del self._logs[name]
 
     # -- secondary indexes ---------------------------------------------------------------------------------
     def _reset_indexes(self) -> None:
