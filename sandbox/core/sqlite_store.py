@@ -70,6 +70,16 @@ def _after_fork() -> None:
 os.register_at_fork(after_in_child=_after_fork)
 
 
+class _LockFile:
+    """One thread's handle on the writers' lock file, closed when the thread's connection goes."""
+
+    def __init__(self, path: str):
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+
+    def __del__(self):
+        os.close(self.fd)
+
+
 def _index_name(collection: str, field: str) -> str:
     name = f"ix_{collection}_{field}"
     if not re.fullmatch(r"\w+", name):  # collection and field names come from the code, never from a request
@@ -107,7 +117,7 @@ class SQLiteStore(Store):
             self._local.depth = 0
             # Writers queue on a lock file: the kernel wakes the next one the moment the lock is free, where
             # SQLite's own busy handler would sleep and retry (tens of ms under load between worker processes).
-            self._local.lock_file = os.open(self.path + "-lock", os.O_RDWR | os.O_CREAT, 0o644)
+            self._local.lock_file = _LockFile(self.path + "-lock")
         return connection
 
     def _write(self, sql: str, args=()) -> sqlite3.Cursor:
@@ -120,11 +130,11 @@ class SQLiteStore(Store):
     @contextmanager
     def _writer(self):
         db = self._db
-        fcntl.flock(self._local.lock_file, fcntl.LOCK_EX)
+        fcntl.flock(self._local.lock_file.fd, fcntl.LOCK_EX)
         try:
             yield db
         finally:
-            fcntl.flock(self._local.lock_file, fcntl.LOCK_UN)
+            fcntl.flock(self._local.lock_file.fd, fcntl.LOCK_UN)
 
     # -- reads -------------------------------------------------------------------------------------------------
     def get(self, collection: str, key: str) -> dict | None:
