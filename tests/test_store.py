@@ -161,3 +161,12 @@ def test_bookkeeping_names_stay_out_of_state_snapshots(store):
 def test_integers_beyond_64_bits_survive_a_round_trip(store):
     store.put("people", "big", {"n": 2 ** 70, "email": "big"})
     assert store.get("people", "big")["n"] == 2 ** 70
+
+
+def test_numbered_log_entries_get_unique_increasing_numbers(store):
+    for n in range(5):
+        store.append_log("_journal", {"n": n}, keep=3, number="id")
+    entries = store.read_log("_journal", last=3, number="id")
+    assert [e["n"] for e in entries] == [2, 3, 4]
+    ids = [e["id"] for e in entries]
+    assert ids == sorted(set(ids))

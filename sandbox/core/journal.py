@@ -24,7 +24,7 @@ class Journal:
 
     def entries(self, vendor=None, operation=None, status=None, since=None) -> list[dict]:
         return [
-            e for e in self._store.read_log(LOG, last=self._size)
+            e for e in self._store.read_log(LOG, last=self._size, number="id")
             if (vendor is None or e["vendor"] == vendor) and (operation is None or e["operation"] == operation)
             and (status is None or e["status"] == status) and (since is None or e["time"] >= since)
         ]

@@ -79,7 +79,8 @@ class RedisStore(Store):
             pipe.hlen(self._p + "rec:" + name)
         return {name: count for name, count in zip(names, pipe.execute()) if count}
 
-    def read_log(self, name: str, last: int | None = None) -> list[dict]:
+    def read_log(self, name: str, last: int | None = None, number: str | None = None) -> list[dict]:
+        """As MemoryStore.read_log: an entry's number is kept in the entry itself."""
         return [decode(t) for t in self._redis.lrange(self._p + "log:" + name, -last if last else 0, -1)]
 
     # -- writes ------------------------------------------------------------------------------------------------

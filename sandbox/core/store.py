@@ -82,8 +82,9 @@ class MemoryStore(Store):
         with self._lock:
             return {name: len(records) for name, records in self._collections.items() if not internal(name)}
 
-    def read_log(self, name: str, last: int | None = None) -> list[dict]:
-        """The log in order; with `last`, only its newest `last` entries."""
+    def read_log(self, name: str, last: int | None = None, number: str | None = None) -> list[dict]:
+        """The log in order; with `last`, only its newest `last` entries (`number`: see SQLiteStore.read_log;
+        here the number is kept in the entry itself)."""
         with self._lock:
             texts = list(self._logs.get(name, ()))
         return [decode(t) for t in (texts[-last:] if last else texts)]
