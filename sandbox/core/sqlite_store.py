@@ -123,34 +123,36 @@ class SQLiteStore(Store):
 
     @property
     def _local(self) -> threading.local:
-        return _thread_state(self.path)
+        """This thread's connection, transaction depth and lock-file handle for the file, opened on first use."""
+        state = _THREADS.get(self.path) or _thread_state(self.path)
+        if not hasattr(state, "connection"):
+            state.connection = self._connect()
+            state.depth = 0
+            # Writers queue on a lock file: the kernel wakes the next one the moment the lock is free, where
+            # SQLite's own busy handler would sleep and retry (tens of ms under load between worker processes).
+            state.lock_file = _LockFile(self.path + "-lock")
+        return state
 
     @property
     def _db(self) -> sqlite3.Connection:
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = self._local.connection = self._connect()
-            self._local.depth = 0
-            # Writers queue on a lock file: the kernel wakes the next one the moment the lock is free, where
-            # SQLite's own busy handler would sleep and retry (tens of ms under load between worker processes).
-            self._local.lock_file = _LockFile(self.path + "-lock")
-        return connection
+        return self._local.connection
 
     def _write(self, sql: str, args=()) -> sqlite3.Cursor:
         """One write statement; outside a transaction it commits by itself (SQLite makes a lone statement atomic)."""
-        if self._local.depth:
-            return self._db.execute(sql, args)
+        local = self._local
+        if local.depth:
+            return local.connection.execute(sql, args)
         with self._writer():
-            return self._db.execute(sql, args)
+            return local.connection.execute(sql, args)
 
     @contextmanager
     def _writer(self):
-        db = self._db
-        fcntl.flock(self._local.lock_file.fd, fcntl.LOCK_EX)
+        local = self._local
+        fcntl.flock(local.lock_file.fd, fcntl.LOCK_EX)
         try:
-            yield db
+            yield local.connection
         finally:
-            fcntl.flock(self._local.lock_file.fd, fcntl.LOCK_UN)
+            fcntl.flock(local.lock_file.fd, fcntl.LOCK_UN)
 
     # -- reads -------------------------------------------------------------------------------------------------
     def get(self, collection: str, key: str) -> dict | None:
@@ -195,17 +197,17 @@ class SQLiteStore(Store):
     @contextmanager
     def transaction(self) -> Iterator["SQLiteStore"]:
         """BEGIN IMMEDIATE takes the write lock at once, so no other thread or process writes in between."""
-        db = self._db
-        if self._local.depth:
-            self._local.depth += 1
+        local = self._local
+        if local.depth:
+            local.depth += 1
             try:
                 yield self
             finally:
-                self._local.depth -= 1
+                local.depth -= 1
             return
-        with self._writer():
+        with self._writer() as db:
             db.execute("BEGIN IMMEDIATE")
-            self._local.depth = 1
+            local.depth = 1
             try:
                 yield self
             except BaseException:
@@ -214,7 +216,7 @@ class SQLiteStore(Store):
             else:
                 db.execute("COMMIT")
             finally:
-                self._local.depth = 0
+                local.depth = 0
 
     def put(self, collection: str, key: str, record: dict) -> None:
         self._write("INSERT INTO records(world, collection, key, data) VALUES (?, ?, ?, ?) "

@@ -4,9 +4,8 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
-from sandbox.core.clock import iso_millis, now_iso
+from sandbox.core.clock import now_iso
 from sandbox.core.errors import Problem
 from sandbox.core.events import record_event
 
@@ -32,10 +31,7 @@ class PurchaseHistoryChanges:
         return cls(
             redemption_instructions=_trimmed(body.get("redemptionInstructions")),
             voucher_code=_trimmed(body.get("voucherCode")),
-            # The spec's pattern admits only real DD/MM/YYYY dates; this converts, it does not re-validate.
-            voucher_expiry=iso_millis(datetime.strptime(expiry.strip(_TRIMMED), "%d/%m/%Y").replace(tzinfo=timezone.utc))
-            if expiry is not None
-            else None,
+            voucher_expiry=_utc_midnight(expiry) if expiry is not None else None,
         )
 
     @property
@@ -132,6 +128,13 @@ class PurchaseHistories:
         if fault == "publisher-timeout":
             time.sleep(self.settings.publisher_timeout)
             raise PublisherTimeout()
+
+
+def _utc_midnight(ddmmyyyy: str) -> str:
+    """31/12/2026 -> 2026-12-31T00:00:00.000Z. The spec's pattern admits only real DD/MM/YYYY dates (leap years
+    included), so this converts; it does not re-validate."""
+    day, month, year = ddmmyyyy.strip(_TRIMMED).split("/")
+    return f"{year}-{month}-{day}T00:00:00.000Z"
 
 
 def _voucher_snapshot(voucher: dict) -> dict:
