@@ -4,7 +4,6 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from functools import cached_property
 
 from flask import Flask, current_app, g, request
 
@@ -16,7 +15,7 @@ from .core.journal import journal_entry
 from .core.routing import install_error_handlers, mount, mount_for_path
 from .core.spec import load_spec
 from .core.backends import open_backend
-from .core.world import DEFAULT, World
+from .core.world import DEFAULT, World, indexes_of
 from . import proxy, ui
 from .vendors import VENDORS
 
@@ -96,7 +95,8 @@ class Sandbox:
                 del self.worlds[gone]  # dropped by another worker
             missing = [w for w in registered if w not in self.worlds]
         for workspace_id in missing:  # created by another worker
-            world = World(workspace_id, self.settings, self.vendors, self.backend.store(workspace_id, self._indexes))
+            world = World(workspace_id, self.settings, self.vendors,
+                          self.backend.store(workspace_id, indexes_of(self.vendors)))
             with self._lock:
                 self.worlds.setdefault(workspace_id, world)
         return [self.worlds[w] for w in registered if w in self.worlds]
@@ -123,10 +123,6 @@ class Sandbox:
         for record in self.registry.all(self.REGISTRY):
             if time.time() - record["lastUsed"] > self.settings.workspace_ttl:
                 self.drop_workspace(record["id"])
-
-    @cached_property
-    def _indexes(self) -> dict:
-        return {name: fields for vendor in self.vendors for name, fields in vendor.indexes.items()}
 
     # -- which world a request acts on ---------------------------------------------------------------------
     def world_for(self, mount_, req) -> World:

@@ -36,10 +36,7 @@ class World:
     def open(cls, world_id: str, settings, vendors, backend, seed: int, size: int, suffix: str = "") -> "World":
         """The world in the backend, seeded first if it is not there yet (a new database, a new workspace);
         one that is there (a database file from an earlier run, another worker's) is used as it is."""
-        indexes = {}
-        for vendor in vendors:
-            indexes.update(vendor.indexes)
-        world = cls(world_id, settings, vendors, backend.store(world_id, indexes))
+        world = cls(world_id, settings, vendors, backend.store(world_id, indexes_of(vendors)))
         with world.store.transaction():
             if world.store.get(*_SETTINGS) is None:
                 world._write_settings(seed, size, suffix)
@@ -87,6 +84,11 @@ class World:
 
     def credentials(self) -> list[dict]:
         return [c for vendor in self.vendors for c in vendor.credentials(self.store)]
+
+
+def indexes_of(vendors) -> dict[str, list[str]]:
+    """The secondary indexes every vendor's lookups need: collection -> fields."""
+    return {collection: fields for vendor in vendors for collection, fields in vendor.indexes.items()}
 
 
 @cache
