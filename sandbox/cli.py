@@ -127,7 +127,7 @@ def main(argv=None) -> int | None:
         for rule in yaml.safe_load(args.faults.read_text(encoding="utf-8")) or []:
             world.faults.add_rule(rule)
     print(banner(f"http://{args.host}:{args.port}", app), flush=True)
-    print(f"  serving       " + ("Flask's development server (--dev)" if args.dev else
+    print("  serving       " + ("Flask's development server (--dev)" if args.dev else
                                  f"{args.server}, {args.workers} worker process(es) x {args.threads} threads"), flush=True)
     for spec, upstream in proxies.items():
         print(f"  proxy         http://{args.host}:{args.port}/proxy/{spec}/... -> {upstream}   "

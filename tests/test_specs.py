@@ -3,7 +3,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
 from sandbox.speclint import problems

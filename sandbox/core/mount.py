@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Callable
 
-from .errors import Problem, SandboxError
+from .errors import SandboxError
 
 
 @dataclass
