@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Throughput of the sandbox in its production configuration (run.py's defaults: gunicorn, SQLite, two workers per
-# core x 2 threads) against Prism and a bare Flask endpoint under the same gunicorn settings, same machine, same
+# core x 4 threads) against Prism and a bare Flask endpoint under the same gunicorn settings, same machine, same
 # load, loopback only. Then memory over a longer mixed run, and start-up with 100,000 records per vendor.
 # Not part of the test suite. Needs wrk (Debian) and npm; installs Prism into bench/node_modules.
 #   bash bench/run.sh [seconds per run, default 10] [seconds of the memory run, default 60]
@@ -25,7 +25,7 @@ start=$(date +%s.%N)
 $PY run.py --port 18080 > /tmp/bench-sandbox.log 2>&1 & PIDS+=($!); SANDBOX_PID=$!
 wait_for http://127.0.0.1:18080/_sandbox/health
 echo "sandbox start-up with its default data (size 100, $WORKERS workers x $THREADS threads, SQLite): $(since "$start") s"
-.venv/bin/gunicorn -b 127.0.0.1:18081 -w "$WORKERS" -k gthread --threads "$THREADS" --chdir bench bare_flask:app \
+.venv/bin/gunicorn -b 127.0.0.1:18081 -w "$WORKERS" -k gthread --threads "$THREADS" --keep-alive 0 --chdir bench bare_flask:app \
   > /tmp/bench-bare.log 2>&1 & PIDS+=($!); BARE_PID=$!
 bench/node_modules/.bin/prism mock specs/returning-ai.yaml -h 127.0.0.1 -p 18082 > /tmp/bench-prism.log 2>&1 & PIDS+=($!); PRISM_PID=$!
 $PY run.py --port 18084 --server granian > /tmp/bench-sandbox-granian.log 2>&1 & PIDS+=($!); GRANIAN_PID=$!

@@ -28,9 +28,11 @@ SERVERS = ("gunicorn", "granian")
 SETTINGS_ENV = "SANDBOX_SERVE_SETTINGS"  # how run.py hands its settings to granian's worker processes  # subcommands besides `proxy` (which serves); anything else is a server option
 
 
-# Measured on 2 cores (bench/run.sh, valid PATCH, SQLite): 2 workers x 4 threads 1,170 req/s (p99 65 ms),
-# 4 x 1 1,450-1,710, 4 x 2 1,660 (p99 12 ms). Fewer threads per process means less GIL hand-off while a
-# writer holds the database lock; two threads still let a worker serve while a publisher-timeout fault waits.
+# Measured on 2 cores (valid PATCH, SQLite, wrk with 16 keep-alive connections, 3 runs each). A kept-alive
+# connection stays with the worker that accepted it, so with keep-alive the load follows how the connections happened
+# to spread: 4 workers x 2 threads gave 760 to 1,790 req/s, 4 x 4 gave 940 to 2,750 on other calls. Closing each
+# connection after its answer lets whichever worker is free take the next one: 1,450-1,670 every run, whatever the
+# threads. Two threads still let a worker answer while a publisher-timeout fault waits.
 DEFAULT_WORKERS = max(2, min(2 * (os.cpu_count() or 1), 8))
 DEFAULT_THREADS = 2
 
@@ -185,6 +187,8 @@ def serve(app, args) -> None:
             self.cfg.set("limit_request_line", 0)
             self.cfg.set("limit_request_field_size", 0)
             self.cfg.set("loglevel", "warning")
+            # No keep-alive: each request goes to a free worker (see DEFAULT_WORKERS).
+            self.cfg.set("keepalive", 0)
             # A publisher-timeout fault waits on purpose; do not let the worker be killed meanwhile.
             self.cfg.set("timeout", max(30, int(args.publisher_timeout) + 30))
 
