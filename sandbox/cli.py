@@ -21,7 +21,7 @@ import yaml
 from . import Settings, create_app
 from .control.scenarios import load_scenario, scenarios
 
-from .core.backends import BACKENDS
+from .core.backends import BACKENDS, BackendUnavailable
 
 TOOLS = ("contract", "compat")
 SERVERS = ("gunicorn", "granian")
@@ -118,7 +118,10 @@ def main(argv=None) -> int | None:
     settings = Settings(backend=args.backend, db=args.db, redis_url=args.redis_url, seed=args.seed, size=args.size, publisher_timeout=args.publisher_timeout,
                         strict_responses=args.strict, admin_token=args.admin_token, workspace_ttl=args.workspace_ttl,
                         journal_size=args.journal_size, control_open=_is_loopback(args.host), proxies=proxies)
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except BackendUnavailable as exc:
+        sys.exit(str(exc))
     world = app.extensions["sandbox"].default
     if args.scenario:
         found = scenarios(settings.scenarios_dir)

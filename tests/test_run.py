@@ -56,3 +56,22 @@ def test_memory_backend_refuses_several_workers(capsys):
 def test_serves_on_sqlite_with_several_workers_by_default():
     args = run.parse_args([])
     assert args.backend == "sqlite" and args.workers >= 2 and not args.dev
+
+
+def test_unreachable_redis_is_a_clear_start_up_error():
+    out = subprocess.run([sys.executable, "run.py", "--backend", "redis", "--redis-url", "redis://127.0.0.1:1/0"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1
+    assert "Cannot use Redis at redis://127.0.0.1:1/0" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_unusable_database_file_is_a_clear_start_up_error(tmp_path):
+    old = tmp_path / "old.db"
+    import sqlite3
+
+    with sqlite3.connect(old) as db:  # the layout before worlds shared one file
+        db.execute("CREATE TABLE records (seq INTEGER PRIMARY KEY, collection TEXT, key TEXT, data TEXT)")
+    for db_file, says in ((old, "written by an earlier version"), (tmp_path / "no" / "dir.db", "Cannot open")):
+        out = subprocess.run([sys.executable, "run.py", "--db", str(db_file)], cwd=ROOT, capture_output=True,
+                             text=True, timeout=60)
+        assert out.returncode == 1 and says in out.stderr and "Traceback" not in out.stderr

@@ -6,10 +6,17 @@
 """
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
+
 from .sqlite_store import SQLiteStore, temporary_database
 from .store import MemoryStore
 
 BACKENDS = ("memory", "sqlite", "redis")
+
+
+class BackendUnavailable(RuntimeError):
+    """The backend asked for cannot be reached; the message says what to fix."""
 
 
 class MemoryBackend:
@@ -35,6 +42,14 @@ class SQLiteBackend:
         # Made before the server forks its workers, so that they all open the same file.
         self.path = settings.db or temporary_database(self)
         self._kept = settings.db is not None
+        try:
+            with closing(sqlite3.connect(self.path)) as check:
+                columns = [row[1] for row in check.execute("PRAGMA table_info(records)")]
+        except sqlite3.Error as exc:
+            raise BackendUnavailable(f"Cannot open the database {self.path} ({exc}); pass a writable --db FILE") from exc
+        if columns and "world" not in columns:
+            raise BackendUnavailable(f"{self.path} was written by an earlier version of the sandbox; delete it or "
+                                     "pass another --db FILE")
 
     def store(self, namespace: str, indexes: dict) -> SQLiteStore:
         return SQLiteStore(self.path, indexes, world=namespace)
@@ -56,7 +71,11 @@ class RedisBackend:
         self.url = settings.redis_url
         self.prefix = settings.redis_prefix
         self.client = redis.Redis.from_url(settings.redis_url)
-        self.client.ping()  # fail at start-up, with the URL in the message, rather than on the first request
+        try:
+            self.client.ping()  # fail at start-up, saying what to fix, rather than on the first request
+        except redis.RedisError as exc:
+            raise BackendUnavailable(f"Cannot use Redis at {settings.redis_url} ({exc}); start redis-server there "
+                                     "or pass another --redis-url") from exc
 
     def store(self, namespace: str, indexes: dict):
         return self._store_class(self.client, f"{self.prefix}:{namespace}", indexes)
