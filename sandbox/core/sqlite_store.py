@@ -32,8 +32,11 @@ CREATE INDEX IF NOT EXISTS logs_by_name ON logs(world, name, seq);
 CREATE TABLE IF NOT EXISTS counters (world TEXT NOT NULL, name TEXT NOT NULL, value INTEGER NOT NULL,
     PRIMARY KEY (world, name));
 """
-# A bounded log is trimmed every this many appends, so it holds at most `keep` + this many rows.
+# A bounded log is trimmed after every this many appends by one store, so it holds at most `keep` + this many
+# rows per writing process.
 _TRIM_EVERY = 64
+# What _prepare has created, per database file: None for the tables, (collection, field) for each index.
+_PREPARED: dict[str, set] = {}
 
 
 def temporary_database(owner) -> str:
@@ -47,6 +50,7 @@ def temporary_database(owner) -> str:
 
 def _remove(path: str, owner_pid: int) -> None:
     _THREADS.pop(path, None)
+    _PREPARED.pop(path, None)
     if os.getpid() != owner_pid:
         return
     for suffix in ("", "-wal", "-shm", "-lock"):
@@ -105,13 +109,25 @@ class SQLiteStore(Store):
         self._world = world
         self._uri = f"file:{self.path}"
         self._indexes = indexes or {}
+        self._appends: dict[str, int] = {}  # per log, this store's appends since its last trim
+        self._prepare()
+
+    def _prepare(self) -> None:
+        """Tables and indexes, once per file and set of indexes in this process. (executescript commits whatever
+        the thread's shared connection has open, so it must not run while another store's transaction is.)"""
+        wanted = {(collection, field) for collection, fields in self._indexes.items() for field in fields}
+        done = _PREPARED.setdefault(self.path, set())
+        if None in done and wanted <= done:
+            return
         db = self._db
-        db.executescript(_SCHEMA)
-        for collection, fields in self._indexes.items():
-            for field in fields:
-                # Partial: only the collection's own rows are indexed, so a write updates only its indexes.
-                db.execute(f"CREATE INDEX IF NOT EXISTS {_index_name(collection, field)} ON records(world, "
-                           f"json_extract(data, '$.{field}')) WHERE collection = '{collection}'")
+        if None not in done:
+            db.executescript(_SCHEMA)
+            done.add(None)
+        for collection, field in sorted(wanted - done):
+            # Partial: only the collection's own rows are indexed, so a write updates only its indexes.
+            db.execute(f"CREATE INDEX IF NOT EXISTS {_index_name(collection, field)} ON records(world, "
+                       f"json_extract(data, '$.{field}')) WHERE collection = '{collection}'")
+            done.add((collection, field))
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(self._uri, uri=True, timeout=30, isolation_level=None, check_same_thread=False)
@@ -220,8 +236,8 @@ class SQLiteStore(Store):
 
     def put(self, collection: str, key: str, record: dict) -> None:
         self._write("INSERT INTO records(world, collection, key, data) VALUES (?, ?, ?, ?) "
-                         "ON CONFLICT(world, collection, key) DO UPDATE SET data=excluded.data",
-                         (self._world, collection, key, encode(record)))
+                    "ON CONFLICT(world, collection, key) DO UPDATE SET data=excluded.data",
+                    (self._world, collection, key, encode(record)))
 
     def put_all(self, collection: str, key_field: str, records) -> None:
         with self.transaction():
@@ -231,15 +247,16 @@ class SQLiteStore(Store):
 
     def delete(self, collection: str, key: str) -> bool:
         return self._write("DELETE FROM records WHERE world=? AND collection=? AND key=?",
-                                (self._world, collection, key)).rowcount > 0
+                           (self._world, collection, key)).rowcount > 0
 
     def append_log(self, name: str, entry: dict, keep: int | None = None, number: str | None = None) -> None:
         """Append; with `keep`, older entries beyond the newest `keep` are trimmed (read_log(last=keep) is exact);
         with `number`, the entry gets that field set to a number no earlier entry of the log had."""
         # An entry's number is its row's: unique and increasing, at no extra cost (read_log puts it back).
-        seq = self._write("INSERT INTO logs(world, name, data) VALUES (?, ?, ?)",
-                          (self._world, name, encode(entry))).lastrowid
-        if keep is not None and seq % _TRIM_EVERY == 0:
+        self._write("INSERT INTO logs(world, name, data) VALUES (?, ?, ?)", (self._world, name, encode(entry)))
+        self._appends[name] = self._appends.get(name, 0) + 1
+        if keep is not None and self._appends[name] >= _TRIM_EVERY:
+            self._appends[name] = 0
             self._write("DELETE FROM logs WHERE world=? AND name=? AND seq <= (SELECT seq FROM logs WHERE "
                         "world=? AND name=? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
                         (self._world, name, self._world, name, keep))
