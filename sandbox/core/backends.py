@@ -9,6 +9,9 @@ from __future__ import annotations
 import sqlite3
 from contextlib import closing
 
+import redis
+
+from .redis_store import RedisStore
 from .sqlite_store import SQLiteStore, temporary_database
 from .store import MemoryStore
 
@@ -63,11 +66,6 @@ class SQLiteBackend:
 
 class RedisBackend:
     def __init__(self, settings):
-        import redis
-
-        from .redis_store import RedisStore
-
-        self._store_class = RedisStore
         self.url = settings.redis_url
         self.prefix = settings.redis_prefix
         self.client = redis.Redis.from_url(settings.redis_url)
@@ -77,8 +75,8 @@ class RedisBackend:
             raise BackendUnavailable(f"Cannot use Redis at {settings.redis_url} ({exc}); start redis-server there "
                                      "or pass another --redis-url") from exc
 
-    def store(self, namespace: str, indexes: dict):
-        return self._store_class(self.client, f"{self.prefix}:{namespace}", indexes)
+    def store(self, namespace: str, indexes: dict) -> RedisStore:
+        return RedisStore(self.client, f"{self.prefix}:{namespace}", indexes)
 
     def drop(self, namespace: str) -> None:
         self.store(namespace, {}).clear()
