@@ -25,6 +25,16 @@ def credentials(request, scheme: str) -> str:
     return value
 
 
+def bearer_token(request, refuse, what: str, placeholder: str) -> str:
+    """The bearer token, or `refuse` (the vendor's 401 class) raised with a message naming what to send."""
+    try:
+        return credentials(request, "Bearer")
+    except MissingCredentials:
+        raise refuse(f"Missing {what}: send Authorization: Bearer <{placeholder}>") from None
+    except MalformedCredentials:
+        raise refuse(f"Malformed Authorization header: expected 'Bearer <{placeholder}>'") from None
+
+
 def bearer_token_in(collection: str):
     """A Mount's `knows`: the world holds the request's bearer token as a key of `collection`."""
 

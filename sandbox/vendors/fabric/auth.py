@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sandbox.core.authorization import MalformedCredentials, MissingCredentials, credentials
+from sandbox.core.authorization import bearer_token
 
 from .errors import Forbidden, Unauthorized
 from .records import TOKENS
@@ -22,12 +22,7 @@ class Caller:
 
 
 def authenticate(world, request, operation) -> Caller:
-    try:
-        token = credentials(request, "Bearer")
-    except MissingCredentials:
-        raise Unauthorized("Missing bearer token: send Authorization: Bearer <token>") from None
-    except MalformedCredentials:
-        raise Unauthorized("Malformed Authorization header: expected 'Bearer <token>'") from None
+    token = bearer_token(request, Unauthorized, "bearer token", "token")
     record = world.store.get(TOKENS, token)
     if record is None:
         raise Unauthorized("Unknown bearer token (demo tokens: GET /_sandbox/credentials)")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sandbox.core.authorization import MalformedCredentials, MissingCredentials, credentials
+from sandbox.core.authorization import bearer_token
 from sandbox.core.clock import now_iso
 
 from .errors import Forbidden, Unauthorized
@@ -27,12 +27,7 @@ class Caller:
 
 
 def authenticate(world, request, operation) -> Caller:
-    try:
-        token = credentials(request, "Bearer")
-    except MissingCredentials:
-        raise Unauthorized("Missing API key: send Authorization: Bearer <apiKey>") from None
-    except MalformedCredentials:
-        raise Unauthorized("Malformed Authorization header: expected 'Bearer <apiKey>'") from None
+    token = bearer_token(request, Unauthorized, "API key", "apiKey")
     record = world.store.get(API_KEYS, token)
     if record is None:
         raise Unauthorized("Invalid API key: it is not known to this sandbox (see GET /_sandbox/credentials)")
