@@ -13,13 +13,14 @@ INVALID_INPUT = 400  # Capillary's generic "Invalid input" code, for fields the 
 
 
 class CapillaryError(SandboxError):
-    """One or more Capillary error items. Subclasses fix the HTTP status; items carry the codes."""
+    """One or more Capillary error items. Subclasses fix the HTTP status; items carry the codes, which are the HTTP
+    status unless the class or the raise names a documented one."""
 
-    code: int = 500
+    code: int | None = None
 
     def __init__(self, message: str | None = None, problems=(), headers=None, code: int | None = None):
         super().__init__(message, problems, headers)
-        self.code = code if code is not None else self.code
+        self.code = code if code is not None else (self.code or self.status)
 
     def items(self) -> list[dict]:
         if not self.problems:
@@ -57,17 +58,14 @@ class BadRequest(CapillaryError):
 
 class Unauthorized(CapillaryError):
     status = 401
-    code = 401
 
 
 class NotFound(CapillaryError):
     status = 404
-    code = 404
 
 
 class MethodNotAllowed(CapillaryError):
     status = 405
-    code = 405
 
 
 class Conflict(CapillaryError):
@@ -78,12 +76,10 @@ class TooManyRequests(CapillaryError):
     """Capillary's docs: "Demo and testing clusters: 1000 requests per minute per API key"."""
 
     status = 429
-    code = 429
 
 
 class ServerError(CapillaryError):
     status = 500
-    code = 500
     message = "Requests have failed due to errors."
 
 
