@@ -10,6 +10,8 @@ from __future__ import annotations
 import string
 from datetime import datetime, timezone
 
+from .ids import object_id
+
 POOL = 256  # distinct words of each kind; records combine them, and IDs and codes make them unique
 UPPER = string.ascii_uppercase
 
@@ -51,8 +53,7 @@ class Bulk:
         return value
 
     def object_id(self) -> str:
-        """A Mongo-style 24-hex ObjectId."""
-        return f"{self.random.getrandbits(96):024x}"
+        return object_id(self.random)
 
     def moment(self, start: datetime, end: datetime) -> datetime:
         """A time between start and end, to the second, in UTC."""

@@ -10,6 +10,11 @@ COUNTER = "_runtime_ids"
 ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 
+def object_id(dice: random.Random) -> str:
+    """A Mongo-style 24-hex ObjectId."""
+    return f"{dice.getrandbits(96):024x}"
+
+
 class IdGenerator:
     def __init__(self, store, seed):
         self._store = store
@@ -20,8 +25,7 @@ class IdGenerator:
         return random.Random(f"runtime-ids:{self._seed()}:{self._store.next_value(COUNTER)}")
 
     def object_id(self) -> str:
-        """A Mongo-style 24-hex ObjectId."""
-        return f"{self._next().getrandbits(96):024x}"
+        return object_id(self._next())
 
     def number(self, low: int, high: int) -> int:
         """A numeric ID, as Capillary uses for redemptions and reversals."""
