@@ -15,7 +15,7 @@ from .core.journal import journal_entry
 from .core.routing import install_error_handlers, mount, mount_for_path
 from .core.spec import load_spec
 from .core.backends import open_backend
-from .core.world import DEFAULT, World, indexes_of
+from .core.world import DEFAULT, World
 from . import proxy, ui
 from .vendors import VENDORS
 
@@ -74,8 +74,7 @@ class Sandbox:
         workspace_id = "ws" + secrets.token_hex(4)
         world = self._open(workspace_id, self.settings.seed if seed is None else seed,
                            self.settings.size if size is None else size, suffix=f".{workspace_id}")
-        # Registered once seeded, so no worker serves it half-made.
-        self.registry.put(self.REGISTRY, workspace_id, {"id": workspace_id, "lastUsed": time.time()})
+        self._note_use(workspace_id)  # registered once seeded, so no worker serves it half-made
         with self._lock:
             self.worlds[workspace_id] = world
         return world
@@ -95,24 +94,24 @@ class Sandbox:
                 del self.worlds[gone]  # dropped by another worker
             missing = [w for w in registered if w not in self.worlds]
         for workspace_id in missing:  # created by another worker
-            world = World(workspace_id, self.settings, self.vendors,
-                          self.backend.store(workspace_id, indexes_of(self.vendors)))
+            world = World.attach(workspace_id, self.settings, self.vendors, self.backend)
             with self._lock:
                 self.worlds.setdefault(workspace_id, world)
         return [self.worlds[w] for w in registered if w in self.worlds]
 
     def idle_seconds(self, workspace_id: str) -> float:
         record = self.registry.get(self.REGISTRY, workspace_id)
-        return time.time() - record["lastUsed"] if record else 0.0
+        return _idle(record) if record else 0.0
 
     def touch(self, world: World) -> None:
         """Note the use of a workspace, writing to the registry at most a few times per expiry period."""
-        if world.id == DEFAULT:
-            return
-        now = time.time()
-        if now - self._touched.get(world.id, 0) >= min(1.0, self.settings.workspace_ttl / 4):
-            self._touched[world.id] = now
-            self.registry.put(self.REGISTRY, world.id, {"id": world.id, "lastUsed": now})
+        every = min(1.0, self.settings.workspace_ttl / 4)
+        if world.id != DEFAULT and time.time() - self._touched.get(world.id, 0) >= every:
+            self._note_use(world.id)
+
+    def _note_use(self, workspace_id: str) -> None:
+        self._touched[workspace_id] = now = time.time()
+        self.registry.put(self.REGISTRY, workspace_id, {"id": workspace_id, "lastUsed": now})
 
     def sweep(self) -> None:
         """Drop workspaces idle for longer than the configured expiry (checked at most once a second)."""
@@ -121,7 +120,7 @@ class Sandbox:
             return
         self._last_sweep = now
         for record in self.registry.all(self.REGISTRY):
-            if time.time() - record["lastUsed"] > self.settings.workspace_ttl:
+            if _idle(record) > self.settings.workspace_ttl:
                 self.drop_workspace(record["id"])
 
     # -- which world a request acts on ---------------------------------------------------------------------
@@ -171,6 +170,11 @@ def _journal(response):
     rule = g.get("rule") or ("ok" if response.status_code < 400 else "error")
     world.journal.record(journal_entry(request, response, mount_.name, g.get("operation"), rule, duration, now_iso()))
     return response
+
+
+def _idle(record: dict) -> float:
+    """Seconds since a workspace's registry record says it was last used (wall-clock: shared across hosts)."""
+    return time.time() - record["lastUsed"]
 
 
 def _sandbox() -> Sandbox:
