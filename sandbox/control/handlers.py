@@ -78,9 +78,7 @@ def create_fault_rule(call):
 
 
 def clear_fault_rules(call):
-    count = len(call.world.faults.all())
-    call.world.faults.clear()
-    return {"deleted": count}
+    return {"deleted": call.world.faults.clear()}
 
 
 def delete_fault_rule(call):

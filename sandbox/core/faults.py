@@ -90,10 +90,13 @@ class FaultRules:
     def remove(self, rule_id: int) -> bool:
         return self._store.delete(self.COLLECTION, str(rule_id))
 
-    def clear(self) -> None:
+    def clear(self) -> int:
+        """Delete every rule; how many there were."""
         with self._store.transaction():
-            for rule in self.all():
+            rules = self.all()
+            for rule in rules:
                 self._store.delete(self.COLLECTION, str(rule.id))
+            return len(rules)
 
     def all(self) -> list[FaultRule]:
         return [FaultRule(**record) for record in self._store.all(self.COLLECTION)]
