@@ -23,9 +23,9 @@ from .control.scenarios import load_scenario, scenarios
 
 from .core.backends import BACKENDS, BackendUnavailable
 
-TOOLS = ("contract", "compat")
+TOOLS = ("contract", "compat")  # subcommands besides `proxy` (which serves); anything else is a server option
 SERVERS = ("gunicorn", "granian")
-SETTINGS_ENV = "SANDBOX_SERVE_SETTINGS"  # how run.py hands its settings to granian's worker processes  # subcommands besides `proxy` (which serves); anything else is a server option
+SETTINGS_ENV = "SANDBOX_SERVE_SETTINGS"  # how run.py hands its settings to granian's worker processes
 
 
 # Measured on 2 cores (valid PATCH, SQLite, wrk with 16 keep-alive connections, 3 runs each). A kept-alive
