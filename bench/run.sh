@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Throughput of the sandbox in its production configuration (run.py's defaults: gunicorn, SQLite, two workers per
-# core x 4 threads) against Prism and a bare Flask endpoint under the same gunicorn settings, same machine, same
-# load, loopback only. Then memory over a longer mixed run, and start-up with 100,000 records per vendor.
+# Throughput of the sandbox in its production configuration (run.py's defaults: gunicorn's sync worker, SQLite, two
+# worker processes per core) against Prism and a bare Flask endpoint under the same gunicorn settings, same machine,
+# same load, loopback only. Then memory over a longer mixed run, and start-up with 100,000 records per vendor.
 # Not part of the test suite. Needs wrk (Debian) and npm; installs Prism into bench/node_modules.
 #   bash bench/run.sh [seconds per run, default 10] [seconds of the memory run, default 60]
 set -euo pipefail
@@ -12,6 +12,7 @@ command -v wrk >/dev/null || { sudo_=""; [ "$(id -u)" -eq 0 ] || sudo_=sudo; $su
 [ -x bench/node_modules/.bin/prism ] || (cd bench && npm install --silent --no-save @stoplight/prism-cli >/dev/null)
 PY=.venv/bin/python
 read -r WORKERS THREADS < <($PY -c "from sandbox.cli import DEFAULT_WORKERS, DEFAULT_THREADS; print(DEFAULT_WORKERS, DEFAULT_THREADS)")
+WORKER_CLASS=$([ "$THREADS" -eq 1 ] && echo sync || echo gthread)  # as run.py picks it
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
@@ -24,8 +25,8 @@ since() { echo "$(date +%s.%N) - $1" | bc; }
 start=$(date +%s.%N)
 $PY run.py --port 18080 > /tmp/bench-sandbox.log 2>&1 & PIDS+=($!); SANDBOX_PID=$!
 wait_for http://127.0.0.1:18080/_sandbox/health
-echo "sandbox start-up with its default data (size 100, $WORKERS workers x $THREADS threads, SQLite): $(since "$start") s"
-.venv/bin/gunicorn -b 127.0.0.1:18081 -w "$WORKERS" -k gthread --threads "$THREADS" --keep-alive 0 --chdir bench bare_flask:app \
+echo "sandbox start-up with its default data (size 100, gunicorn $WORKER_CLASS, $WORKERS workers x $THREADS threads, SQLite): $(since "$start") s"
+.venv/bin/gunicorn -b 127.0.0.1:18081 -w "$WORKERS" -k "$WORKER_CLASS" --threads "$THREADS" --keep-alive 0 --chdir bench bare_flask:app \
   > /tmp/bench-bare.log 2>&1 & PIDS+=($!); BARE_PID=$!
 bench/node_modules/.bin/prism mock specs/returning-ai.yaml -h 127.0.0.1 -p 18082 > /tmp/bench-prism.log 2>&1 & PIDS+=($!); PRISM_PID=$!
 $PY run.py --port 18084 --server granian > /tmp/bench-sandbox-granian.log 2>&1 & PIDS+=($!); GRANIAN_PID=$!

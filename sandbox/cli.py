@@ -28,13 +28,15 @@ SERVERS = ("gunicorn", "granian")
 SETTINGS_ENV = "SANDBOX_SERVE_SETTINGS"  # how run.py hands its settings to granian's worker processes
 
 
-# Measured on 2 cores (valid PATCH, SQLite, wrk with 16 keep-alive connections, 3 runs each). A kept-alive
-# connection stays with the worker that accepted it, so with keep-alive the load follows how the connections happened
-# to spread: 4 workers x 2 threads gave 760 to 1,790 req/s, 4 x 4 gave 940 to 2,750 on other calls. Closing each
-# connection after its answer lets whichever worker is free take the next one: 1,450-1,670 every run, whatever the
-# threads. Two threads still let a worker answer while a publisher-timeout fault waits.
+# Measured on 2 cores (valid PATCH, SQLite, wrk at 16 connections). A kept-alive connection stays with the worker
+# that accepted it, so the load followed how connections happened to spread (760 to 1,790 req/s between runs); the
+# server closes each connection after its answer and a free worker takes the next. gunicorn's sync worker (one
+# request at a time per process) spends far less per request than gthread's selector and thread-pool machinery:
+# 2,000-2,190 req/s, p99 11-27 ms, against 1,620-1,730 and 25-31 ms for gthread with the same number of processes.
+# --threads above 1 selects gthread, for when a few slow requests (publisher timeouts, delays) must not hold a
+# whole process each.
 DEFAULT_WORKERS = max(2, min(2 * (os.cpu_count() or 1), 8))
-DEFAULT_THREADS = 2
+DEFAULT_THREADS = 1
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -75,9 +77,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="seconds an unused workspace lives before it is dropped")
     parser.add_argument("--journal-size", type=int, default=Settings.journal_size,
                         help="requests kept in each world's journal")
-    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
+    parser.add_argument("--workers", type=_at_least_one, default=DEFAULT_WORKERS,
                         help="gunicorn worker processes (they share state through the backend)")
-    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS, help="request threads of each worker process")
+    parser.add_argument("--threads", type=_at_least_one, default=DEFAULT_THREADS,
+                        help="request threads of each worker process: 1 serves with gunicorn's sync worker, more with "
+                             "its gthread worker")
     parser.add_argument("--server", choices=SERVERS, default="gunicorn",
                         help="gunicorn (the default: transport faults reset or close the real connection) or granian "
                              "(Rust; measured about 1.2-2x the throughput, but transport faults answer an empty 502 as "
@@ -90,6 +94,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.backend == "memory" and args.server == "granian" and not args.dev:
         parser.error("--server granian runs the app in worker processes of its own: use --backend sqlite or redis")
     return args
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
 
 
 def banner(base: str, app) -> str:
@@ -133,7 +147,7 @@ def main(argv=None) -> int | None:
             world.faults.add_rule(rule)
     print(banner(f"http://{args.host}:{args.port}", app), flush=True)
     print("  serving       " + ("Flask's development server (--dev)" if args.dev else
-                                 f"{args.server}, {args.workers} worker process(es) x {args.threads} threads"), flush=True)
+                                 f"{_server_name(args)}, {args.workers} worker process(es) x {args.threads} thread(s)"), flush=True)
     for spec, upstream in proxies.items():
         print(f"  proxy         http://{args.host}:{args.port}/proxy/{spec}/... -> {upstream}   "
               f"findings http://{args.host}:{args.port}/_sandbox/proxy/findings", flush=True)
@@ -142,6 +156,12 @@ def main(argv=None) -> int | None:
         app.run(host=args.host, port=args.port, threaded=True)
         return
     serve(app, args)
+
+
+def _server_name(args) -> str:
+    if args.server == "gunicorn":
+        return "gunicorn sync" if args.threads == 1 else "gunicorn gthread"
+    return args.server
 
 
 def _proxy_args(argv):
@@ -182,7 +202,7 @@ def serve(app, args) -> None:
             # The app (and the seeded data) is made once, before the fork; every worker shares the backend.
             self.cfg.set("preload_app", True)
             self.cfg.set("workers", args.workers)
-            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("worker_class", "sync" if args.threads == 1 else "gthread")
             self.cfg.set("threads", args.threads)
             self.cfg.set("accesslog", None)
             # No HTML 414/431 from the server: long URLs and headers reach the spec's validation, which answers

@@ -30,12 +30,18 @@ POOR_CUSTOMER = 109943743  # 100 points
 WORKERS = 2
 
 
-@pytest.fixture(scope="module", params=["sqlite", "redis", "sqlite-granian"])
+# backend-server: run.py's default is gunicorn's sync worker (one request at a time per process); gthread is what
+# --threads above 1 serves with.
+@pytest.fixture(scope="module", params=["sqlite", "redis", "sqlite-gthread", "sqlite-granian"])
 def server(request):
     """`python run.py` as a user starts it: several worker processes (gunicorn, or granian), seeded data."""
     env = dict(os.environ)
     backend, _, server_name = request.param.partition("-")
-    args = ["--backend", backend, "--server", server_name or "gunicorn"]
+    args = ["--backend", backend]
+    if server_name == "granian":
+        args += ["--server", "granian", "--threads", "4"]
+    elif server_name == "gthread":
+        args += ["--threads", "4"]
     prefix = None
     if backend == "redis":
         url = request.getfixturevalue("redis_url")
@@ -46,7 +52,7 @@ def server(request):
         args += ["--redis-url", url]
     port = free_port()
     process = subprocess.Popen([sys.executable, "run.py", "--port", str(port), "--workers", str(WORKERS),
-                                "--threads", "4", "--size", "20", *args],
+                                "--size", "20", *args],
                                cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

@@ -75,3 +75,15 @@ def test_unusable_database_file_is_a_clear_start_up_error(tmp_path):
         out = subprocess.run([sys.executable, "run.py", "--db", str(db_file)], cwd=ROOT, capture_output=True,
                              text=True, timeout=60)
         assert out.returncode == 1 and says in out.stderr and "Traceback" not in out.stderr
+
+
+def test_one_thread_serves_with_the_sync_worker_and_more_with_gthread(capsys):
+    import pytest
+
+    assert run.parse_args([]).threads == 1  # the sync worker: measured fastest (see sandbox/cli.py)
+    assert run._server_name(run.parse_args([])) == "gunicorn sync"
+    assert run._server_name(run.parse_args(["--threads", "4"])) == "gunicorn gthread"
+    for bad in (["--workers", "0"], ["--threads", "x"]):
+        with pytest.raises(SystemExit):
+            run.parse_args(bad)
+        assert "must be" in capsys.readouterr().err
