@@ -130,6 +130,18 @@ def test_rule_malformed_json_is_400(client):
     assert_error(r, 400, "not valid JSON")
 
 
+@pytest.mark.parametrize("depth", [900, 1100, 100_000])
+def test_rule_deeply_nested_json_is_400_never_a_crash(client, sandbox, depth):
+    """"Bad input gets a clear error, never a crash": below orjson's and Python's nesting limits the schema answers
+    (an object is expected); beyond them, a 400 that says what to change, and nothing is written."""
+    before = order(sandbox)
+    r = client.patch(URL.format(DOC_ORDER), data="[" * depth + "]" * depth, headers={
+        **bearer(), "Content-Type": "application/json"})
+    message = assert_error(r, 400, "")["message"]
+    assert ("nests arrays or objects too deeply" in message) == (depth > 1000)
+    assert order(sandbox) == before
+
+
 def test_rule_non_json_content_type_is_400(client):
     r = client.patch(URL.format(DOC_ORDER), data="redemptionInstructions=A", headers={
         **bearer(), "Content-Type": "application/x-www-form-urlencoded"})

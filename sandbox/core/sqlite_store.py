@@ -24,7 +24,9 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, world TEXT NOT NULL, collection TEXT NOT NULL, key TEXT NOT NULL,
     data TEXT NOT NULL, UNIQUE (world, collection, key));
-CREATE TABLE IF NOT EXISTS logs (seq INTEGER PRIMARY KEY AUTOINCREMENT, world TEXT NOT NULL, name TEXT NOT NULL,
+-- A log row's seq is its rowid, without AUTOINCREMENT: every append would also rewrite sqlite_sequence (one more page
+-- per commit). Trimming removes the oldest rows only, so a seq is reused only after the newest row is cleared.
+CREATE TABLE IF NOT EXISTS logs (seq INTEGER PRIMARY KEY, world TEXT NOT NULL, name TEXT NOT NULL,
     data TEXT NOT NULL);
 -- Reads return records in insertion order; without this SQLite would walk the whole table in seq order.
 CREATE INDEX IF NOT EXISTS records_in_order ON records(world, collection, seq);
@@ -251,7 +253,8 @@ class SQLiteStore(Store):
 
     def append_log(self, name: str, entry: dict, keep: int | None = None, number: str | None = None) -> None:
         """Append; with `keep`, older entries beyond the newest `keep` are trimmed (read_log(last=keep) is exact);
-        with `number`, the entry gets that field set to a number no earlier entry of the log had."""
+        with `number`, the entry gets that field set to a number no earlier entry of the log had since it was last
+        cleared."""
         # An entry's number is its row's: unique and increasing, at no extra cost (read_log puts it back).
         self._write("INSERT INTO logs(world, name, data) VALUES (?, ?, ?)", (self._world, name, encode(entry)))
         self._appends[name] = self._appends.get(name, 0) + 1
