@@ -162,13 +162,14 @@ def _start_clock() -> None:
 
 def _journal(response):
     """Record every vendor request in the journal of the world it acted on."""
-    mount_ = mount_for_path(request.path)
+    req = request._get_current_object()
+    mount_ = mount_for_path(req.path)
     if mount_ is None or mount_ is control:
         return response
     world = g.get("world") or _sandbox().default
     duration = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
     rule = g.get("rule") or ("ok" if response.status_code < 400 else "error")
-    world.journal.record(journal_entry(request, response, mount_.name, g.get("operation"), rule, duration, now_iso()))
+    world.journal.record(journal_entry(req, response, mount_.name, g.get("operation"), rule, duration, now_iso()))
     return response
 
 

@@ -11,7 +11,7 @@ import logging
 import re
 from dataclasses import dataclass
 
-from flask import Flask, Response, current_app, g, has_request_context, request
+from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from .codec import wire
@@ -124,12 +124,13 @@ def _make_view(mount_: Mount, operation: Operation, handler, template: str):
 
 def _view(mount_: Mount, operation: Operation, handler, path_args: dict) -> Response:
     sandbox = current_app.extensions["sandbox"]
-    world = sandbox.world_for(mount_, request)
+    req = request._get_current_object()  # the request itself: every read through the proxy costs a lookup
+    world = sandbox.world_for(mount_, req)
     g.world, g.operation = world, operation.operation_id
     principal = None
     if operation.secured and mount_.authenticate is not None:
-        principal = mount_.authenticate(world, request, operation)
-    params, body, problems = validate_request(operation, request, path_args)
+        principal = mount_.authenticate(world, req, operation)
+    params, body, problems = validate_request(operation, req, path_args)
     if problems:
         raise mount_.error_for_status(400, _summary(problems), problems)
     fault = _fault(world, mount_, operation, params, body)
@@ -211,23 +212,19 @@ def install_error_handlers(app: Flask) -> None:
 
 def _echo_headers(response: Response) -> Response:
     """Copy the headers a vendor echoes, on every answer of that vendor, errors included."""
-    mount_ = mount_for_path(request.path)
+    req = request._get_current_object()
+    mount_ = mount_for_path(req.path)
     if mount_ is not None:
         for name in mount_.echo_headers:
-            if name in request.headers:
-                response.headers[name] = request.headers[name]
+            if name in req.headers:
+                response.headers[name] = req.headers[name]
     return response
 
 
 def mount_for_path(path: str) -> Mount | None:
-    """The mount a path belongs to (longest prefix); asked by several hooks, so worked out once per request."""
-    if has_request_context() and path == request.path and "mount" in g:
-        return g.mount
+    """The mount a path belongs to (longest prefix)."""
     matches = [(p, m) for p, m in current_app.extensions["sandbox_mounts"] if path == p or path.startswith(p + "/")]
-    found = max(matches, key=lambda pm: len(pm[0]))[1] if matches else None
-    if has_request_context() and path == request.path:
-        g.mount = found
-    return found
+    return max(matches, key=lambda pm: len(pm[0]))[1] if matches else None
 
 
 def _render(error: SandboxError) -> Response:
