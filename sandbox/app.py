@@ -124,7 +124,13 @@ class Sandbox:
                 self.drop_workspace(record["id"])
 
     # -- which world a request acts on ---------------------------------------------------------------------
+    def lookups(self):
+        """One read snapshot for the lookups every request makes before its handler (which world, whose
+        credentials). Every store of the backend shares it where they share a connection (SQLite)."""
+        return self.registry.snapshot()
+
     def world_for(self, mount_, req) -> World:
+        """The world a request acts on; the caller notes its use (touch) once out of the lookups' snapshot."""
         if mount_ is control:
             workspace_id = req.headers.get(WORKSPACE_HEADER) or DEFAULT
             world = self.default if workspace_id == DEFAULT else next(
@@ -134,7 +140,6 @@ class Sandbox:
         else:
             # The credentials say which world: a workspace's are its own (they carry its suffix).
             world = next((w for w in self.workspaces() if mount_.knows and mount_.knows(w.store, req)), self.default)
-        self.touch(world)
         return world
 
 

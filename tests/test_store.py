@@ -71,6 +71,35 @@ def test_sqlite_transaction_rolls_back_on_error():
     assert store.get("people", "a")["n"] == 1
 
 
+def test_snapshot_reads_nest_and_writes_follow(store):
+    store.put("people", "a", {"email": "a", "n": 1})
+    with store.snapshot():
+        assert store.get("people", "a")["n"] == 1
+        assert [p["email"] for p in store.find("people", email="a")] == ["a"]
+        with store.snapshot():  # nested: the same view
+            assert store.all("people")
+    store.put("people", "a", {"email": "a", "n": 2})  # and writes work again after it
+    assert store.get("people", "a")["n"] == 2
+
+
+def test_sqlite_snapshot_sees_one_state_and_refuses_writes(tmp_path):
+    path = str(tmp_path / "sandbox.db")
+    ours, theirs = SQLiteStore(path, INDEXES), SQLiteStore(path, INDEXES, world="other")
+    ours.put("people", "a", {"email": "a", "n": 1})
+    writer = threading.Thread(target=lambda: ours.put("people", "a", {"email": "a", "n": 2}))
+    with ours.snapshot():
+        assert theirs.get("people", "a") is None  # another world of the same file, read in the same snapshot
+        writer.start()
+        writer.join()  # another connection commits meanwhile
+        assert ours.get("people", "a")["n"] == 1  # the snapshot's view holds
+        with pytest.raises(RuntimeError, match="inside snapshot"):
+            ours.put("people", "b", {"email": "b"})
+        with pytest.raises(RuntimeError, match="inside snapshot"):
+            with ours.transaction():
+                pass
+    assert ours.get("people", "a")["n"] == 2 and ours.get("people", "b") is None
+
+
 def test_transactions_nest_and_serialise_read_check_write(store):
     store.put("counters", "c", {"n": 0})
 

@@ -125,11 +125,18 @@ def _make_view(mount_: Mount, operation: Operation, handler, template: str):
 def _view(mount_: Mount, operation: Operation, handler, path_args: dict) -> Response:
     sandbox = current_app.extensions["sandbox"]
     req = request._get_current_object()  # the request itself: every read through the proxy costs a lookup
-    world = sandbox.world_for(mount_, req)
-    g.world, g.operation = world, operation.operation_id
-    principal = None
-    if operation.secured and mount_.authenticate is not None:
-        principal = mount_.authenticate(world, req, operation)
+    principal = refusal = None
+    with sandbox.lookups():
+        world = sandbox.world_for(mount_, req)
+        g.world, g.operation = world, operation.operation_id
+        if operation.secured and mount_.authenticate is not None:
+            try:
+                principal = mount_.authenticate(world, req, operation)
+            except SandboxError as exc:
+                refusal = exc
+    sandbox.touch(world)  # out of the snapshot, since it may write; a refused request uses its workspace too
+    if refusal is not None:
+        raise refusal
     params, body, problems = validate_request(operation, req, path_args)
     if problems:
         raise mount_.error_for_status(400, _summary(problems), problems)

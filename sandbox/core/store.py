@@ -38,6 +38,12 @@ class Store:
     def all(self, collection: str) -> list[dict]:
         return self.find(collection)
 
+    @contextmanager
+    def snapshot(self) -> Iterator["Store"]:
+        """Reads only: the reads inside may share one view of the data, where a backend can make that cheaper than
+        a view per read (SQLite). Writing inside is a programming error."""
+        yield self
+
     def load(self, snapshot: dict) -> None:
         """Replace the vendor data with a dump() (indexes rebuilt); the sandbox's bookkeeping stays."""
         with self.transaction():
