@@ -101,9 +101,12 @@ class FaultRules:
     def all(self) -> list[FaultRule]:
         return [FaultRule(**record) for record in self._store.all(self.COLLECTION)]
 
+    def any_for(self, vendor: str, operation: str) -> bool:
+        """Whether a rule may fire on this operation: the one read most requests need (no rule, no lock)."""
+        return any(rule.applies(vendor, operation) for rule in self.all())
+
     def pick(self, vendor: str, operation: str) -> FaultRule | None:
-        if not any(rule.applies(vendor, operation) for rule in self.all()):  # the common case: one read
-            return None
+        """The rule that fires on this request, if any (its count and dice are updated whichever fires)."""
         with self._store.transaction():  # read again under the lock: another worker may have used a rule up
             for rule in self.all():
                 if rule.applies(vendor, operation):

@@ -134,13 +134,14 @@ def _view(mount_: Mount, operation: Operation, handler, path_args: dict) -> Resp
                 principal = mount_.authenticate(world, req, operation)
             except SandboxError as exc:
                 refusal = exc
+        ruled = world.faults.any_for(mount_.name, operation.operation_id)
     sandbox.touch(world)  # out of the snapshot, since it may write; a refused request uses its workspace too
     if refusal is not None:
         raise refusal
     params, body, problems = validate_request(operation, req, path_args)
     if problems:
         raise mount_.error_for_status(400, _summary(problems), problems)
-    fault = _fault(world, mount_, operation, params, body)
+    fault = _fault(world, mount_, operation, params, body, ruled)
     if fault in GENERIC_FAULTS:
         g.rule = f"fault:{fault}"
         answer = _generic_fault(mount_, fault)
@@ -159,11 +160,12 @@ def _view(mount_: Mount, operation: Operation, handler, path_args: dict) -> Resp
     return json_response(payload, status)
 
 
-def _fault(world, mount_: Mount, operation: Operation, params: dict, body) -> str | None:
-    """Header first, then a magic value, then the world's rules; any delay asked for is waited out here."""
+def _fault(world, mount_: Mount, operation: Operation, params: dict, body, ruled: bool) -> str | None:
+    """Header first, then a magic value, then the world's rules (when `ruled`: some may fire on this operation);
+    any delay asked for is waited out here."""
     fault = params.get(FAULT_HEADER) or magic_fault(operation, params, body)
     delay = params.get(DELAY_HEADER, 0)
-    if fault is None:
+    if fault is None and ruled:
         rule = world.faults.pick(mount_.name, operation.operation_id)
         if rule is not None:
             fault, delay = rule.fault, delay + rule.latency_ms
