@@ -41,6 +41,8 @@ PATCH_BODY='{"redemptionInstructions":"Present this code at checkout.","voucherC
 RAI='Authorization: Bearer XXXXXX|Content-Type: application/json'
 run() { # name url method path body headers pid [script]
   local out
+  # Warm-up, not measured: each worker's first requests open its database connection and fill its caches.
+  METHOD=$3 PATH_=$4 BODY=$5 HEADERS=$6 wrk -t2 -c16 -d2s -s "${8:-bench/request.lua}" "$2" > /dev/null
   out=$(METHOD=$3 PATH_=$4 BODY=$5 HEADERS=$6 wrk -t2 -c16 -d"${SECONDS_PER_RUN}s" --latency -s "${8:-bench/request.lua}" "$2")
   $PY bench/report.py "$1" "$(rss_tree "$7")" <<<"$out"
 }
