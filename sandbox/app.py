@@ -10,9 +10,7 @@ from flask import Flask, current_app, g, request
 from .config import Settings
 from .control import control
 from .control.errors import NotFound as ControlNotFound
-from .core.clock import now_iso
-from .core.journal import journal_entry
-from .core.routing import install_error_handlers, mount, mount_for_path
+from .core.routing import install_error_handlers, mount, mount_for_path, record_request
 from .core.spec import load_spec
 from .core.backends import open_backend
 from .core.world import DEFAULT, World
@@ -166,15 +164,14 @@ def _start_clock() -> None:
 
 
 def _journal(response):
-    """Record every vendor request in the journal of the world it acted on."""
+    """Record every vendor request in the journal of the world it acted on (unless the pipeline already has)."""
+    if g.get("journaled"):
+        return response
     req = request._get_current_object()
     mount_ = mount_for_path(req.path)
-    if mount_ is None or mount_ is control:
+    if mount_ is None or not mount_.journaled:
         return response
-    world = g.get("world") or _sandbox().default
-    duration = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
-    rule = g.get("rule") or ("ok" if response.status_code < 400 else "error")
-    world.journal.record(journal_entry(req, response, mount_.name, g.get("operation"), rule, duration, now_iso()))
+    record_request(g.get("world") or _sandbox().default, mount_, req, response)
     return response
 
 

@@ -27,6 +27,24 @@ def test_journal_records_vendor_requests_with_secrets_masked(client):
     assert first["rule"] == "ok" and entries[1]["rule"] == "NotFound" and first["durationMs"] >= 0
 
 
+def test_a_change_and_its_journal_entry_commit_together(monkeypatch):
+    """One commit per write request (issue 8): on SQLite, an answer the sandbox could not send (strict mode: its own
+    spec forbids it) leaves neither the change nor a success in the journal, only the 500 it became."""
+    import sandbox.vendors.returning_ai.handlers as handlers
+
+    app = create_app(Settings(backend="sqlite", size=5, strict_responses=True))
+    client = app.test_client()
+    assert client.patch(PATCH_URL, json={"redemptionInstructions": "Kept"}, headers=bearer()).status_code == 200
+    monkeypatch.setattr(handlers, "purchase_history_json", lambda order: {"not": "the documented shape"})
+    r = client.patch(PATCH_URL, json={"redemptionInstructions": "Rolled back"}, headers=bearer())
+    assert r.status_code == 500 and "spec forbids" in r.get_json()["message"]
+    monkeypatch.undo()
+    order = app.extensions["sandbox"].store.find_one("rai_purchase_histories", purchaseID=PATCH_URL.rsplit("/", 1)[1])
+    assert order["product"]["redemptionInstructions"] == "Kept"
+    entries = client.get("/_sandbox/requests").get_json()["requests"]
+    assert [e["status"] for e in entries] == [200, 500]
+
+
 def test_journal_filters_count_and_verify(client):
     for _ in range(3):
         client.get("/fabric/v3/redemptions?size=1", headers=FABRIC)

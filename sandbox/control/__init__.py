@@ -6,4 +6,4 @@ from .auth import authenticate
 from .errors import error_for_status
 
 control = Mount(name="_sandbox", spec_file="sandbox.yaml", handlers=handlers, error_for_status=error_for_status,
-                authenticate=authenticate)
+                authenticate=authenticate, journaled=False)

@@ -35,3 +35,5 @@ class Mount:
     knows: Callable | None = None
     # The vendor's own faults (beyond core.faults.GENERIC_FAULTS): name -> what it does.
     faults: dict[str, str] = field(default_factory=dict)
+    # Whether its requests are recorded in the world's journal (the control API's are not).
+    journaled: bool = True
