@@ -84,8 +84,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "its gthread worker")
     parser.add_argument("--server", choices=SERVERS, default="gunicorn",
                         help="gunicorn (the default: transport faults reset or close the real connection) or granian "
-                             "(Rust; measured about 1.2-2x the throughput, but transport faults answer an empty 502 as "
-                             "in-process calls do, and it needs a shared backend)")
+                             "(Rust; measured 1.1-1.2x the sync worker's throughput on the PATCH, but transport faults "
+                             "answer an empty 502 as in-process calls do, and it needs a shared backend)")
     parser.add_argument("--dev", action="store_true",
                         help="use Flask's development server (one process, auto-reload off) instead of gunicorn")
     args = parser.parse_args(argv)
