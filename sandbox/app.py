@@ -124,7 +124,8 @@ class Sandbox:
     # -- which world a request acts on ---------------------------------------------------------------------
     def lookups(self):
         """One read snapshot for the lookups every request makes before its handler (which world, whose
-        credentials). Every store of the backend shares it where they share a connection (SQLite)."""
+        credentials, whether a fault rule may fire). Every store of the backend shares it where they share a
+        connection (SQLite)."""
         return self.registry.snapshot()
 
     def world_for(self, mount_, req) -> World:

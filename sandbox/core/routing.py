@@ -1,8 +1,9 @@
 """Turn a mount's spec into Flask routes, and run every request through one pipeline.
 
-Pipeline, read top to bottom in `_view`: authenticate (if the operation is secured), validate the
-request against the spec, call the handler named after the operationId, check the response against
-the spec when strict mode is on, render. Any `SandboxError` is answered in the mount's own envelope;
+Pipeline, read top to bottom in `_view`: find the world and authenticate (if the operation is secured),
+validate the request against the spec, decide the fault, call the handler named after the operationId,
+check the response against the spec when strict mode is on, render, and record it in the journal (for a
+write, in the same commit as its change). Any `SandboxError` is answered in the mount's own envelope;
 anything else is logged and answered as the mount's 500, never with a stack trace.
 """
 from __future__ import annotations
