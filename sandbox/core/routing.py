@@ -129,19 +129,17 @@ def _make_view(mount_: Mount, operation: Operation, handler, template: str):
 def _view(mount_: Mount, operation: Operation, handler, path_args: dict) -> Response:
     sandbox = current_app.extensions["sandbox"]
     req = request._get_current_object()  # the request itself: every read through the proxy costs a lookup
-    principal = refusal = None
-    with sandbox.lookups():
-        world = sandbox.world_for(mount_, req)
-        g.world, g.operation = world, operation.operation_id
-        if operation.secured and mount_.authenticate is not None:
-            try:
-                principal = mount_.authenticate(world, req, operation)
-            except SandboxError as exc:
-                refusal = exc
-        ruled = world.faults.any_for(mount_.name, operation.operation_id)
-    sandbox.touch(world)  # out of the snapshot, since it may write; a refused request uses its workspace too
-    if refusal is not None:
-        raise refusal
+    world = None
+    try:
+        with sandbox.lookups():
+            world = sandbox.world_for(mount_, req)
+            g.world, g.operation = world, operation.operation_id
+            principal = (mount_.authenticate(world, req, operation)
+                         if operation.secured and mount_.authenticate is not None else None)
+            ruled = world.faults.any_for(mount_.name, operation.operation_id)
+    finally:
+        if world is not None:  # out of the snapshot, since it may write; a refused request uses its workspace too
+            sandbox.touch(world)
     params, body, problems = validate_request(operation, req, path_args)
     if problems:
         raise mount_.error_for_status(400, _summary(problems), problems)
