@@ -11,8 +11,8 @@ FLAT_SECONDS=${2:-60}
 command -v wrk >/dev/null || { sudo_=""; [ "$(id -u)" -eq 0 ] || sudo_=sudo; $sudo_ apt-get install -y -qq wrk >/dev/null; }
 [ -x bench/node_modules/.bin/prism ] || (cd bench && npm install --silent --no-save @stoplight/prism-cli >/dev/null)
 PY=.venv/bin/python
-read -r WORKERS THREADS < <($PY -c "from sandbox.cli import DEFAULT_WORKERS, DEFAULT_THREADS; print(DEFAULT_WORKERS, DEFAULT_THREADS)")
-WORKER_CLASS=$([ "$THREADS" -eq 1 ] && echo sync || echo gthread)  # as run.py picks it
+read -r WORKERS THREADS WORKER_CLASS < <($PY -c "from sandbox.cli import DEFAULT_WORKERS as w, DEFAULT_THREADS as t, \
+gunicorn_worker_class; print(w, t, gunicorn_worker_class(t))")
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT

@@ -158,10 +158,13 @@ def main(argv=None) -> int | None:
     serve(app, args)
 
 
+def gunicorn_worker_class(threads: int) -> str:
+    """One thread: the sync worker (see DEFAULT_THREADS); more: gthread. The benchmark serves bare Flask the same way."""
+    return "sync" if threads == 1 else "gthread"
+
+
 def _server_name(args) -> str:
-    if args.server == "gunicorn":
-        return "gunicorn sync" if args.threads == 1 else "gunicorn gthread"
-    return args.server
+    return f"gunicorn {gunicorn_worker_class(args.threads)}" if args.server == "gunicorn" else args.server
 
 
 def _proxy_args(argv):
@@ -202,7 +205,7 @@ def serve(app, args) -> None:
             # The app (and the seeded data) is made once, before the fork; every worker shares the backend.
             self.cfg.set("preload_app", True)
             self.cfg.set("workers", args.workers)
-            self.cfg.set("worker_class", "sync" if args.threads == 1 else "gthread")
+            self.cfg.set("worker_class", gunicorn_worker_class(args.threads))
             self.cfg.set("threads", args.threads)
             self.cfg.set("accesslog", None)
             # No HTML 414/431 from the server: long URLs and headers reach the spec's validation, which answers

@@ -97,7 +97,7 @@ def _parse_json(data: bytes):
     try:
         document = orjson.loads(data)
     except orjson.JSONDecodeError:
-        document = None
+        pass
     else:
         if not _has_float(document):
             return document
