@@ -54,6 +54,29 @@ class SchemaValidator:
 _NOT_COMPILED = object()
 
 
+def resolve(document: dict, node):
+    """Follow local `$ref`s (`#/components/...`) until a node that is not one."""
+    while isinstance(node, dict) and "$ref" in node:
+        ref = node["$ref"]
+        if not ref.startswith("#/"):
+            raise ValueError(f"only local references are supported, got {ref}")
+        node = document
+        for part in ref[2:].split("/"):
+            node = node[part.replace("~1", "/").replace("~0", "~")]
+    return node
+
+
+def template_regex(template: str) -> re.Pattern:
+    """The URLs a path template matches, each `{name}` a named group: /redemptions/{redemptionId} ->
+    ^/redemptions/(?P<redemptionId>[^/]+)$."""
+    return re.compile("^" + re.sub(r"\\{([^}]+)\\}", r"(?P<\1>[^/]+)", re.escape(template)) + "$")
+
+
+def literal_segments(template: str) -> int:
+    """How specific a template is: /redemptions/batch (2) wins over /redemptions/{redemptionId} (1)."""
+    return sum(1 for part in template.split("/") if part and not part.startswith("{"))
+
+
 @cache
 def load_spec(path: Path) -> "Spec":
     """Specs are read-only once parsed, so every app in a process shares one copy of each."""
@@ -99,6 +122,22 @@ class Operation:
         keys = self.response_validators
         return str(status) in keys or f"{str(status)[0]}XX" in keys or "default" in keys
 
+    def response_problems(self, status: int, payload) -> list[str]:
+        """What makes an answer break this operation's spec: an undocumented status, or a JSON body its schema
+        refuses (each problem says where). Strict mode and the validation proxy both ask this."""
+        if not self.documents_status(status):
+            return [f"status {status} is not documented for {self.operation_id}"]
+        validator = self.response_validator(status)
+        if validator is None:
+            return []
+        return [f"body {'.'.join(map(str, e.absolute_path)) or '(whole)'}: {e.message}"
+                for e in validator.iter_errors(payload)]
+
+    @property
+    def writes(self) -> bool:
+        """Whether the operation may change state (the spec's `x-sandbox-writes`): only those take the write lock."""
+        return bool(self.extensions.get("x-sandbox-writes", False))
+
 
 class Spec:
     """One vendor's OpenAPI document, parsed once at start-up."""
@@ -112,17 +151,7 @@ class Spec:
     # -- references -------------------------------------------------------------------------------------
     def resolve(self, node: dict) -> dict:
         """Follow a local `$ref` (parameters, responses); schemas keep theirs for jsonschema to resolve."""
-        while isinstance(node, dict) and "$ref" in node:
-            node = self._pointer(node["$ref"])
-        return node
-
-    def _pointer(self, ref: str) -> dict:
-        if not ref.startswith("#/"):
-            raise ValueError(f"only local references are supported, got {ref}")
-        node = self.document
-        for part in ref[2:].split("/"):
-            node = node[part.replace("~1", "/").replace("~0", "~")]
-        return node
+        return resolve(self.document, node)
 
     def validator(self, schema: dict) -> "SchemaValidator":
         # Putting the components it refers to in the root schema lets `#/components/...` refs resolve with no
