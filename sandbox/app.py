@@ -14,7 +14,8 @@ from .core.routing import install_error_handlers, mount, mount_for_path, record_
 from .core.spec import load_spec
 from .core.backends import open_backend
 from .core.world import DEFAULT, World
-from . import proxy, ui
+from . import ui
+from .kit import proxy
 from .vendors import VENDORS
 
 WORKSPACE_HEADER = "X-Sandbox-Workspace"

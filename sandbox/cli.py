@@ -122,7 +122,7 @@ def banner(base: str, app) -> str:
 def main(argv=None) -> int | None:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in TOOLS:
-        from . import compat, contract
+        from .kit import compat, contract
         return {"contract": contract, "compat": compat}[argv[0]].main(argv[1:])
     proxies = {}
     if argv and argv[0] == "proxy":

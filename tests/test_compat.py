@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sandbox.compat import Diff, main
+from sandbox.kit.compat import Diff, main
 
 SPECS = Path(__file__).parent.parent / "specs"
 NAMES = ["returning-ai", "fabric", "capillary", "sandbox"]

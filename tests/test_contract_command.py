@@ -5,7 +5,8 @@ import pytest
 from flask import Flask, jsonify
 from werkzeug.serving import make_server
 
-from sandbox import Settings, contract, create_app
+from sandbox import Settings, create_app
+from sandbox.kit import contract
 
 
 def serve(app):

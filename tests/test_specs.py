@@ -5,7 +5,7 @@ import pytest
 import yaml
 from openapi_spec_validator import validate
 
-from sandbox.speclint import problems
+from sandbox.kit.speclint import problems
 
 SPECS = sorted((Path(__file__).parent.parent / "specs").glob("*.yaml"))
 

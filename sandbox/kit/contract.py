@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from .config import ROOT, Settings
+from ..config import ROOT, Settings
 
 REPO_CONFIG = ROOT / "schemathesis.toml"
 

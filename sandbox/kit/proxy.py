@@ -13,9 +13,9 @@ import urllib.request
 
 from flask import Blueprint, Response, current_app, request
 
-from .core.clock import now_iso
-from .core.journal import journal_entry
-from .core.validation import validate_request
+from ..core.clock import now_iso
+from ..core.journal import journal_entry
+from ..core.validation import validate_request
 
 bp = Blueprint("proxy", __name__)
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host", "content-length",
