@@ -17,7 +17,8 @@ from pathlib import Path
 
 import yaml
 
-METHODS = ("get", "put", "post", "patch", "delete")
+from ..core.spec import HTTP_METHODS, resolve
+
 TIGHTER_WHEN_LOWER = ("maximum", "exclusiveMaximum", "maxLength", "maxItems", "maxProperties")
 TIGHTER_WHEN_HIGHER = ("minimum", "exclusiveMinimum", "minLength", "minItems", "minProperties")
 
@@ -30,7 +31,7 @@ class Diff:
     def run(self) -> list[str]:
         for path, old_item in self.old.get("paths", {}).items():
             new_item = self.new.get("paths", {}).get(path, {})
-            for method in METHODS:
+            for method in HTTP_METHODS:
                 if method not in old_item:
                     continue
                 where = f"{method.upper()} {path}"
@@ -127,19 +128,12 @@ class Diff:
 
 
 def _resolve(document: dict, node):
-    """Follow $refs within the document the node came from."""
-    while isinstance(node, dict) and "$ref" in node:
-        node = _pointer(document, node["$ref"]) or {}
-    return node
-
-
-def _pointer(document: dict, ref: str):
-    node = document
-    for part in ref[2:].split("/"):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
+    """Follow $refs within the document the node came from; a reference that leads nowhere is an empty schema
+    (the versions compared may be drafts), not an error."""
+    try:
+        return resolve(document, node)
+    except (KeyError, TypeError, ValueError):
+        return {}
 
 
 def _types(schema: dict) -> set[str]:

@@ -6,7 +6,6 @@ journal under vendor `proxy:<spec>`, with what failed and where; `GET /_sandbox/
 """
 from __future__ import annotations
 
-import re
 import time
 import urllib.error
 import urllib.request
@@ -15,6 +14,7 @@ from flask import Blueprint, Response, current_app, request
 
 from ..core.clock import now_iso
 from ..core.journal import journal_entry
+from ..core.spec import template_regex
 from ..core.validation import validate_request
 
 bp = Blueprint("proxy", __name__)
@@ -54,8 +54,7 @@ def _operation(spec, method: str, path: str):
     for operation in spec.operations:
         if operation.method != method:
             continue
-        pattern = "^" + re.sub(r"\\{([^}]+)\\}", r"(?P<\1>[^/]+)", re.escape(operation.path)) + "$"
-        match = re.match(pattern, path)
+        match = template_regex(operation.path).match(path)
         if match:
             return operation, match.groupdict()
     return None, {}
@@ -80,17 +79,15 @@ def _relay(status: int, headers, body: bytes) -> Response:
 
 
 def _response_problems(operation, response: Response) -> list[str]:
+    """The spec's verdict on the answer (operation.response_problems), once the body is known to be the JSON the
+    spec documents for its status."""
     status = response.status_code
-    if not operation.documents_status(status):
-        return [f"response: status {status} is not documented for {operation.operation_id}"]
-    validator = operation.response_validator(status)
-    if validator is None:
-        return []
-    if response.mimetype != "application/json":
-        return [f"response: Content-Type {response.mimetype or 'none'} where application/json is documented"]
-    try:
-        body = response.get_json(force=True)
-    except Exception:  # noqa: BLE001 - any parse failure is the finding itself
-        return ["response: the body is not valid JSON"]
-    return [f"response body {'.'.join(map(str, e.absolute_path)) or '(whole)'}: {e.message}"
-            for e in validator.iter_errors(body)]
+    body = None
+    if operation.documents_status(status) and operation.response_validator(status) is not None:
+        if response.mimetype != "application/json":
+            return [f"response: Content-Type {response.mimetype or 'none'} where application/json is documented"]
+        try:
+            body = response.get_json(force=True)
+        except Exception:  # noqa: BLE001 - any parse failure is the finding itself
+            return ["response: the body is not valid JSON"]
+    return [f"response {problem}" for problem in operation.response_problems(status, body)]

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from jsonschema import Draft202012Validator
 
-METHODS = ("get", "put", "post", "patch", "delete")
+from ..core.spec import HTTP_METHODS, resolve
 
 
 def problems(document: dict) -> list[str]:
     found = []
     for path, item in document.get("paths", {}).items():
-        for method in METHODS:
+        for method in HTTP_METHODS:
             operation = item.get(method)
             if operation is None:
                 continue
@@ -22,9 +22,9 @@ def problems(document: dict) -> list[str]:
                 if not operation.get(key):
                     found.append(f"{where}: no {key}")
             if "requestBody" in operation:
-                found += _media_problems(document, _resolve(document, operation["requestBody"]), f"{where} request")
+                found += _media_problems(document, resolve(document, operation["requestBody"]), f"{where} request")
             for status, response in operation.get("responses", {}).items():
-                response = _resolve(document, response)
+                response = resolve(document, response)
                 if not response.get("content"):
                     found.append(f"{where} {status}: no content schema")
                 found += _media_problems(document, response, f"{where} {status}")
@@ -38,7 +38,7 @@ def _media_problems(document: dict, body: dict, where: str) -> list[str]:
         if schema is None:
             found.append(f"{where} {media_type}: no schema")
             continue
-        examples = [_resolve(document, e)["value"] for e in media.get("examples", {}).values()]
+        examples = [resolve(document, e)["value"] for e in media.get("examples", {}).values()]
         if "example" in media:
             examples.append(media["example"])
         if not examples:
@@ -48,12 +48,3 @@ def _media_problems(document: dict, body: dict, where: str) -> list[str]:
             for error in validator.iter_errors(example):
                 found.append(f"{where} {media_type}: example breaks its schema: {error.message}")
     return found
-
-
-def _resolve(document: dict, node: dict) -> dict:
-    while isinstance(node, dict) and "$ref" in node:
-        target = document
-        for part in node["$ref"][2:].split("/"):
-            target = target[part]
-        node = target
-    return node
