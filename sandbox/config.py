@@ -49,8 +49,8 @@ class Settings:
     # Check every response against the spec and answer 500 when the sandbox would break its own contract.
     strict_responses: bool = False
     specs_dir: Path = field(default_factory=lambda: ROOT / "specs")
+    fixtures_dir: Path = field(default_factory=lambda: ROOT / "fixtures")
 
     @staticmethod
     def redis_url_default() -> str:
         return os.environ.get("SANDBOX_REDIS_URL", "redis://127.0.0.1:6379/0")
-    fixtures_dir: Path = field(default_factory=lambda: ROOT / "fixtures")

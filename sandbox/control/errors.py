@@ -7,10 +7,6 @@ class ControlError(SandboxError):
         return {"error": {"code": self.status, "message": self.message}}
 
 
-class BadRequest(ControlError):
-    status = 400
-
-
 class NotFound(ControlError):
     status = 404
 
