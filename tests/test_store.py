@@ -1,11 +1,11 @@
-"""The store contract, on every backend: the same tests for memory and SQLite."""
+"""The store contract (store.StoreContract), on every backend: the same tests for memory, SQLite and Redis."""
 import multiprocessing
 import threading
 
 import pytest
 
 from sandbox.core.sqlite_store import SQLiteStore
-from sandbox.core.store import MemoryStore
+from sandbox.core.store import MemoryStore, StoreContract
 
 from services import REDIS_MISSING, drop_prefix, unique_prefix
 
@@ -60,15 +60,30 @@ def test_delete_and_clear(store):
     assert store.all("people") == [] and store.read_log("events") == []
 
 
-def test_sqlite_transaction_rolls_back_on_error():
-    # The memory store has no rollback: every backend's callers check first and write last, so none needs it.
-    store = SQLiteStore(None, INDEXES)
+def test_every_backend_offers_exactly_the_declared_methods(store):
+    declared = {name for name in vars(StoreContract) if not name.startswith("_")}
+    offered = {name for name in dir(type(store)) if not name.startswith("_")}
+    assert isinstance(store, StoreContract) and offered == declared
+
+
+def test_a_failed_transaction_rolls_back_on_sqlite_only(store):
+    # As declared: memory and Redis have no rollback; every backend's callers check first and write last.
+    rolls_back = isinstance(store, SQLiteStore)
     store.put("people", "a", {"email": "a", "n": 1})
     with pytest.raises(RuntimeError):
         with store.transaction():
             store.put("people", "a", {"email": "a", "n": 2})
+            with store.transaction():  # a nested block is part of the outer one
+                store.put("people", "b", {"email": "b"})
             raise RuntimeError
-    assert store.get("people", "a")["n"] == 1
+    assert store.get("people", "a")["n"] == (1 if rolls_back else 2)
+    assert (store.get("people", "b") is None) == rolls_back
+    with store.transaction():  # an exception caught inside the outermost block undoes nothing
+        with pytest.raises(RuntimeError):
+            with store.transaction():
+                store.put("people", "c", {"email": "c"})
+                raise RuntimeError
+    assert store.get("people", "c") == {"email": "c"}
 
 
 def test_snapshot_reads_nest_and_writes_follow(store):
@@ -80,6 +95,10 @@ def test_snapshot_reads_nest_and_writes_follow(store):
             assert store.all("people")
     store.put("people", "a", {"email": "a", "n": 2})  # and writes work again after it
     assert store.get("people", "a")["n"] == 2
+    with store.transaction():
+        store.put("people", "a", {"email": "a", "n": 3})
+        with store.snapshot():  # inside a transaction: the reads see its own writes
+            assert store.get("people", "a")["n"] == 3
 
 
 def test_sqlite_snapshot_sees_one_state_and_refuses_writes(tmp_path):
@@ -199,3 +218,58 @@ def test_numbered_log_entries_get_unique_increasing_numbers(store):
     assert [e["n"] for e in entries] == [2, 3, 4]
     ids = [e["id"] for e in entries]
     assert ids == sorted(set(ids))
+
+
+def test_a_number_is_greater_than_every_earlier_one_trimmed_entries_included(store):
+    newest = []
+    for n in range(150):  # past SQLite's trimming (every 64 appends)
+        store.append_log("_journal", {"n": n}, keep=10, number="id")
+        newest.append(store.read_log("_journal", last=1, number="id")[0]["id"])
+    assert newest == sorted(set(newest))
+    assert [e["n"] for e in store.read_log("_journal", last=10, number="id")] == list(range(140, 150))
+
+
+def test_read_log_last_and_number_mean_what_the_contract_says(store):
+    for n in range(4):
+        store.append_log("_journal", {"n": n}, number="id")
+    assert [e["n"] for e in store.read_log("_journal", last=2)] == [2, 3]  # the newest, oldest first
+    assert [e["n"] for e in store.read_log("_journal", last=10)] == [0, 1, 2, 3]  # fewer than asked: all of them
+    assert all("id" in e for e in store.read_log("_journal", number="id"))
+    # Read without `number=`: SQLite keeps the number in the row, memory and Redis in the entry.
+    unnumbered = store.read_log("_journal")
+    assert all(("id" in e) != isinstance(store, SQLiteStore) for e in unnumbered)
+    assert store.read_log("never appended to", last=3) == []
+
+
+def test_an_update_keeps_a_records_place_and_a_delete_then_put_moves_it_last(store):
+    store.put_all("people", "_id", [{"_id": k, "email": "same", "kind": "p"} for k in "abc"])
+    store.put("people", "a", {"_id": "a", "email": "same", "kind": "p", "updated": True})
+    assert [p["_id"] for p in store.find("people", kind="p")] == ["a", "b", "c"]
+    # By an indexed field, as declared: memory gives the records in the order they were last written.
+    by_index = ["b", "c", "a"] if isinstance(store, MemoryStore) else ["a", "b", "c"]
+    assert [p["_id"] for p in store.find("people", email="same")] == by_index
+    store.delete("people", "b")
+    store.put("people", "b", {"_id": "b", "email": "same", "kind": "p"})
+    assert [p["_id"] for p in store.find("people", kind="p")] == ["a", "c", "b"]
+    assert [p["_id"] for p in store.all("people")] == ["a", "c", "b"] == list(store.dump()["collections"]["people"])
+
+
+def test_put_all_keys_records_by_their_field_as_text(store):
+    store.put_all("people", "n", [{"n": 7, "email": "seven"}])
+    assert store.get("people", "7") == {"n": 7, "email": "seven"}
+
+
+def test_every_read_is_a_copy(store):
+    store.put("people", "a", {"email": "a", "tags": []})
+    store.append_log("events", {"name": "e", "tags": []})
+    store.find("people", email="a")[0]["tags"].append("x")
+    store.all("people")[0]["tags"].append("x")
+    store.read_log("events")[0]["tags"].append("x")
+    store.dump()["collections"]["people"]["a"]["tags"].append("x")
+    assert store.get("people", "a")["tags"] == [] and store.read_log("events")[0]["tags"] == []
+
+
+def test_a_collection_whose_records_are_all_deleted_counts_none(store):
+    store.put("people", "a", {"email": "a"})
+    store.delete("people", "a")
+    assert store.collections().get("people", 0) == 0  # listed with 0 (memory) or left out (SQLite, Redis)

@@ -1,5 +1,5 @@
 """The store interface on Redis: shared by every sandbox instance, on any host, that uses the same server and
-key prefix. Same contract as MemoryStore (see store.py).
+key prefix. What it guarantees is `store.StoreContract`'s.
 
 Layout under the world's prefix:
     rec:<collection>                hash   key -> record (JSON)
@@ -61,15 +61,16 @@ class RedisStore(Store):
             ordered = sorted((s if s is not None else float("inf"), t) for t, s in zip(texts, scores) if t is not None)
             records = (decode(t) for _, t in ordered)
         else:
-            records = (decode(t) for t in self._ordered_texts(collection))
+            records = (decode(t) for _, t in self._ordered(collection))
         return [r for r in records if all(r.get(f) == v for f, v in criteria.items())]
 
-    def _ordered_texts(self, collection: str) -> list:
+    def _ordered(self, collection: str) -> list[tuple[bytes, bytes]]:
+        """(key, record text) of every record, in insertion order."""
         pipe = self._redis.pipeline(transaction=False)
         pipe.hgetall(self._p + "rec:" + collection)
         pipe.zrange(self._p + "ord:" + collection, 0, -1)
         texts, order = pipe.execute()
-        return [texts[k] for k in order if k in texts]
+        return [(k, texts[k]) for k in order if k in texts]
 
     def collections(self) -> dict[str, int]:
         names = [n.decode() for n in self._redis.zrange(self._p + "colls", 0, -1)]
@@ -80,7 +81,7 @@ class RedisStore(Store):
         return {name: count for name, count in zip(names, pipe.execute()) if count}
 
     def read_log(self, name: str, last: int | None = None, number: str | None = None) -> list[dict]:
-        """As MemoryStore.read_log: an entry's number is kept in the entry itself."""
+        """`number` is ignored: append_log wrote it into the entry."""
         return [decode(t) for t in self._redis.lrange(self._p + "log:" + name, -last if last else 0, -1)]
 
     # -- writes ------------------------------------------------------------------------------------------------
@@ -98,13 +99,13 @@ class RedisStore(Store):
                 self._lock.release()
 
     def put(self, collection: str, key: str, record: dict) -> None:
-        self.put_many(collection, [(key, record)])
+        self._put_many(collection, [(key, record)])
 
     def put_all(self, collection: str, key_field: str, records) -> None:
         with self.transaction():
-            self.put_many(collection, [(str(r[key_field]), r) for r in records])
+            self._put_many(collection, [(str(r[key_field]), r) for r in records])
 
-    def put_many(self, collection: str, items: list[tuple[str, dict]]) -> None:
+    def _put_many(self, collection: str, items: list[tuple[str, dict]]) -> None:
         """Write several records in one round trip (seeding writes thousands)."""
         if not items:
             return
@@ -164,13 +165,7 @@ class RedisStore(Store):
 
     # -- snapshots ---------------------------------------------------------------------------------------------
     def dump(self) -> dict:
-        collections = {name: {} for name in self.collections()}
-        for name in collections:
-            pipe = self._redis.pipeline(transaction=False)
-            pipe.hgetall(self._p + "rec:" + name)
-            pipe.zrange(self._p + "ord:" + name, 0, -1)
-            texts, order = pipe.execute()
-            collections[name] = {k.decode(): decode(texts[k]) for k in order if k in texts}
+        collections = {name: {k.decode(): decode(t) for k, t in self._ordered(name)} for name in self.collections()}
         logs = {}
         for name in (n.decode() for n in self._redis.zrange(self._p + "logs", 0, -1)):
             entries = self.read_log(name)

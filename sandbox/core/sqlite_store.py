@@ -1,5 +1,5 @@
 """The store interface on SQLite: shared by every worker process of one machine, and kept across restarts when
-given a file. Same contract as MemoryStore (see store.py); `transaction()` makes a check and the write that
+given a file. What it guarantees is `store.StoreContract`'s; `transaction()` makes a check and the write that
 depends on it atomic across threads and processes, and rolls back on an exception.
 
 Every world (the default one, each workspace) is a namespace in the same file, so a workspace created by one
@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from .codec import decode, encode
-from .store import Store
+from .store import Store, internal
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -34,6 +34,8 @@ CREATE INDEX IF NOT EXISTS logs_by_name ON logs(world, name, seq);
 CREATE TABLE IF NOT EXISTS counters (world TEXT NOT NULL, name TEXT NOT NULL, value INTEGER NOT NULL,
     PRIMARY KEY (world, name));
 """
+_UPSERT = ("INSERT INTO records(world, collection, key, data) VALUES (?, ?, ?, ?) "
+           "ON CONFLICT(world, collection, key) DO UPDATE SET data=excluded.data")
 # A bounded log is trimmed after every this many appends by one store, so it holds at most `keep` + this many
 # rows per writing process.
 _TRIM_EVERY = 64
@@ -206,8 +208,7 @@ class SQLiteStore(Store):
         return dict(rows)
 
     def read_log(self, name: str, last: int | None = None, number: str | None = None) -> list[dict]:
-        """The log in order; with `last`, only its newest `last` entries; with `number`, each entry's number (as
-        append_log gave it) in that field."""
+        """An entry's number is its row's seq, set in the `number` field only when asked."""
         if last is None:
             rows = self._db.execute("SELECT seq, data FROM logs WHERE world=? AND name=? ORDER BY seq",
                                     (self._world, name)).fetchall()
@@ -264,25 +265,19 @@ class SQLiteStore(Store):
                 local.depth = 0
 
     def put(self, collection: str, key: str, record: dict) -> None:
-        self._write("INSERT INTO records(world, collection, key, data) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT(world, collection, key) DO UPDATE SET data=excluded.data",
-                    (self._world, collection, key, encode(record)))
+        self._write(_UPSERT, (self._world, collection, key, encode(record)))
 
     def put_all(self, collection: str, key_field: str, records) -> None:
         with self.transaction():
-            self._db.executemany("INSERT INTO records(world, collection, key, data) VALUES (?, ?, ?, ?) "
-                                 "ON CONFLICT(world, collection, key) DO UPDATE SET data=excluded.data",
-                                 ((self._world, collection, str(r[key_field]), encode(r)) for r in records))
+            self._db.executemany(_UPSERT, ((self._world, collection, str(r[key_field]), encode(r)) for r in records))
 
     def delete(self, collection: str, key: str) -> bool:
         return self._write("DELETE FROM records WHERE world=? AND collection=? AND key=?",
                            (self._world, collection, key)).rowcount > 0
 
     def append_log(self, name: str, entry: dict, keep: int | None = None, number: str | None = None) -> None:
-        """Append; with `keep`, older entries beyond the newest `keep` are trimmed (read_log(last=keep) is exact);
-        with `number`, the entry gets that field set to a number no earlier entry of the log had since it was last
-        cleared."""
-        # An entry's number is its row's: unique and increasing, at no extra cost (read_log puts it back).
+        """A bounded log is trimmed every _TRIM_EVERY appends. An entry's number is its row's: unique and
+        increasing, at no extra cost (read_log puts it back when asked), so `number` is not stored."""
         self._write("INSERT INTO logs(world, name, data) VALUES (?, ?, ?)", (self._world, name, encode(entry)))
         self._appends[name] = self._appends.get(name, 0) + 1
         if keep is not None and self._appends[name] >= _TRIM_EVERY:
@@ -308,11 +303,11 @@ class SQLiteStore(Store):
         collections: dict[str, dict] = {}
         for collection, key, data in self._db.execute(
                 "SELECT collection, key, data FROM records WHERE world=? ORDER BY seq", (self._world,)):
-            if not collection.startswith("_"):
+            if not internal(collection):
                 collections.setdefault(collection, {})[key] = decode(data)
         logs: dict[str, list] = {}
         for name, data in self._db.execute("SELECT name, data FROM logs WHERE world=? ORDER BY seq", (self._world,)):
-            if not name.startswith("_"):
+            if not internal(name):
                 logs.setdefault(name, []).append(decode(data))
         return {"collections": collections, "logs": logs}
 
