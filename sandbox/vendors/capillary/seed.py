@@ -9,6 +9,7 @@ import base64
 from datetime import datetime, timezone
 
 from sandbox.core.fakes import Bulk
+from sandbox.core.seeding import put_each, put_fixtures
 
 from .records import CUSTOMERS, OAUTH_CLIENTS, ORGS, REDEMPTIONS, TILLS
 
@@ -17,19 +18,13 @@ _END = datetime(2026, 6, 30, tzinfo=timezone.utc)
 
 
 def seed(store, fake, size: int, fixtures: dict, suffix: str = "") -> None:
-    # A workspace's tills and OAuth clients differ from the default world's.
-    for till in fixtures["tills"]:
-        till["username"] += suffix
-    for client in fixtures["oauth_clients"]:
-        client.update(key=client["key"] + suffix, username=client["username"] + suffix)
-    for collection, key, records in (
-        (ORGS, "orgId", fixtures["orgs"]),
-        (TILLS, "username", fixtures["tills"]),
-        (OAUTH_CLIENTS, "key", fixtures["oauth_clients"]),
-        (CUSTOMERS, "customerId", fixtures["customers"]),
-        (REDEMPTIONS, "redemptionId", fixtures["redemptions"]),
-    ):
-        store.put_all(collection, key, records)
+    put_fixtures(store, fixtures, [
+        (ORGS, "orgId", "orgs"),
+        (TILLS, "username", "tills"),
+        (OAUTH_CLIENTS, "key", "oauth_clients"),
+        (CUSTOMERS, "customerId", "customers"),
+        (REDEMPTIONS, "redemptionId", "redemptions"),
+    ], suffix, credentials={"tills": ("username",), "oauth_clients": ("key", "username")})
     _generate(store, fake, size, fixtures)
 
 
@@ -67,8 +62,7 @@ def _generate(store, fake, size: int, fixtures: dict) -> None:
                 "customFields": {},
             })
         customers.append(customer)
-    store.put_all(REDEMPTIONS, "redemptionId", redemptions)
-    store.put_all(CUSTOMERS, "customerId", customers)
+    put_each(store, [(REDEMPTIONS, "redemptionId", redemptions), (CUSTOMERS, "customerId", customers)])
 
 
 def credentials(store) -> list[dict]:

@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 
 from sandbox.core.clock import iso_millis
 from sandbox.core.fakes import Bulk
+from sandbox.core.seeding import put_each, put_fixtures
 
 from .records import COUPONS, PROMOTIONS, REDEMPTIONS, TENANTS, TOKENS
 
@@ -17,16 +18,13 @@ _END = datetime(2026, 6, 30, tzinfo=timezone.utc)
 
 
 def seed(store, fake, size: int, fixtures: dict, suffix: str = "") -> None:
-    for token in fixtures["tokens"]:
-        token["token"] += suffix  # a workspace's tokens differ from the default world's
-    for collection, key, records in (
-        (TENANTS, "id", fixtures["tenants"]),
-        (TOKENS, "token", fixtures["tokens"]),
-        (PROMOTIONS, "id", fixtures["promotions"]),
-        (COUPONS, "id", fixtures["coupons"]),
-        (REDEMPTIONS, "id", fixtures["redemptions"]),
-    ):
-        store.put_all(collection, key, records)
+    put_fixtures(store, fixtures, [
+        (TENANTS, "id", "tenants"),
+        (TOKENS, "token", "tokens"),
+        (PROMOTIONS, "id", "promotions"),
+        (COUPONS, "id", "coupons"),
+        (REDEMPTIONS, "id", "redemptions"),
+    ], suffix, credentials={"tokens": ("token",)})
     _generate(store, fake, size, [t["id"] for t in fixtures["tenants"]])
 
 
@@ -61,8 +59,7 @@ def _generate(store, fake, size: int, tenants: list[str]) -> None:
             "additionalAttributes": [{"name": "brand", "values": bulk.word("company")}],
             "createdAt": created, "updatedAt": created,
         })
-    for collection, records in ((PROMOTIONS, promotions), (COUPONS, coupons), (REDEMPTIONS, redemptions)):
-        store.put_all(collection, "id", records)
+    put_each(store, [(PROMOTIONS, "id", promotions), (COUPONS, "id", coupons), (REDEMPTIONS, "id", redemptions)])
 
 
 def credentials(store) -> list[dict]:

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 
 from sandbox.core.clock import iso_millis
 from sandbox.core.fakes import Bulk
+from sandbox.core.seeding import put_each, put_fixtures
 
 from .records import API_KEYS, COMMUNITIES, PRODUCTS, PURCHASE_HISTORIES, STATUSES, TRANSACTIONS, USERS, VOUCHERS
 
@@ -19,18 +20,15 @@ _VOUCHERS_END = datetime(2027, 12, 31, tzinfo=timezone.utc)
 
 
 def seed(store, fake, size: int, fixtures: dict, suffix: str = "") -> None:
-    for api_key in fixtures["api_keys"]:
-        api_key["key"] += suffix  # a workspace's keys differ from the default world's
-    for collection, key, records in (
-        (COMMUNITIES, "_id", fixtures["communities"]),
-        (USERS, "_id", fixtures["users"]),
-        (PRODUCTS, "_id", fixtures["products"]),
-        (VOUCHERS, "_id", fixtures["vouchers"]),
-        (API_KEYS, "key", fixtures["api_keys"]),
-        (STATUSES, "_id", fixtures["redemption_statuses"]),
-        (TRANSACTIONS, "_id", fixtures["redemption_transactions"]),
-    ):
-        store.put_all(collection, key, records)
+    put_fixtures(store, fixtures, [
+        (COMMUNITIES, "_id", "communities"),
+        (USERS, "_id", "users"),
+        (PRODUCTS, "_id", "products"),
+        (VOUCHERS, "_id", "vouchers"),
+        (API_KEYS, "key", "api_keys"),
+        (STATUSES, "_id", "redemption_statuses"),
+        (TRANSACTIONS, "_id", "redemption_transactions"),
+    ], suffix, credentials={"api_keys": ("key",)})
     for order in fixtures["purchase_histories"]:
         _put_order(store, dict(order))
         delivered = next(s for s in store.find(STATUSES, communityID=order["communityID"]) if s["name"] == "Delivered")
@@ -117,13 +115,12 @@ def _generate(store, fake, size: int, suffix: str) -> None:
         orders.append(order)
         transactions.append(_transaction(order, coins=50 * bulk.integer(1, 100),
                                          status=bulk.pick(statuses[product["communityID"]])))
-    for collection, key, records in (
+    put_each(store, [
         (COMMUNITIES, "_id", communities), (API_KEYS, "key", keys),
         (STATUSES, "_id", [s for group in statuses.values() for s in group]), (USERS, "_id", users),
         (PRODUCTS, "_id", products), (VOUCHERS, "_id", vouchers), (PURCHASE_HISTORIES, "_id", orders),
         (TRANSACTIONS, "_id", transactions),
-    ):
-        store.put_all(collection, key, records)
+    ])
 
 
 def credentials(store) -> list[dict]:
