@@ -5,12 +5,12 @@ import secrets
 import threading
 import time
 
-from flask import Flask, current_app, g, request
+from flask import Flask
 
 from .config import Settings
 from .control import control
 from .control.errors import NotFound as ControlNotFound
-from .core.routing import install_error_handlers, mount, mount_for_path, record_request
+from .core.routing import install_error_handlers, mount
 from .core.spec import load_spec
 from .core.backends import open_backend
 from .core.world import DEFAULT, World
@@ -148,39 +148,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask("sandbox")
     sandbox = Sandbox(settings)
     app.extensions["sandbox"] = sandbox
-    app.extensions["sandbox_mounts"] = []
-    app.extensions["sandbox_paths"] = []
     for m in [*sandbox.vendors, control]:
-        mount(app, m, sandbox.specs[m.spec_file.removesuffix(".yaml")], prefix="/" + m.name)
+        mount(app, m, sandbox.specs[m.spec_file.removesuffix(".yaml")])
     app.register_blueprint(ui.bp)
     app.register_blueprint(proxy.bp)
     install_error_handlers(app)
-    app.before_request(_start_clock)
-    app.after_request(_journal)
     return app
-
-
-def _start_clock() -> None:
-    g.started = time.perf_counter()
-    _sandbox().sweep()
-
-
-def _journal(response):
-    """Record every vendor request in the journal of the world it acted on (unless the pipeline already has)."""
-    if g.get("journaled"):
-        return response
-    req = request._get_current_object()
-    mount_ = mount_for_path(req.path)
-    if mount_ is None or not mount_.journaled:
-        return response
-    record_request(g.get("world") or _sandbox().default, mount_, req, response)
-    return response
 
 
 def _idle(record: dict) -> float:
     """Seconds since a workspace's registry record says it was last used (wall-clock: shared across hosts)."""
     return time.time() - record["lastUsed"]
-
-
-def _sandbox() -> Sandbox:
-    return current_app.extensions["sandbox"]

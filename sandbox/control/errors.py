@@ -1,9 +1,9 @@
 """Errors of the control API: {"error": {"code", "message"}}."""
-from sandbox.core.errors import Problem, SandboxError
+from sandbox.core.errors import Problem, RequestContext, SandboxError
 
 
 class ControlError(SandboxError):
-    def body(self) -> dict:
+    def body(self, context: RequestContext) -> dict:
         return {"error": {"code": self.status, "message": self.message}}
 
 

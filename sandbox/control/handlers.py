@@ -1,6 +1,6 @@
 """Handlers of specs/sandbox.yaml, the sandbox's own control API. `call.world` is the world acted on."""
 import yaml
-from flask import Response, request
+from flask import Response
 
 from sandbox.core.events import read_events
 from sandbox.core.faults import GENERIC_FAULTS, accepted_faults
@@ -179,7 +179,7 @@ def _served_spec(call) -> dict:
     spec = call.sandbox.specs.get(name)
     if spec is None:
         raise NotFound(f"No spec named {name}; available: {', '.join(sorted(call.sandbox.specs))}")
-    return spec.served_copy(request.host_url)
+    return spec.served_copy(call.request.host_url)
 
 
 def get_spec_yaml(call):

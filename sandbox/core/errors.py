@@ -1,25 +1,43 @@
 """The error model: every failure is a named exception that knows its own wire format.
 
-Vendors subclass `SandboxError` once for their envelope (`body()`), then once per documented error.
-The core never builds an error body itself; it asks the mounted vendor for the error of a given status.
+Vendors subclass `SandboxError` once for their envelope (`body(context)`), then once per documented error. A
+`Problem` says what kind of thing is wrong (a field missing, a value invalid, a record not found, a conflict), so a
+vendor picks its own code from the kind, never from the wording. The core never builds an error body itself; it asks
+the mounted vendor for the error of a given status and hands it the request's context to render with.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+# What a Problem can be. Several problems at once are a request's, not a problem's: len(error.problems) > 1.
+MISSING = "missing"  # a required field, parameter or body is absent
+INVALID = "invalid"  # present, but not what the spec allows
+NOT_FOUND = "not-found"  # names a record this caller cannot see
+CONFLICT = "conflict"  # clashes with the state (a taken code, a forbidden transition)
+
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with a request, as found by validation: where, and what to fix."""
+    """One thing wrong with a request: where, what to fix, and its kind."""
 
     location: str  # body | path | query | header | auth
     field: str  # dotted path of the offending field, "" for the body as a whole
     message: str
     code: int | str | None = None  # the vendor's error code, when the spec names one (`x-error-code`)
+    kind: str = INVALID
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """What an error body may say about the request it answers: the method and the path below the vendor's
+    prefix (/v3/redemptions/x for fabric, /v1.1/points/isredeemable for Capillary)."""
+
+    method: str = ""
+    path: str = ""
 
 
 class SandboxError(Exception):
-    """Base of every error the sandbox answers with. Subclasses set `status` and render `body()`."""
+    """Base of every error the sandbox answers with. Subclasses set `status` and render `body(context)`."""
 
     status: int = 500
     message: str = "Unexpected error"
@@ -30,10 +48,21 @@ class SandboxError(Exception):
         self.problems = list(problems)
         self.headers = dict(headers or {})
 
-    def body(self) -> dict:
+    def body(self, context: RequestContext) -> dict:
         raise NotImplementedError
 
     # What the request journal and logs show: which rule decided the answer.
     @property
     def rule(self) -> str:
         return type(self).__name__
+
+
+def error_for_status_among(*classes: type[SandboxError], otherwise: type[SandboxError]):
+    """A vendor's `error_for_status(status, message, problems, headers=None)`: its class for a status the core
+    decides (400 validation, 404/405 routing, 429/500 faults), `otherwise` for any other."""
+    by_status = {cls.status: cls for cls in classes}
+
+    def error_for_status(status: int, message: str, problems: list[Problem], headers=None) -> SandboxError:
+        return by_status.get(status, otherwise)(message, problems, headers)
+
+    return error_for_status

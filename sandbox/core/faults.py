@@ -1,10 +1,11 @@
 """Faults on demand: documented failures reproduced by a header, a magic value, or a rule set through the API.
 
-One model for all three: a request ends up with at most one fault name and a delay. Generic faults (latency,
-429, 500, transport faults) are carried out here, before the handler runs, so they write nothing; a vendor's own
-faults (a publisher timeout, Capillary's 750) are handed to its handler, which strikes where its documents place
-the failure. Which faults an operation accepts is the enum of its `X-Sandbox-Fault` parameter in the spec, and
-its magic values are its `x-sandbox-magic-values`: the spec stays the catalogue.
+One model for all three: a request ends up with at most one fault and a delay. Generic faults (latency, 429, 500,
+transport faults) are carried out here (`carry_out`), before the operation runs, so they write nothing. A vendor's
+own faults (a publisher timeout, Capillary's 750) are handed to its domain code as a `VendorFault`, which strikes
+where the vendor's documents place the failure (after its 404 and 409); a rule for one is spent only there. Which
+faults an operation accepts is the enum of its `X-Sandbox-Fault` parameter in the spec, and its magic values are its
+`x-sandbox-magic-values`: the spec stays the catalogue.
 """
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ import socket
 import struct
 import time
 from dataclasses import dataclass
+from typing import Callable
+
+from flask import Response
 
 FAULT_HEADER = "X-Sandbox-Fault"
 DELAY_HEADER = "X-Sandbox-Delay"
@@ -101,15 +105,16 @@ class FaultRules:
     def all(self) -> list[FaultRule]:
         return [FaultRule(**record) for record in self._store.all(self.COLLECTION)]
 
-    def any_for(self, vendor: str, operation: str) -> bool:
-        """Whether a rule may fire on this operation: the one read most requests need (no rule, no lock)."""
-        return any(rule.applies(vendor, operation) for rule in self.all())
+    def applicable(self, vendor: str, operation: str) -> list[FaultRule]:
+        """The rules that may fire on this operation: the one read most requests need (no rule, no lock)."""
+        return [rule for rule in self.all() if rule.applies(vendor, operation)]
 
-    def pick(self, vendor: str, operation: str) -> FaultRule | None:
-        """The rule that fires on this request, if any (its count and dice are updated whichever fires)."""
+    def pick(self, vendor: str, operation: str, faults) -> FaultRule | None:
+        """The rule among those for `faults` that fires on this request, if any (the count and dice of each rule
+        tried are updated, whichever fires)."""
         with self._store.transaction():  # read again under the lock: another worker may have used a rule up
             for rule in self.all():
-                if rule.applies(vendor, operation):
+                if rule.fault in faults and rule.applies(vendor, operation):
                     fires = rule.roll()
                     self._save(rule)
                     if fires:
@@ -118,6 +123,32 @@ class FaultRules:
 
     def _save(self, rule: FaultRule) -> None:
         self._store.put(self.COLLECTION, str(rule.id), dataclasses.asdict(rule))
+
+
+class VendorFault:
+    """A vendor's own fault, handed to its domain code, which calls `strike()` where the vendor's documents place
+    the failure. A header or magic value names the fault outright; a rule is only armed, and is spent (counted as
+    fired, its dice thrown) by `strike()`, so a request answered 404 or 409 before that point leaves it armed."""
+
+    def __init__(self, named: str | None, rules: FaultRules, vendor: str, operation: str,
+                 faults, struck: Callable[[str, int], None]):
+        self._named = named
+        self._rules = rules
+        self._where = (vendor, operation)
+        self._faults = faults  # the vendor's own fault names: the only rules spent here
+        self._struck = struck  # told (fault, delay in ms) when a fault strikes
+
+    def strike(self) -> str | None:
+        """The fault that strikes now, if any, after the rule's latency."""
+        fault, delay = self._named, 0
+        if fault is None:
+            rule = self._rules.pick(*self._where, self._faults)
+            if rule is None:
+                return None
+            fault, delay = rule.fault, rule.latency_ms
+        wait(delay)
+        self._struck(fault, delay)
+        return fault
 
 
 def accepted_faults(operation) -> list[str]:
@@ -135,6 +166,23 @@ def magic_fault(operation, params: dict, body) -> str | None:
         if isinstance(source, dict) and source.get(magic["name"]) == magic["value"]:
             return magic["fault"]
     return None
+
+
+def carry_out(fault: str, error_for_status, environ) -> tuple[Response | None, bool]:
+    """Carry out a generic fault: (the answer, or None when the request is then answered normally; whether the
+    connection was dropped, so the client received no answer at all)."""
+    if fault == "latency":
+        return None, False
+    if fault == "rate-limit":
+        raise error_for_status(429, f"Too many requests (injected fault); retry after {RETRY_AFTER_SECONDS} s",
+                               [], headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    if fault == "server-error":
+        raise error_for_status(500, "Unexpected server error (injected fault); nothing was written", [])
+    if fault == "malformed-body":
+        return Response('{"truncated": tru', status=200, mimetype="application/json"), False
+    # connection-reset / empty-response: over HTTP the client sees the connection drop; in-process, an empty 502.
+    dropped = drop_connection(environ, reset=fault == "connection-reset")
+    return Response(b"", status=502), dropped
 
 
 def drop_connection(environ, reset: bool) -> bool:

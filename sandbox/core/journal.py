@@ -33,12 +33,16 @@ class Journal:
         self._store.clear_log(LOG)
 
 
-def journal_entry(request, response, vendor: str, operation: str | None, rule: str, duration_ms: float, time: str):
+def journal_entry(request, response, vendor: str, operation: str | None, rule: str, duration_ms: float, time: str,
+                  dropped: bool = False, delay_ms: int = 0) -> dict:
+    """An entry of what the client received: `status` null when it received no answer at all (`dropped`: a transport
+    fault closed the connection); `delayMs`, how long the answer was held on purpose."""
     headers = {k: (mask(v) if k.lower() in SECRET_HEADERS else v) for k, v in request.headers.items()}
     return {
         "time": time, "vendor": vendor, "operation": operation or "", "method": request.method,
         "path": request.full_path.rstrip("?"), "headers": headers,
-        "body": request.get_data(as_text=True)[:BODY_LIMIT], "status": response.status_code,
-        "response": response.get_data(as_text=True)[:BODY_LIMIT] if not response.is_streamed else "",
-        "rule": rule, "durationMs": round(duration_ms, 3),
+        "body": request.get_data(as_text=True)[:BODY_LIMIT],
+        "status": None if dropped else response.status_code,
+        "response": "" if dropped or response.is_streamed else response.get_data(as_text=True)[:BODY_LIMIT],
+        "rule": rule, "durationMs": round(duration_ms, 3), "delayMs": delay_ms,
     }

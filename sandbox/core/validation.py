@@ -12,7 +12,7 @@ import json
 import orjson
 from jsonschema import ValidationError
 
-from .errors import Problem
+from .errors import INVALID, MISSING, Problem
 from .spec import Operation, Parameter
 
 def validate_request(operation: Operation, request, path_args: dict) -> tuple[dict, object, list[Problem]]:
@@ -25,7 +25,7 @@ def validate_request(operation: Operation, request, path_args: dict) -> tuple[di
         raw = _raw_parameter(param, request, path_args)
         if raw is None:
             if param.required:
-                problems.append(Problem(param.location, param.name, f"{param.name} is required"))
+                problems.append(Problem(param.location, param.name, f"{param.name} is required", kind=MISSING))
             elif param.default is not None:
                 params[param.name] = param.default
             continue
@@ -72,7 +72,8 @@ def _body(operation: Operation, request) -> tuple[object, list[Problem]]:
     data = request.get_data(cache=True)
     if not data:
         if operation.body_required:
-            return None, [Problem("body", "", "A JSON request body is required (Content-Type: application/json)")]
+            return None, [Problem("body", "", "A JSON request body is required (Content-Type: application/json)",
+                                  kind=MISSING)]
         return None, []
     if request.mimetype != "application/json":
         sent = request.mimetype or "no Content-Type"
@@ -132,7 +133,9 @@ def _problem(error: ValidationError, location: str, name: str) -> Problem:
     path = [str(part) for part in error.absolute_path]
     field = ".".join([name, *path] if name else path)
     schema = error.schema if isinstance(error.schema, dict) else {}
-    return Problem(location, *_describe(error, field, schema.get("x-error-message")), code=schema.get("x-error-code"))
+    kind = MISSING if error.validator in ("required", "dependentRequired") else INVALID
+    return Problem(location, *_describe(error, field, schema.get("x-error-message")), code=schema.get("x-error-code"),
+                   kind=kind)
 
 
 def _describe(error: ValidationError, field: str, custom: str | None) -> tuple[str, str]:

@@ -5,9 +5,7 @@ v3 (OAuth): {"data": null, "errors": [...]}. The HTTP statuses are the sandbox's
 """
 from __future__ import annotations
 
-from flask import has_request_context, request
-
-from sandbox.core.errors import Problem, SandboxError
+from sandbox.core.errors import RequestContext, SandboxError, error_for_status_among
 
 INVALID_INPUT = 400  # Capillary's generic "Invalid input" code, for fields the spec gives no code of their own
 
@@ -33,9 +31,9 @@ class CapillaryError(SandboxError):
                 items.append({"status": False, "code": item[0], "message": item[1]})
         return items
 
-    def body(self) -> dict:
+    def body(self, context: RequestContext) -> dict:
         items = self.items()
-        version = _api_version()
+        version = _api_version(context)
         if version == "v1.1":
             first = items[0]
             return {"response": {"status": {"success": False, "code": first["code"], "message": first["message"]}}}
@@ -44,10 +42,8 @@ class CapillaryError(SandboxError):
         return {"warnings": [], "errors": items}
 
 
-def _api_version() -> str:
-    if not has_request_context():
-        return "v2"
-    segment = request.path.removeprefix("/capillary/").split("/", 1)[0]
+def _api_version(context: RequestContext) -> str:
+    segment = context.path.removeprefix("/").split("/", 1)[0]
     return segment if segment in ("v1.1", "v3") else "v2"
 
 
@@ -102,8 +98,5 @@ def entity_type_not_supported(entity_type: str) -> Conflict:
                     "use CUSTOMER", code=1212)
 
 
-_BY_STATUS = {e.status: e for e in (BadRequest, Unauthorized, NotFound, MethodNotAllowed, Conflict, TooManyRequests)}
-
-
-def error_for_status(status: int, message: str, problems: list[Problem], headers=None) -> CapillaryError:
-    return _BY_STATUS.get(status, ServerError)(message, problems, headers)
+error_for_status = error_for_status_among(
+    BadRequest, Unauthorized, NotFound, MethodNotAllowed, Conflict, TooManyRequests, otherwise=ServerError)

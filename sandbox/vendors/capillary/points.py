@@ -11,6 +11,7 @@ import time
 from datetime import datetime, timezone
 
 from sandbox.core.events import record_event
+from sandbox.core.faults import VendorFault
 
 from .errors import Conflict, NotFound, customer_not_found, entity_type_not_supported, identifier_not_found, \
     redemption_update_failed
@@ -99,29 +100,17 @@ class Points:
                 "points": points, "balance": customer["points"]})
         return redemption
 
-    def update(self, body: dict, fault: str | None = None) -> dict:
+    def update(self, body: dict, fault: VendorFault | None = None) -> dict:
         entity = body["entity"]
         if entity["type"] != "CUSTOMER":
             raise entity_type_not_supported(entity["type"])
-        with self.store.transaction():
-            redemption = self.redemption(body.get("redemptionId"), body.get("externalReferenceNumber"),
-                                         identifier_not_found())
-            field = _ENTITY_IDENTIFIERS.get(entity["identifierType"], "customerId")
-            customer = self.customer(field, entity["identifierValue"])
-            if customer is None:
-                raise customer_not_found()
-            if redemption["customerId"] != customer["customerId"]:
-                raise redemption_update_failed(
-                    f"redemption {redemption['redemptionId']} does not belong to the identified customer")
-            if redemption["pointsReversed"] >= redemption["pointsRedeemed"]:
-                raise redemption_update_failed(f"redemption {redemption['redemptionId']} was reversed")
-            configured = self.store.get(ORGS, str(self.till.org_id))["customFields"]
-            for name in body.get("customFields", {}):
-                if name not in configured:
-                    raise redemption_update_failed(
-                        f"custom field {name} is not configured for this org (configured: {', '.join(configured)})")
-            if fault == "redemption-update-failed":
+        if fault is not None:
+            # The documented refusals come first; the injected 750 is the points engine refusing what passed them.
+            self._plan_update(body)
+            if fault.strike() == "redemption-update-failed":
                 raise redemption_update_failed("the points engine did not accept the change (injected fault)")
+        with self.store.transaction():
+            redemption = self._plan_update(body)
             # Only the requested fields change; purpose is stored as redemptionPurpose.
             if "billId" in body:
                 redemption["billId"] = body["billId"]
@@ -134,6 +123,27 @@ class Points:
             record_event(self.store, "capillary:redemption.updated", {
                 "redemptionId": redemption["redemptionId"],
                 "changes": {k: body[k] for k in ("billId", "billNumber", "purpose", "customFields") if k in body}})
+        return redemption
+
+    def _plan_update(self, body: dict) -> dict:
+        """The redemption an update changes, or the documented refusal (8015, 750)."""
+        entity = body["entity"]
+        redemption = self.redemption(body.get("redemptionId"), body.get("externalReferenceNumber"),
+                                     identifier_not_found())
+        field = _ENTITY_IDENTIFIERS.get(entity["identifierType"], "customerId")
+        customer = self.customer(field, entity["identifierValue"])
+        if customer is None:
+            raise customer_not_found()
+        if redemption["customerId"] != customer["customerId"]:
+            raise redemption_update_failed(
+                f"redemption {redemption['redemptionId']} does not belong to the identified customer")
+        if redemption["pointsReversed"] >= redemption["pointsRedeemed"]:
+            raise redemption_update_failed(f"redemption {redemption['redemptionId']} was reversed")
+        configured = self.store.get(ORGS, str(self.till.org_id))["customFields"]
+        for name in body.get("customFields", {}):
+            if name not in configured:
+                raise redemption_update_failed(
+                    f"custom field {name} is not configured for this org (configured: {', '.join(configured)})")
         return redemption
 
     def reverse(self, body: dict) -> tuple[dict, dict, dict]:

@@ -3,32 +3,25 @@
 fabric documents `{"type", "errorCode", "message", "context"}` and the SERVICE-4002/4003/4004/4007 codes; it does
 not publish the Offers API's own error bodies, so this framework is the sandbox's reading (see specs/fabric.yaml).
 """
-from flask import has_request_context, request
-
-from sandbox.core.errors import Problem, SandboxError
+from sandbox.core.errors import MISSING, Problem, RequestContext, SandboxError, error_for_status_among
 
 
 class FabricError(SandboxError):
     error_code = "SERVICE-5000"
     kind = "CLIENT_ERROR"
 
-    def body(self) -> dict:
+    def body(self, context: RequestContext) -> dict:
+        endpoint = f"{context.method} {context.path}" if context.method else ""
         body = {"type": self.kind, "errorCode": self.error_code, "message": self.message,
-                "context": {"service": "offers", "endpoint": _endpoint()}}
+                "context": {"service": "offers", "endpoint": endpoint}}
         if len(self.problems) > 1:
             body["errors"] = [{"type": self.kind, "errorCode": _code_for(p), "message": p.message, "field": p.field}
                               for p in self.problems]
         return body
 
 
-def _endpoint() -> str:
-    if not has_request_context():
-        return ""
-    return f"{request.method} {request.path.removeprefix('/fabric')}"
-
-
 def _code_for(problem: Problem) -> str:
-    return "SERVICE-4003" if problem.message.endswith("is required") else "SERVICE-4002"
+    return "SERVICE-4003" if problem.kind == MISSING else "SERVICE-4002"
 
 
 class InvalidRequest(FabricError):
@@ -86,9 +79,6 @@ class ServiceError(FabricError):
     message = "Unexpected error in the offers service; the sandbox logged the details"
 
 
-_BY_STATUS = {e.status: e for e in (InvalidRequest, Unauthorized, Forbidden, NotFound, MethodNotAllowed, Conflict,
-                                    TooManyRequests)}
-
-
-def error_for_status(status: int, message: str, problems: list[Problem], headers=None) -> FabricError:
-    return _BY_STATUS.get(status, ServiceError)(message, problems, headers)
+error_for_status = error_for_status_among(
+    InvalidRequest, Unauthorized, Forbidden, NotFound, MethodNotAllowed, Conflict, TooManyRequests,
+    otherwise=ServiceError)

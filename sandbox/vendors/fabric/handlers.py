@@ -44,7 +44,7 @@ def batch_update_redemptions(call):
         try:
             data.append(redemptions.to_json(redemptions.replace(item["id"], item, _channel(call))))
         except FabricError as error:  # one item's 404 or 409 must not fail the others
-            errors.append({"id": item["id"], **error.body()})
+            errors.append({"id": item["id"], **error.body(call.context)})
     return {"data": data, "errors": errors}
 
 

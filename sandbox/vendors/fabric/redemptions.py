@@ -8,7 +8,7 @@ Rules the seed leaves open, decided here and stated in specs/fabric.yaml:
 from __future__ import annotations
 
 from sandbox.core.clock import now_iso
-from sandbox.core.errors import Problem
+from sandbox.core.errors import NOT_FOUND, Problem
 from sandbox.core.events import record_event
 
 from .errors import Conflict, NotFound
@@ -74,7 +74,7 @@ class Redemptions:
         promotion = self.store.get(PROMOTIONS, promotion_id)
         if promotion is None or promotion["tenantId"] != self.tenant_id:
             raise NotFound(f"Specified promotion {promotion_id} doesn't exist.",
-                           [Problem("body", "promotionId", "no such promotion in this tenant")])
+                           [Problem("body", "promotionId", "no such promotion in this tenant", kind=NOT_FOUND)])
         return promotion
 
     def _check(self, redemption: dict) -> None:

@@ -3,11 +3,11 @@
 Returning.AI does not publish its error body; the sandbox mirrors the success envelope
 (`meta`, `message`) and adds `errors[]` with one entry per field problem (see specs/returning-ai.yaml).
 """
-from sandbox.core.errors import Problem, SandboxError
+from sandbox.core.errors import RequestContext, SandboxError, error_for_status_among
 
 
 class ReturningAIError(SandboxError):
-    def body(self) -> dict:
+    def body(self, context: RequestContext) -> dict:
         return {
             "meta": {"status": "error", "statusCode": self.status},
             "message": self.message,
@@ -64,9 +64,6 @@ class PublisherTimeout(ReturningAIError):
     message = "The publisher timed out waiting for the store service; nothing was written, retry the request"
 
 
-_BY_STATUS = {e.status: e for e in (ValidationFailed, Unauthorized, Forbidden, NotFound, MethodNotAllowed, Conflict,
-                                    TooManyRequests)}
-
-
-def error_for_status(status: int, message: str, problems: list[Problem], headers=None) -> ReturningAIError:
-    return _BY_STATUS.get(status, ServiceError)(message, problems, headers)
+error_for_status = error_for_status_among(
+    ValidationFailed, Unauthorized, Forbidden, NotFound, MethodNotAllowed, Conflict, TooManyRequests,
+    otherwise=ServiceError)

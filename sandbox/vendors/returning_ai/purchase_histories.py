@@ -6,8 +6,9 @@ import time
 from dataclasses import dataclass
 
 from sandbox.core.clock import now_iso
-from sandbox.core.errors import Problem
+from sandbox.core.errors import CONFLICT, Problem
 from sandbox.core.events import record_event
+from sandbox.core.faults import VendorFault
 
 from .errors import Conflict, NotFound, PublisherTimeout, StoreUnavailable
 from .records import PRODUCTS, PURCHASE_HISTORIES, VOUCHERS
@@ -61,14 +62,14 @@ class PurchaseHistories:
         return order
 
     def update_purchase_history(self, community_id: str, purchase_history_id: str,
-                                changes: PurchaseHistoryChanges, fault: str | None) -> dict:
+                                changes: PurchaseHistoryChanges, fault: VendorFault | None) -> dict:
         if fault is not None:
             # 404 and 409 are answered before anything is published.
             self._plan_update(community_id, purchase_history_id, changes)
             # "Publishes the update:purchase-history pub/sub event; the store service processes it and performs
             # the DB write" (seed 000): a failed hand-off means no write. Waiting happens outside the store lock.
             # (Without a fault the hand-off always succeeds, so the one check under the lock below says the same.)
-            self._publish(fault)
+            self._publish(fault.strike())
         with self.store.transaction():
             # Checked again under the lock, so the uniqueness check and the write cannot race.
             order, voucher = self._plan_update(community_id, purchase_history_id, changes)
@@ -119,7 +120,7 @@ class PurchaseHistories:
                     and other["code"] == changes.voucher_code):
                 message = (f"voucherCode {changes.voucher_code} already belongs to another voucher of this "
                            "product; choose another code")
-                raise Conflict(message, [Problem("body", "voucherCode", message)])
+                raise Conflict(message, [Problem("body", "voucherCode", message, kind=CONFLICT)])
         return order, voucher
 
     def _publish(self, fault: str | None) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 
 from sandbox.core.clock import now_iso
-from sandbox.core.errors import Problem
+from sandbox.core.errors import CONFLICT, NOT_FOUND, Problem
 from sandbox.core.events import record_event
 
 from .errors import Conflict, NotFound
@@ -27,7 +27,7 @@ class Redemptions:
         status = self.store.get(STATUSES, status_id.lower())
         if status is None or status["communityID"] != community_id:
             raise NotFound(f"Redemption status {status_id} was not found in this community",
-                           [Problem("body", "statusId", "no such status in this community")])
+                           [Problem("body", "statusId", "no such status in this community", kind=NOT_FOUND)])
         return status
 
     def statuses(self, community_id: str, category: str | None = None) -> list[dict]:
@@ -40,7 +40,7 @@ class Redemptions:
             for existing in self.statuses(community_id):
                 if existing["name"].casefold() == name.casefold():
                     raise Conflict(f"A redemption status named {existing['name']} already exists in this community; "
-                                   "choose another name", [Problem("body", "name", "duplicate status name")])
+                                   "choose another name", [Problem("body", "name", "duplicate status name", kind=CONFLICT)])
             status = {"_id": self.ids.object_id(), "communityID": community_id, "name": name, "category": category,
                       "color": color.upper(), "createdAt": now_iso()}
             self.store.put(STATUSES, status["_id"], status)
@@ -52,7 +52,7 @@ class Redemptions:
         order = self.store.find_one(TRANSACTIONS, transactionId=transaction_id)
         if order is None or order["communityID"] != community_id:
             raise NotFound(f"Redemption transaction {transaction_id} was not found in this community",
-                           [Problem("body", "transactionId", "no such order in this community")])
+                           [Problem("body", "transactionId", "no such order in this community", kind=NOT_FOUND)])
         return order
 
     def transactions(self, community_id: str, status_id: str | None = None) -> list[dict]:
@@ -66,7 +66,7 @@ class Redemptions:
             if user["communityID"] == community_id:
                 return user
         raise NotFound(f"No member with email {email} in this community",
-                       [Problem("body", "email", "no such member in this community")])
+                       [Problem("body", "email", "no such member in this community", kind=NOT_FOUND)])
 
     def transactions_of(self, member: dict) -> list[dict]:
         return _newest_first(self.store.find(TRANSACTIONS, userID=member["_id"]))
@@ -127,13 +127,13 @@ def _check_transition(order: dict, current: dict | None, target: dict, refund_co
     if refund_coins and target["category"] != REFUNDED:
         raise Conflict(f"refundCoins needs a status of category refunded; {target['name']} is "
                        f"{target['category']}. Send refundCoins: false or pick a refunded status",
-                       [Problem("body", "refundCoins", "only with a refunded status")])
+                       [Problem("body", "refundCoins", "only with a refunded status", kind=CONFLICT)])
     if refund_coins and order["coinsRefunded"]:
         raise Conflict(f"Coins of {ident} were already refunded; an order is refunded at most once",
-                       [Problem("body", "refundCoins", "already refunded")])
+                       [Problem("body", "refundCoins", "already refunded", kind=CONFLICT)])
     if current is not None and current["category"] == REFUNDED and target["_id"] != current["_id"]:
         raise Conflict(f"{ident} is refunded ({current['name']}), which is final; it cannot move to {target['name']}",
-                       [Problem("body", "statusId", "a refunded order cannot change status")])
+                       [Problem("body", "statusId", "a refunded order cannot change status", kind=CONFLICT)])
 
 
 def _newest_first(orders: list[dict]) -> list[dict]:

@@ -1,0 +1,203 @@
+"""The life of a request, in order. Every request routed to an operation goes through `handle`:
+
+    resolve the world -> authenticate -> read the fault rules      (one read snapshot)
+    -> validate -> decide the fault -> run the operation (in a transaction when it writes)
+    -> check the response (strict mode) -> render -> journal
+
+Each step is a small function of one per-request object, the `Exchange`; handlers receive it too (as `call`).
+An error anywhere is rendered in the mount's envelope; anything unexpected is logged and answered as the mount's
+500, never with a stack trace. `journal` is the one place a request is recorded, once its answer is known: for an
+operation that writes, in the same commit as its change.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from flask import Request, Response
+
+from . import rendering
+from .clock import now_iso
+from .errors import RequestContext, SandboxError
+from .faults import DELAY_HEADER, FAULT_HEADER, GENERIC_FAULTS, VendorFault, carry_out, magic_fault, wait
+from .journal import journal_entry
+from .mount import Mount
+from .spec import Operation
+from .validation import validate_request
+
+log = logging.getLogger("sandbox")
+
+
+@dataclass
+class Exchange:
+    """One request and everything the pipeline learns about it. Handlers read `operation`, `params`, `body`,
+    `principal`, `world` (and through it `store`, `ids`), `settings`, `fault` and `context`."""
+
+    request: Request
+    mount: Mount
+    sandbox: object  # the running Sandbox: settings, specs, every world
+    operation: Operation | None = None  # None: the request matched no operation (404, 405)
+    handler: object = None
+    path_args: dict = field(default_factory=dict)
+    started: float = field(default_factory=time.perf_counter)
+    world: object = None  # the world this request acts on (the default one, or a workspace)
+    principal: object = None  # the authenticated caller
+    rules: list = field(default_factory=list)  # fault rules that may fire on this operation
+    params: dict = field(default_factory=dict)
+    body: object = None
+    fault: VendorFault | None = None  # a vendor's own fault, struck by its domain code where its documents say
+    delay_ms: int = 0  # how long the answer was held on purpose (X-Sandbox-Delay, a rule's latency)
+    decided_by: str | None = None  # the fault that decided the answer, as the journal names it
+    response: Response | None = None
+    dropped: bool = False  # a transport fault dropped the connection: the client received no answer
+    journaled: bool = False
+
+    @property
+    def store(self):
+        return self.world.store
+
+    @property
+    def ids(self):
+        return self.world.ids
+
+    @property
+    def settings(self):
+        return self.sandbox.settings
+
+    @property
+    def context(self) -> RequestContext:
+        return rendering.context_of(self.mount, self.request)
+
+
+def handle(x: Exchange) -> Response:
+    try:
+        try:
+            with x.sandbox.lookups():
+                resolve_world(x)
+                authenticate(x)
+                read_fault_rules(x)
+        finally:
+            if x.world is not None:  # out of the snapshot, since it may write; a refused request uses its world too
+                x.sandbox.touch(x.world)
+        validate(x)
+        generic = decide_fault(x)
+        if generic is not None:
+            run_generic_fault(x, generic)
+        if x.response is None:
+            run(x)
+    except SandboxError as error:
+        x.response = render_error(x, error)
+    except Exception:  # noqa: BLE001 - whatever it was, the client gets the vendor's 500 and the log the details
+        log.exception("unexpected failure on %s %s", x.request.method, x.request.path)
+        x.response = render_error(x, rendering.crash(x.mount))
+    rendering.echo_headers(x.mount, x.request, x.response)
+    journal(x)
+    return x.response
+
+
+def refuse(x: Exchange, error: SandboxError) -> Response:
+    """A request that matched no operation (no such path, a method the path does not allow): its error, journaled
+    in the default world like any other."""
+    x.world = x.sandbox.default
+    x.response = render_error(x, error)
+    rendering.echo_headers(x.mount, x.request, x.response)
+    journal(x)
+    return x.response
+
+
+# -- the steps, in order ---------------------------------------------------------------------------------------
+def resolve_world(x: Exchange) -> None:
+    x.sandbox.sweep()
+    x.world = x.sandbox.world_for(x.mount, x.request)
+
+
+def authenticate(x: Exchange) -> None:
+    if x.operation.secured and x.mount.authenticate is not None:
+        x.principal = x.mount.authenticate(x.world, x.request, x.operation)
+
+
+def read_fault_rules(x: Exchange) -> None:
+    x.rules = x.world.faults.applicable(x.mount.name, x.operation.operation_id)
+
+
+def validate(x: Exchange) -> None:
+    x.params, x.body, problems = validate_request(x.operation, x.request, x.path_args)
+    if problems:
+        raise x.mount.error_for_status(400, rendering.summary(problems), problems)
+
+
+def decide_fault(x: Exchange) -> str | None:
+    """Header first, then a magic value, then the world's rules; any delay asked for is waited out here. Returns
+    the generic fault to carry out now, if any; a vendor's own fault is left in `x.fault` for its domain code."""
+    named = x.params.get(FAULT_HEADER) or magic_fault(x.operation, x.params, x.body)
+    x.delay_ms = x.params.get(DELAY_HEADER, 0)
+    generic = named if named in GENERIC_FAULTS else None
+    if named is None and any(rule.fault in GENERIC_FAULTS for rule in x.rules):
+        rule = x.world.faults.pick(x.mount.name, x.operation.operation_id, GENERIC_FAULTS)
+        if rule is not None:
+            generic, x.delay_ms = rule.fault, x.delay_ms + rule.latency_ms
+    if generic is None and (named is not None or any(rule.fault in x.mount.faults for rule in x.rules)):
+        x.fault = VendorFault(named, x.world.faults, x.mount.name, x.operation.operation_id, x.mount.faults,
+                              struck=lambda fault, delay: _struck(x, fault, delay))
+    wait(x.delay_ms)
+    if generic is not None:
+        x.decided_by = f"fault:{generic}"
+    return generic
+
+
+def _struck(x: Exchange, fault: str, delay_ms: int) -> None:
+    x.decided_by = f"fault:{fault}"
+    x.delay_ms += delay_ms
+
+
+def run_generic_fault(x: Exchange, fault: str) -> None:
+    x.response, x.dropped = carry_out(fault, x.mount.error_for_status, x.request.environ)
+
+
+def run(x: Exchange) -> None:
+    """The operation's handler. An operation that writes, with no fault that may wait, runs in one transaction with
+    its journal entry: one commit, and on a backend that rolls back, an answer that fails leaves nothing written."""
+    if x.operation.writes and x.fault is None and x.mount.journaled:
+        with x.store.transaction():
+            answer(x)
+            journal(x)
+    else:
+        answer(x)
+
+
+def answer(x: Exchange) -> None:
+    result = x.handler(x)
+    if isinstance(result, Response):  # non-JSON answers (a spec as YAML) are built by the handler
+        x.response = result
+        return
+    status, payload = result if isinstance(result, tuple) else (200, result)
+    if x.settings.strict_responses:
+        check_response(x, status, payload)
+    x.response = rendering.json_response(payload, status)
+
+
+def check_response(x: Exchange, status: int, payload) -> None:
+    problems = x.operation.response_problems(status, payload)
+    if problems:
+        raise rendering.ResponseContractError(f"{x.operation.operation_id} answered {status} with {problems[0]}; "
+                                              "its spec forbids that")
+
+
+def render_error(x: Exchange, error: SandboxError) -> Response:
+    if x.decided_by is None:  # a fault that raised it keeps its own name
+        x.decided_by = error.rule
+    return rendering.render(x.mount, error, x.context)
+
+
+def journal(x: Exchange) -> None:
+    """The request's entry in the journal of the world it acted on, with what the client received."""
+    if x.journaled or not x.mount.journaled or x.world is None:
+        return
+    x.journaled = True
+    status = None if x.dropped else x.response.status_code
+    rule = x.decided_by or ("ok" if status is not None and status < 400 else "error")
+    operation = x.operation.operation_id if x.operation is not None else None
+    duration = (time.perf_counter() - x.started) * 1000
+    x.world.journal.record(journal_entry(x.request, x.response, x.mount.name, operation, rule, duration, now_iso(),
+                                         dropped=x.dropped, delay_ms=x.delay_ms))
