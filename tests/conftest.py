@@ -18,6 +18,13 @@ DOC_COMMUNITY = "507f1f77bcf86cd799439013"
 DOC_ORDER = "ORD202641612055614747"
 DOC_ORDER_ID = "507f1f77bcf86cd799439012"
 
+# The demo credentials and records the tests share (fixtures/*.yaml).
+PATCH_URL = f"/returning-ai/v1/purchase-histories/{DOC_ORDER}"
+FABRIC = {"Authorization": "Bearer fabric-demo-token", "x-fabric-tenant-id": "61a5f0c2b3d4e5f6a7b8c9d0"}
+CAPILLARY = {"Authorization": "Basic c3RvcmUuc2VydmVyOjhhMTZhNmI3MDUwNWViMWYxZmY3Y2RjMGNkNTU1OWE3"}
+CAP_UPDATE = {"redemptionId": "sTDVyi", "billNumber": "new", "entity": {
+    "type": "CUSTOMER", "identifierType": "id", "identifierValue": "109943742"}}
+
 
 @pytest.fixture(scope="session")
 def redis_url():

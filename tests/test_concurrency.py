@@ -15,10 +15,10 @@ import pytest
 import requests
 
 from services import REDIS_MISSING, drop_prefix, free_port, unique_prefix
+from conftest import CAPILLARY
 
 ROOT = Path(__file__).parent.parent
 RAI = {"Authorization": "Bearer XXXXXX"}
-CAPILLARY = {"Authorization": "Basic c3RvcmUuc2VydmVyOjhhMTZhNmI3MDUwNWViMWYxZmY3Y2RjMGNkNTU1OWE3"}
 ORDER_A = "ORD202641612055614747"  # voucher GOLD-2026-0001
 ORDER_B = "ORD202641612055614748"  # voucher GOLD-TAKEN-0001, same product and community
 DOC_TX = "ORD202507013831"  # 500 coins, status Pending

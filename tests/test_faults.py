@@ -9,14 +9,7 @@ import urllib.request
 import pytest
 from werkzeug.serving import make_server
 
-from conftest import bearer
-
-PATCH_URL = "/returning-ai/v1/purchase-histories/ORD202641612055614747"
-FABRIC = {"Authorization": "Bearer fabric-demo-token", "x-fabric-tenant-id": "61a5f0c2b3d4e5f6a7b8c9d0"}
-CAPILLARY = {"Authorization": "Basic c3RvcmUuc2VydmVyOjhhMTZhNmI3MDUwNWViMWYxZmY3Y2RjMGNkNTU1OWE3"}
-CAP_UPDATE = {"redemptionId": "sTDVyi", "billNumber": "new", "entity": {
-    "type": "CUSTOMER", "identifierType": "id", "identifierValue": "109943742"}}
-
+from conftest import CAPILLARY, CAP_UPDATE, FABRIC, PATCH_URL, bearer
 
 def order(sandbox):
     return sandbox.store.get("rai_purchase_histories", "507f1f77bcf86cd799439012")

@@ -5,12 +5,8 @@ import copy
 
 import pytest
 
-from conftest import bearer
+from conftest import FABRIC, PATCH_URL, bearer
 from sandbox import Settings, create_app
-
-PATCH_URL = "/returning-ai/v1/purchase-histories/ORD202641612055614747"
-FABRIC = {"Authorization": "Bearer fabric-demo-token", "x-fabric-tenant-id": "61a5f0c2b3d4e5f6a7b8c9d0"}
-
 
 # -- journal ---------------------------------------------------------------------------------------------------
 def test_journal_records_vendor_requests_with_secrets_masked(client):

@@ -6,17 +6,10 @@ import threading
 import pytest
 from werkzeug.serving import make_server
 
-from conftest import bearer
+from conftest import CAPILLARY, CAP_UPDATE, FABRIC, PATCH_URL, bearer
 from sandbox import Settings, create_app
 
-PATCH_URL = "/returning-ai/v1/purchase-histories/ORD202641612055614747"
 UNKNOWN_ORDER_URL = "/returning-ai/v1/purchase-histories/ORD000000000000000000"
-FABRIC = {"Authorization": "Bearer fabric-demo-token", "x-fabric-tenant-id": "61a5f0c2b3d4e5f6a7b8c9d0"}
-CAPILLARY = {"Authorization": "Basic c3RvcmUuc2VydmVyOjhhMTZhNmI3MDUwNWViMWYxZmY3Y2RjMGNkNTU1OWE3"}
-CAP_UPDATE = {"redemptionId": "sTDVyi", "billNumber": "new", "entity": {
-    "type": "CUSTOMER", "identifierType": "id", "identifierValue": "109943742"}}
-
-
 def rules(client):
     return client.get("/_sandbox/faults").get_json()["rules"]
 

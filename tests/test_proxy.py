@@ -6,9 +6,7 @@ from flask import Flask, jsonify
 from werkzeug.serving import make_server
 
 from sandbox import Settings, create_app
-
-FABRIC = {"Authorization": "Bearer fabric-demo-token", "x-fabric-tenant-id": "61a5f0c2b3d4e5f6a7b8c9d0"}
-
+from conftest import FABRIC
 
 def serve(app):
     server = make_server("127.0.0.1", 0, app, threaded=True)

@@ -6,11 +6,9 @@ import pytest
 
 from sandbox import Settings, create_app
 from services import REDIS_MISSING, drop_prefix, unique_prefix
+from conftest import PATCH_URL
 
 RAI = {"Authorization": "Bearer XXXXXX"}
-PATCH_URL = "/returning-ai/v1/purchase-histories/ORD202641612055614747"
-
-
 @pytest.fixture(params=["sqlite", "redis"])
 def two_instances(request, tmp_path):
     if request.param == "sqlite":

@@ -14,14 +14,12 @@ from PIL import Image
 from werkzeug.serving import make_server
 
 from sandbox import Settings, create_app
+from conftest import FABRIC
 
 CHROMEDRIVER = shutil.which("chromedriver")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(not (CHROMEDRIVER and CHROMIUM),
                                 reason="needs chromium and chromium-driver (apt-get install chromium chromium-driver)")
-FABRIC = {"Authorization": "Bearer fabric-demo-token", "x-fabric-tenant-id": "61a5f0c2b3d4e5f6a7b8c9d0"}
-
-
 @pytest.fixture(scope="module")
 def base_url():
     app = create_app(Settings(size=20))
