@@ -8,9 +8,12 @@ place where a rule, its wording and its code live.
 from __future__ import annotations
 
 import json
+import math
+import re
 
 import orjson
 from jsonschema import ValidationError
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from .errors import INVALID, MISSING, Problem
 from .spec import Operation, Parameter
@@ -52,24 +55,39 @@ def _raw_parameter(param: Parameter, request, path_args: dict):
 
 
 def _coerce(raw: str, schema: dict):
-    """Query, path and header values arrive as text; give them the type their schema declares."""
+    """Query, path and header values arrive as text; give them the type their schema declares. Numbers are read as
+    JSON spells them (ASCII digits only: no Unicode digits, underscores, spaces or signs int() would accept)."""
     kind = schema.get("type")
-    try:
-        if kind == "integer":
-            return int(raw, 10)
-        if kind == "number":
-            return float(raw)
-        if kind == "boolean" and raw in ("true", "false"):
-            return raw == "true"
-    except ValueError:
-        pass
+    if kind == "integer":
+        value = ascii_integer(raw)
+        return raw if value is None else value
+    if kind == "number" and _NUMBER.fullmatch(raw):
+        value = float(raw)
+        return value if math.isfinite(value) else raw
+    if kind == "boolean" and raw in ("true", "false"):
+        return raw == "true"
     return raw
+
+
+def ascii_integer(text: str) -> int | None:
+    """The whole number `text` spells in ASCII digits (an optional minus, at most 19 digits), else None."""
+    return int(text) if _INTEGER.fullmatch(text) else None
+
+
+_INTEGER = re.compile(r"-?[0-9]{1,19}", re.ASCII)
+_NUMBER = re.compile(r"-?[0-9]{1,19}(\.[0-9]{1,19})?([eE][-+]?[0-9]{1,3})?", re.ASCII)
 
 
 def _body(operation: Operation, request) -> tuple[object, list[Problem]]:
     if not operation.body_media_types:
         return None, []
-    data = request.get_data(cache=True)
+    try:
+        data = request.get_data(cache=True)
+    except RequestEntityTooLarge:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the server's reader failed on the framing (a bad chunk size, ...)
+        return None, [Problem("body", "", f"The body could not be read ({type(exc).__name__}); check Content-Length "
+                                          "or the chunked encoding")]
     if not data:
         if operation.body_required:
             return None, [Problem("body", "", "A JSON request body is required (Content-Type: application/json)",
@@ -79,48 +97,90 @@ def _body(operation: Operation, request) -> tuple[object, list[Problem]]:
         sent = request.mimetype or "no Content-Type"
         return None, [Problem("body", "", f"Send the body as JSON with Content-Type: application/json (got {sent})")]
     try:
-        body = _parse_json(data)
+        body = parse_json(data)
+    except Unreadable as exc:
+        return None, [Problem("body", exc.field, str(exc))]
     except (ValueError, UnicodeDecodeError) as exc:
         return None, [Problem("body", "", f"The body is not valid JSON: {exc}")]
     except RecursionError:
-        return None, [Problem("body", "", "The body nests arrays or objects too deeply to read; no documented field "
-                                          "needs more than a few levels")]
+        return None, [Problem("body", "", _TOO_DEEP)]
     if operation.body_validator is None:
         return body, []
     return body, _schema_problems(operation.body_validator, body, "body", "")
 
 
-def _parse_json(data: bytes):
-    """orjson for speed, for documents without fractions or exponents. Anything else is read by the standard library
-    as before: what orjson refuses (NaN, a byte-order mark, a lone surrogate) and any number it reads as a float,
-    since it also reads integers beyond 64 bits that way. So what is accepted, every value, and every message stay
-    the same."""
+# Strict JSON: what the standard library would let through but a field cannot hold.
+MAX_DEPTH = 32  # far below what the parsers and the validator recurse to; no documented body nests beyond 6
+_TOO_DEEP = (f"The body nests arrays or objects more than {MAX_DEPTH} levels deep; no documented field needs more than "
+             "a few levels")
+
+
+class Unreadable(ValueError):
+    """JSON the standard library reads but no field can hold: NaN or Infinity (not JSON), a number beyond a double,
+    a lone UTF-16 surrogate (not Unicode), or nesting deeper than MAX_DEPTH. (Range checks are the schemas' job,
+    but every one of them is false for NaN.)"""
+
+    def __init__(self, message: str, field: str = ""):
+        super().__init__(message)
+        self.field = field
+
+
+def parse_json(data: bytes):
+    """orjson for speed, for documents without fractions or exponents; it refuses NaN, Infinity and lone surrogates.
+    Anything else is read by the standard library with those refused too, and any number orjson reads as a float,
+    since it also reads integers beyond 64 bits that way."""
     try:
         document = orjson.loads(data)
     except orjson.JSONDecodeError:
         pass
     else:
-        if not _has_float(document):
+        if not _inspect(document, strings=False):
             return document
-    return json.loads(data, parse_float=_number)
+    document = json.loads(data, parse_float=_number, parse_constant=_constant)
+    _inspect(document, strings=True)
+    return document
 
 
-def _has_float(document) -> bool:
-    pending = [document]  # a stack, not recursion: orjson reads documents nested deeper than Python recurses
+def _inspect(document, strings: bool) -> bool:
+    """Whether the document holds a float; refuses nesting beyond MAX_DEPTH and (with `strings`) lone surrogates.
+    A stack, not recursion: orjson reads documents nested deeper than Python recurses."""
+    has_float = False
+    pending = [(document, 0)]
     while pending:
-        value = pending.pop()
-        if isinstance(value, float):
-            return True
-        if isinstance(value, dict):
-            pending.extend(value.values())
-        elif isinstance(value, list):
-            pending.extend(value)
-    return False
+        value, depth = pending.pop()
+        if isinstance(value, (dict, list)):
+            if depth >= MAX_DEPTH:
+                raise Unreadable(_TOO_DEEP)
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                if strings and isinstance(key, str):
+                    _unicode(key)
+                pending.append((item, depth + 1))
+        elif isinstance(value, float):
+            has_float = True
+        elif strings and isinstance(value, str):
+            _unicode(value)
+    return has_float
+
+
+def _unicode(text: str) -> None:
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise Unreadable(f"The body holds a lone UTF-16 surrogate in {text[:40]!r}, which is not Unicode; "
+                             "send valid UTF-8 text") from None
+
+
+def _constant(name: str):
+    raise Unreadable(f"The body holds {name}, which JSON does not allow: send a finite number")
 
 
 def _number(text: str):
     """JSON Schema counts 130.0 as an integer; hand handlers an int for it, so they never see 130.0 as a count."""
     value = float(text)
+    if math.isinf(value):
+        raise Unreadable(f"The body holds the number {text[:30]}, beyond what a field can hold: send a finite number")
     return int(value) if value.is_integer() and abs(value) < 2**63 else value
 
 

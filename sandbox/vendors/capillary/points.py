@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 
 from sandbox.core.events import record_event
 from sandbox.core.faults import VendorFault
+from sandbox.core.validation import ascii_integer
 
 from .errors import Conflict, NotFound, customer_not_found, entity_type_not_supported, identifier_not_found, \
     redemption_update_failed
@@ -35,10 +36,10 @@ class Points:
     def customer(self, field: str, value) -> dict | None:
         """The org's customer whose `field` equals `value` (the customer ID compares as a number)."""
         if field == "customerId":
-            try:
-                found = self.store.get(CUSTOMERS, str(int(value)))
-            except ValueError:
+            number = value if isinstance(value, int) else ascii_integer(str(value))
+            if number is None:
                 return None
+            found = self.store.get(CUSTOMERS, str(number))
             return found if found is not None and found["orgId"] == self.till.org_id else None
         return next((c for c in self.store.find(CUSTOMERS, **{field: value}) if c["orgId"] == self.till.org_id), None)
 
@@ -185,12 +186,13 @@ class Points:
                 return candidate
 
 
-def issue_oauth_token(store, key: str, secret: str, ttl_seconds: int) -> str | None:
+def issue_oauth_token(store, key: str, secret: str, ttl_seconds: int, suffix: str = "") -> str | None:
+    """A token for the client; `suffix` is the world's credential suffix, so the token names its world."""
     client = store.get(OAUTH_CLIENTS, key)
     if client is None or client["secret"] != secret:
         return None
     # Tokens are bearer secrets: drawn from the OS, not from the seeded generator.
-    token = "cap_oauth_" + secrets.token_hex(16)
+    token = "cap_oauth_" + secrets.token_hex(16) + suffix
     store.put(OAUTH_TOKENS, token, {"token": token, "username": client["username"],
                                     "expiresAt": time.time() + ttl_seconds})
     return token
