@@ -10,6 +10,7 @@ from flask import Flask
 from .config import Settings
 from .control import control
 from .control.errors import NotFound as ControlNotFound
+from .core.masking import Secrets
 from .core.routing import install_error_handlers, mount
 from .core.spec import load_spec
 from .core.backends import open_backend
@@ -41,6 +42,7 @@ class Sandbox:
         self.backend = open_backend(settings)
         self.registry = self.backend.store("_sandbox", {})
         self.worlds: dict[str, World] = {DEFAULT: self._open(DEFAULT, settings.seed, settings.size)}
+        self.secrets = Secrets.of(spec.document for spec in self.specs.values())  # what the journal masks
         self._lock = threading.Lock()
         self._last_sweep = time.monotonic()
         self._touched: dict[str, float] = {}  # workspace -> when this process last wrote its lastUsed

@@ -39,6 +39,12 @@ class Settings:
     # When set, the control API answers only requests that send it as X-Sandbox-Admin-Token.
     admin_token: str | None = None
     # Without an admin token, the control API is served only while this is true (run.py: bound to loopback).
+    # How large one request may be (core/limits.py): beyond, 413 / 414 / 431 in the API's own envelope.
+    max_body_bytes: int = 1024 * 1024
+    max_import_bytes: int = 64 * 1024 * 1024  # POST /_sandbox/state/import: an exported world of 100k records
+    max_url_bytes: int = 4096
+    max_header_bytes: int = 16 * 1024
+    max_headers: int = 64
     control_open: bool = True
     # Validation proxies (run.py proxy): spec name -> upstream base URL, served at /proxy/<spec>/...
     proxies: dict[str, str] = field(default_factory=dict)

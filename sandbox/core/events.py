@@ -4,11 +4,14 @@ from __future__ import annotations
 from .clock import now_iso
 
 EVENT_LOG = "events"
+# Events kept per world, the newest; each is a few hundred bytes (its fields are bounded by the specs' schemas), so
+# a world's events stay under a few MB. The state import accepts as many (specs/sandbox.yaml, WorldLogs).
+EVENTS_KEPT = 10_000
 
 
 def record_event(store, name: str, payload: dict) -> None:
-    store.append_log(EVENT_LOG, {"name": name, "time": now_iso(), "payload": payload})
+    store.append_log(EVENT_LOG, {"name": name, "time": now_iso(), "payload": payload}, keep=EVENTS_KEPT)
 
 
 def read_events(store) -> list[dict]:
-    return store.read_log(EVENT_LOG)
+    return store.read_log(EVENT_LOG, last=EVENTS_KEPT)

@@ -10,6 +10,8 @@ faults an operation accepts is the enum of its `X-Sandbox-Fault` parameter in th
 from __future__ import annotations
 
 import dataclasses
+import functools
+import logging
 import random
 import socket
 import struct
@@ -32,6 +34,7 @@ GENERIC_FAULTS = {
 }
 TRANSPORT_FAULTS = {"connection-reset", "empty-response", "malformed-body"}
 RETRY_AFTER_SECONDS = 1
+log = logging.getLogger("sandbox")
 
 
 @dataclass
@@ -69,17 +72,25 @@ class FaultRule:
                 "seed": self.seed, "fired": self.fired}
 
 
+class TooManyRules(Exception):
+    """A world holds at most FaultRules.LIMIT rules: every request of a vendor reads them all."""
+
+
 class FaultRules:
     """A world's fault rules, kept in its store (collection `_fault_rules`) so that every worker process
     applies the same rules and counts their firings together."""
 
     COLLECTION = "_fault_rules"
+    LIMIT = 100
 
     def __init__(self, store):
         self._store = store
 
     def add(self, **fields) -> FaultRule:
         with self._store.transaction():
+            if len(self._store.all(self.COLLECTION)) >= self.LIMIT:
+                raise TooManyRules(f"This world already has {self.LIMIT} fault rules, the most it keeps: delete some "
+                                   "(DELETE /_sandbox/faults/{ruleId}, or DELETE /_sandbox/faults for all)")
             rule = FaultRule(id=self._store.next_value(self.COLLECTION), **fields)
             self._save(rule)
             return rule
@@ -103,7 +114,15 @@ class FaultRules:
             return len(rules)
 
     def all(self) -> list[FaultRule]:
-        return [FaultRule(**record) for record in self._store.all(self.COLLECTION)]
+        """The rules in force. A stored record that is not a rule (a store damaged by hand or by an older version)
+        is skipped, said once in the log, and gone at the next reset."""
+        rules = []
+        for record in self._store.all(self.COLLECTION):
+            try:
+                rules.append(FaultRule(**record))
+            except TypeError:
+                _warn_once(f"skipping a damaged fault rule record {str(record)[:200]}; POST /_sandbox/reset clears it")
+        return rules
 
     def applicable(self, vendor: str, operation: str) -> list[FaultRule]:
         """The rules that may fire on this operation: the one read most requests need (no rule, no lock)."""
@@ -149,6 +168,11 @@ class VendorFault:
         wait(delay)
         self._struck(fault, delay)
         return fault
+
+
+@functools.cache
+def _warn_once(message: str) -> None:
+    log.warning(message)
 
 
 def accepted_faults(operation) -> list[str]:

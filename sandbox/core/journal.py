@@ -1,17 +1,19 @@
-"""The request journal: what each vendor request sent and got, bounded, secrets masked.
+"""The request journal: what each vendor request sent and got, bounded by count and by bytes, secrets masked.
 
 Kept in the world's store (log `_journal`), so every worker process of a sandbox writes to and reads the same one.
+An entry holds at most: the path and query up to PATH_LIMIT characters, HEADER_COUNT headers of up to HEADER_LIMIT
+characters each, the request and response bodies up to BODY_LIMIT characters each; what was cut is said by
+`truncated: true`. So an entry is under 40 KB, and a journal of the default 1,000 entries under 40 MB a world.
 """
 from __future__ import annotations
 
-# Headers that carry secrets; the journal keeps their first characters only.
-SECRET_HEADERS = {"authorization", "x-cap-api-oauth-token", "cookie", "x-sandbox-admin-token"}
-BODY_LIMIT = 10_000  # characters kept of each request and response body
+from .masking import Secrets
+
+BODY_LIMIT = 16_384  # characters kept of each request and response body
+PATH_LIMIT = 2_048
+HEADER_COUNT = 64
+HEADER_LIMIT = 1_024
 LOG = "_journal"
-
-
-def mask(value: str) -> str:
-    return value[:10] + "…" if len(value) > 10 else "…"
 
 
 class Journal:
@@ -34,15 +36,32 @@ class Journal:
 
 
 def journal_entry(request, response, vendor: str, operation: str | None, rule: str, duration_ms: float, time: str,
-                  dropped: bool = False, delay_ms: int = 0) -> dict:
+                  secrets: Secrets, dropped: bool = False, delay_ms: int = 0) -> dict:
     """An entry of what the client received: `status` null when it received no answer at all (`dropped`: a transport
     fault closed the connection); `delayMs`, how long the answer was held on purpose."""
-    headers = {k: (mask(v) if k.lower() in SECRET_HEADERS else v) for k, v in request.headers.items()}
-    return {
-        "time": time, "vendor": vendor, "operation": operation or "", "method": request.method,
-        "path": request.full_path.rstrip("?"), "headers": headers,
-        "body": request.get_data(as_text=True)[:BODY_LIMIT],
-        "status": None if dropped else response.status_code,
-        "response": "" if dropped or response.is_streamed else response.get_data(as_text=True)[:BODY_LIMIT],
+    cut = []
+    path = _kept(secrets.query_of(request.full_path.rstrip("?")), PATH_LIMIT, cut)
+    headers = secrets.headers_of((k, _kept(v, HEADER_LIMIT, cut)) for k, v in list(request.headers.items())[:HEADER_COUNT])
+    if len(request.headers) > HEADER_COUNT:
+        cut.append(True)
+    body = _kept(secrets.body_of(_text(request.get_data())), BODY_LIMIT, cut)
+    answer = "" if dropped or response.is_streamed else _kept(secrets.body_of(_text(response.get_data())), BODY_LIMIT, cut)
+    entry = {
+        "time": time, "vendor": vendor, "operation": operation or "", "method": request.method, "path": path,
+        "headers": headers, "body": body, "status": None if dropped else response.status_code, "response": answer,
         "rule": rule, "durationMs": round(duration_ms, 3), "delayMs": delay_ms,
     }
+    if cut:
+        entry["truncated"] = True
+    return entry
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", "replace")
+
+
+def _kept(text: str, limit: int, cut: list) -> str:
+    if len(text) <= limit:
+        return text
+    cut.append(True)
+    return text[:limit]

@@ -16,8 +16,9 @@ import time
 from dataclasses import dataclass, field
 
 from flask import Request, Response
+from werkzeug.exceptions import RequestEntityTooLarge
 
-from . import rendering
+from . import limits, rendering
 from .clock import now_iso
 from .errors import RequestContext, SandboxError
 from .faults import DELAY_HEADER, FAULT_HEADER, GENERIC_FAULTS, VendorFault, carry_out, magic_fault, wait
@@ -90,6 +91,12 @@ def handle(x: Exchange) -> Response:
         x.response = render_error(x, error)
     except Exception:  # noqa: BLE001 - whatever it was, the client gets the vendor's 500 and the log the details
         log.exception("unexpected failure on %s %s", x.request.method, x.request.path)
+    except RequestEntityTooLarge:  # a chunked body that ran past the limit while it was read
+        x.response = render_error(x, x.mount.error_for_status(413, limits.too_large(x.request.max_content_length), []))
+    except StoreUnavailable as error:  # the backend is away or the world's lock busy or lost: nothing was written
+        x.journaled = not error.reachable  # a write's entry was undone with it: journal the 503, where possible
+        x.response = render_error(x, x.mount.error_for_status(503, str(error), [], headers={
+            "Retry-After": str(error.retry_after)}))
         x.response = render_error(x, rendering.crash(x.mount))
     rendering.echo_headers(x.mount, x.request, x.response)
     journal(x)
@@ -200,4 +207,4 @@ def journal(x: Exchange) -> None:
     operation = x.operation.operation_id if x.operation is not None else None
     duration = (time.perf_counter() - x.started) * 1000
     x.world.journal.record(journal_entry(x.request, x.response, x.mount.name, operation, rule, duration, now_iso(),
-                                         dropped=x.dropped, delay_ms=x.delay_ms))
+                                         x.sandbox.secrets, dropped=x.dropped, delay_ms=x.delay_ms))

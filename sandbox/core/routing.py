@@ -12,7 +12,7 @@ import re
 from flask import Flask, current_app, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from . import pipeline, rendering
+from . import limits, pipeline, rendering
 from .mount import Mount
 from .spec import Operation, Spec, literal_segments, template_regex
 
@@ -85,8 +85,23 @@ def mount(app: Flask, mount_: Mount, spec: Spec) -> None:
 
 
 def install_error_handlers(app: Flask) -> None:
+    app.before_request(_within_limits)
     app.register_error_handler(HTTPException, _unrouted)
     app.register_error_handler(Exception, _crash)
+
+
+def _within_limits():
+    """Refuse a request beyond the size limits before anything reads its body, in the envelope of its mount."""
+    req = request._get_current_object()
+    sandbox = current_app.extensions["sandbox"]
+    refused = limits.refusal(req, sandbox.settings)
+    if refused is None:
+        return None
+    status, message = refused
+    mount_ = routes(current_app).mount_for_path(req.path)
+    if mount_ is None:
+        return rendering.json_response({"error": {"code": status, "message": message}}, status)
+    return pipeline.refuse(pipeline.Exchange(req, mount_, sandbox), mount_.error_for_status(status, message, []))
 
 
 def _make_view(mount_: Mount, operation: Operation, handler, template: str):

@@ -45,9 +45,18 @@ def forward(spec_name: str, rest: str):
         problems += _response_problems(operation, response)
     entry = journal_entry(request, response, f"proxy:{spec_name}", operation.operation_id if operation else None,
                           "conforms" if not problems else "violations", (time.perf_counter() - started) * 1000,
-                          now_iso())
-    sandbox.default.journal.record({**entry, "findings": problems})
+                          now_iso(), sandbox.secrets)
+    sandbox.default.journal.record({**entry, "findings": bounded(problems)})
     return response
+
+
+FINDINGS_LIMIT = 20  # findings kept per exchange (a body with thousands of bad fields says so in one line more)
+
+
+def bounded(problems: list[str]) -> list[str]:
+    if len(problems) <= FINDINGS_LIMIT:
+        return problems
+    return problems[:FINDINGS_LIMIT] + [f"... and {len(problems) - FINDINGS_LIMIT} more"]
 
 
 def _operation(spec, method: str, path: str):

@@ -74,9 +74,29 @@ class TooManyRequests(CapillaryError):
     status = 429
 
 
+# Size limits (sandbox/core/limits.py): what any HTTP server answers, in the envelope of the API version called.
+class PayloadTooLarge(CapillaryError):
+    status = 413
+
+
+class UriTooLong(CapillaryError):
+    status = 414
+
+
+class HeadersTooLarge(CapillaryError):
+    status = 431
+
+
 class ServerError(CapillaryError):
     status = 500
     message = "Requests have failed due to errors."
+
+
+class ServiceUnavailable(CapillaryError):
+    """The sandbox itself cannot serve the request now (its Redis store is away, or the world's write lock stayed
+    busy or was lost); nothing was written. Sent with Retry-After."""
+
+    status = 503
 
 
 # The documented codes the backend raises, with Capillary's texts (seed 004 and Capillary's points codes).
@@ -99,4 +119,6 @@ def entity_type_not_supported(entity_type: str) -> Conflict:
 
 
 error_for_status = error_for_status_among(
-    BadRequest, Unauthorized, NotFound, MethodNotAllowed, Conflict, TooManyRequests, otherwise=ServerError)
+    BadRequest, Unauthorized, NotFound, MethodNotAllowed, Conflict, TooManyRequests, PayloadTooLarge, UriTooLong,
+    HeadersTooLarge, ServiceUnavailable,
+    otherwise=ServerError)

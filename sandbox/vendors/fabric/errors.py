@@ -73,12 +73,38 @@ class TooManyRequests(FabricError):
     error_code = "TOO_MANY_REQUESTS"
 
 
+# Size limits (sandbox/core/limits.py): what any HTTP server answers; fabric does not document its bodies for them.
+class PayloadTooLarge(FabricError):
+    status = 413
+    error_code = "PAYLOAD_TOO_LARGE"
+
+
+class UriTooLong(FabricError):
+    status = 414
+    error_code = "URI_TOO_LONG"
+
+
+class HeadersTooLarge(FabricError):
+    status = 431
+    error_code = "REQUEST_HEADER_FIELDS_TOO_LARGE"
+
+
 class ServiceError(FabricError):
     status = 500
     kind = "SERVER_ERROR"
     message = "Unexpected error in the offers service; the sandbox logged the details"
 
 
+class ServiceUnavailable(FabricError):
+    """The sandbox itself cannot serve the request now (its Redis store is away, or the world's write lock stayed
+    busy or was lost); nothing was written. Sent with Retry-After."""
+
+    status = 503
+    kind = "SERVER_ERROR"
+    error_code = "SERVICE_UNAVAILABLE"
+
+
 error_for_status = error_for_status_among(
-    InvalidRequest, Unauthorized, Forbidden, NotFound, MethodNotAllowed, Conflict, TooManyRequests,
+    InvalidRequest, Unauthorized, Forbidden, NotFound, MethodNotAllowed, Conflict, TooManyRequests, PayloadTooLarge,
+    UriTooLong, HeadersTooLarge, ServiceUnavailable,
     otherwise=ServiceError)

@@ -49,9 +49,29 @@ class TooManyRequests(ReturningAIError):
     status = 429
 
 
+# Size limits (sandbox/core/limits.py): what any HTTP server answers, in the API's error envelope.
+class PayloadTooLarge(ReturningAIError):
+    status = 413
+
+
+class UriTooLong(ReturningAIError):
+    status = 414
+
+
+class HeadersTooLarge(ReturningAIError):
+    status = 431
+
+
 class ServiceError(ReturningAIError):
     status = 500
     message = "Unexpected Returning.AI service error"
+
+
+class ServiceUnavailable(ReturningAIError):
+    """The sandbox itself cannot serve the request now (its Redis store is away, or the world's write lock stayed
+    busy or was lost); nothing was written. Sent with Retry-After."""
+
+    status = 503
 
 
 class StoreUnavailable(ReturningAIError):
@@ -66,4 +86,5 @@ class PublisherTimeout(ReturningAIError):
 
 error_for_status = error_for_status_among(
     ValidationFailed, Unauthorized, Forbidden, NotFound, MethodNotAllowed, Conflict, TooManyRequests,
+    PayloadTooLarge, UriTooLong, HeadersTooLarge, ServiceUnavailable,
     otherwise=ServiceError)

@@ -1,0 +1,45 @@
+"""How large one request may be: the URL, the headers, the body (issue 14).
+
+Every bound is far beyond what a documented request needs (the longest documented parameter is 254 characters, the
+largest documented body a few KB) and is set in `Settings` (run.py --max-body-bytes, --max-import-bytes). A request
+beyond one is refused before its body is read, in the envelope of the API it was sent to: 414 for the URL, 431 for
+the headers, 413 for the body. A body sent chunked (no Content-Length) is read up to the bound and no further.
+
+Beyond these, the server refuses on its own before the sandbox sees the request (gunicorn: a request line over 8,190
+bytes, a header over 8,190 bytes, over 100 headers); run.py makes those answers JSON too (`serve`).
+"""
+from __future__ import annotations
+
+from flask import Request
+
+IMPORT_ENDPOINT = "_sandbox:importState:0"  # POST /_sandbox/state/import takes a whole exported world
+
+
+def body_limit(request: Request, settings) -> int:
+    endpoint = request.url_rule.endpoint if request.url_rule is not None else ""
+    return settings.max_import_bytes if endpoint == IMPORT_ENDPOINT else settings.max_body_bytes
+
+
+def refusal(request: Request, settings) -> tuple[int, str] | None:
+    """(status, what to change) when the request is beyond a limit, else None."""
+    environ = request.environ
+    url = len(environ.get("PATH_INFO", "").encode("latin-1", "replace")) + len(environ.get("QUERY_STRING", ""))
+    if url > settings.max_url_bytes:
+        return 414, (f"The URL is {url} bytes long; at most {settings.max_url_bytes} are accepted. No documented "
+                     "parameter needs more than a few hundred: check what the client puts in the path and query")
+    headers = [(k, v) for k, v in environ.items() if k.startswith("HTTP_") or k in ("CONTENT_TYPE", "CONTENT_LENGTH")]
+    if len(headers) > settings.max_headers:
+        return 431, f"The request has {len(headers)} headers; at most {settings.max_headers} are accepted"
+    size = sum(len(k) + len(str(v)) for k, v in headers)
+    if size > settings.max_header_bytes:
+        return 431, (f"The request's headers are {size} bytes; at most {settings.max_header_bytes} are accepted: "
+                     "send shorter header values")
+    limit = body_limit(request, settings)
+    if request.content_length is not None and request.content_length > limit:
+        return 413, too_large(limit)
+    request.max_content_length = limit  # a chunked body is cut off when it passes the limit (RequestEntityTooLarge)
+    return None
+
+
+def too_large(limit: int) -> str:
+    return f"The body is larger than {limit:,} bytes, the most this endpoint accepts: send a smaller body"
