@@ -66,24 +66,74 @@ def test_every_backend_offers_exactly_the_declared_methods(store):
     assert isinstance(store, StoreContract) and offered == declared
 
 
-def test_a_failed_transaction_rolls_back_on_sqlite_only(store):
-    # As declared: memory and Redis have no rollback; every backend's callers check first and write last.
-    rolls_back = isinstance(store, SQLiteStore)
-    store.put("people", "a", {"email": "a", "n": 1})
+def test_a_failed_transaction_leaves_nothing_written(store):
+    store.put_all("people", "_id", [{"_id": k, "email": f"{k}@x.io", "n": 1} for k in "ac"])
+    store.append_log("events", {"name": "before"})
+    store.append_log("_journal", {"n": 0}, keep=5, number="id")
+    assert store.next_value("ids") == 1
     with pytest.raises(RuntimeError):
         with store.transaction():
-            store.put("people", "a", {"email": "a", "n": 2})
+            store.put("people", "a", {"_id": "a", "email": "new@x.io", "n": 2})
+            store.delete("people", "c")
             with store.transaction():  # a nested block is part of the outer one
-                store.put("people", "b", {"email": "b"})
+                store.put("people", "b", {"_id": "b", "email": "b@x.io"})
+                store.append_log("events", {"name": "inside"})
+                store.append_log("_journal", {"n": 1}, keep=5, number="id")
+                store.clear_log("events")
+                assert store.next_value("ids") == 2
             raise RuntimeError
-    assert store.get("people", "a")["n"] == (1 if rolls_back else 2)
-    assert (store.get("people", "b") is None) == rolls_back
+    # Records, their place and their indexes, logs and counters: all as they were.
+    assert [p["_id"] for p in store.all("people")] == ["a", "c"] and store.get("people", "a")["n"] == 1
+    assert store.get("people", "b") is None and store.find("people", email="new@x.io") == []
+    assert [p["_id"] for p in store.find("people", email="a@x.io")] == ["a"]
+    assert [e["name"] for e in store.read_log("events")] == ["before"]
+    assert [e["n"] for e in store.read_log("_journal", number="id")] == [0]
+    assert store.next_value("ids") == 2
     with store.transaction():  # an exception caught inside the outermost block undoes nothing
         with pytest.raises(RuntimeError):
             with store.transaction():
-                store.put("people", "c", {"email": "c"})
+                store.put("people", "d", {"email": "d"})
                 raise RuntimeError
-    assert store.get("people", "c") == {"email": "c"}
+    assert store.get("people", "d") == {"email": "d"}
+
+
+def test_a_failed_clear_or_load_leaves_nothing_changed(store):
+    store.put("people", "a", {"_id": "a", "email": "a"})
+    store.put("_fault_rules", "1", {"id": 1})
+    store.append_log("events", {"name": "e"})
+    before = store.dump()
+    for change in (store.clear, lambda: store.load({"collections": {"people": {"z": {"email": "z"}}}, "logs": {}})):
+        with pytest.raises(RuntimeError):
+            with store.transaction():
+                change()
+                assert store.get("people", "a") is None  # inside, the change is seen
+                raise RuntimeError
+        assert store.dump() == before and store.get("_fault_rules", "1") == {"id": 1}
+        assert store.find("people", email="a") == [{"_id": "a", "email": "a"}]
+
+
+def test_reads_inside_a_transaction_see_its_own_writes(store):
+    store.put_all("people", "_id", [{"_id": k, "email": "same", "n": 0} for k in "abc"])
+    store.append_log("events", {"name": "stored"})
+    with store.transaction():
+        store.put("people", "b", {"_id": "b", "email": "other", "n": 1})
+        store.delete("people", "a")
+        store.put("people", "a", {"_id": "a", "email": "same", "n": 2})  # deleted, then put: it goes last
+        store.put("people", "d", {"_id": "d", "email": "same", "n": 3})
+        store.append_log("events", {"name": "inside"})
+        assert store.get("people", "b")["n"] == 1
+        assert [p["_id"] for p in store.all("people")] == ["b", "c", "a", "d"]
+        assert {p["_id"] for p in store.find("people", email="same")} == {"c", "a", "d"}
+        assert [p["_id"] for p in store.find("people", n=2)] == ["a"]
+        assert store.collections() == {"people": 4}
+        assert [e["name"] for e in store.read_log("events")] == ["stored", "inside"]
+        assert store.delete("people", "d") and not store.delete("people", "d")
+        assert [store.next_value("ids") for _ in range(2)] == [1, 2]
+    # Committed: what the transaction saw is what everyone sees.
+    assert [p["_id"] for p in store.all("people")] == ["b", "c", "a"]
+    assert {p["_id"] for p in store.find("people", email="same")} == {"c", "a"}
+    assert [e["name"] for e in store.read_log("events")] == ["stored", "inside"]
+    assert store.next_value("ids") == 3
 
 
 def test_snapshot_reads_nest_and_writes_follow(store):

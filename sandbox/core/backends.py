@@ -11,6 +11,7 @@ from contextlib import closing
 
 import redis
 
+from .redis_client import Reachability, connect, shown
 from .redis_store import RedisStore
 from .sqlite_store import SQLiteStore, temporary_database
 from .store import MemoryStore
@@ -66,17 +67,19 @@ class SQLiteBackend:
 
 class RedisBackend:
     def __init__(self, settings):
-        self.url = settings.redis_url
+        self.url = shown(settings.redis_url)
         self.prefix = settings.redis_prefix
-        self.client = redis.Redis.from_url(settings.redis_url)
+        self.client = connect(settings.redis_url)
+        # Shared by every store of this sandbox: one line in the log when Redis goes away, one when it is back.
+        self.reachability = Reachability(settings.redis_url)
         try:
             self.client.ping()  # fail at start-up, saying what to fix, rather than on the first request
         except redis.RedisError as exc:
-            raise BackendUnavailable(f"Cannot use Redis at {settings.redis_url} ({exc}); start redis-server there "
+            raise BackendUnavailable(f"Cannot use Redis at {self.url} ({exc}); start redis-server there "
                                      "or pass another --redis-url") from exc
 
     def store(self, namespace: str, indexes: dict) -> RedisStore:
-        return RedisStore(self.client, f"{self.prefix}:{namespace}", indexes)
+        return RedisStore(self.client, f"{self.prefix}:{namespace}", indexes, self.reachability)
 
     def drop(self, namespace: str) -> None:
         self.store(namespace, {}).clear()

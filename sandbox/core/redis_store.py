@@ -5,182 +5,252 @@ Layout under the world's prefix:
     rec:<collection>                hash   key -> record (JSON)
     ord:<collection>                zset   key, scored by first write (insertion order)
     idx:<collection>:<field>:<v>    set    keys whose record has that field value (declared indexes only)
+    ixk:<collection>                hash   key -> the index sets the record is in, to leave them when it changes
     colls / logs                    zset   collection and log names, in order of first use
     log:<name>                      list   entries (JSON)
     cnt                             hash   counters
-`transaction()` holds a Redis lock (SET NX with expiry, released only by its owner), re-entrant per thread, so a
-read-check-write cannot interleave with another instance's. Like the memory store it does not roll back: every
-caller checks first and writes last.
+    seq                             string the insertion-order counter
+and beside it (outside the prefix, so that clear() leaves them): `#lock` and `#wake` (redis_lock), `#done:<id>`
+(commits recently applied, redis_scripts.COMMIT).
+
+Why transactions are built this way (the alternatives were a lock alone, which trusts the lock's lifetime, and
+WATCH/MULTI/EXEC with the operation retried, which would mean rerunning every vendor's domain code from the
+pipeline): `transaction()` takes the world's lock (redis_lock) so that honest writers queue instead of wasting
+work, holds every write in the process (redis_pending), and at the end sends them in one script that applies them
+only if the lock still holds this transaction's token. A holder that lost its lock (paused, cut off) writes
+nothing and says so (StoreUnavailable), an exception drops the held writes (rollback), and the writes of a
+transaction are never seen half-applied. Reads inside see the transaction's own writes.
 """
 from __future__ import annotations
 
+import re
+import secrets
 import threading
+import time
 from contextlib import contextmanager
 from typing import Iterator
 
 from .codec import decode, encode
-from .store import Store, internal
+from .redis_client import Reachability
+from .redis_lock import LOCK_SECONDS, WorldLock
+from .redis_pending import PendingWrites
+from .redis_scripts import COMMIT, FIND_INDEXED
+from .store import Store, StoreUnavailable, internal
 
-# A crashed holder's lock expires after this many seconds; a publisher-timeout fault never runs under the lock.
-LOCK_SECONDS = 30
-
-_PUT = """
-local seq = redis.call('INCR', KEYS[4])
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('ZADD', KEYS[2], 'NX', seq, ARGV[1])
-redis.call('ZADD', KEYS[3], 'NX', seq, ARGV[3])
-"""
+_SETTLE_PAUSE_SECONDS = 0.05
+_FIELD_NAME = re.compile(r"\w+")  # a numbered log's field is spliced into JSON text by the commit script
 
 
 class RedisStore(Store):
-    def __init__(self, client, prefix: str, indexes: dict[str, list[str]] | None = None):
+    def __init__(self, client, prefix: str, indexes: dict[str, list[str]] | None = None,
+                 reachability: Reachability | None = None):
         self._redis = client
+        self._base = prefix
         self._p = prefix + ":"
+        self._pattern = re.sub(r"([*?\[\]\\])", r"\\\1", self._p)  # the prefix as a SCAN MATCH pattern
         self._indexes = indexes or {}
-        # Outside the prefix, so that clear() (which runs under the lock) never deletes it.
-        self._lock = client.lock(f"{prefix}#lock", timeout=LOCK_SECONDS, sleep=0.001, blocking_timeout=LOCK_SECONDS,
-                                 thread_local=True)
-        self._depth = threading.local()
-        self._put_script = client.register_script(_PUT)
+        self._reach = reachability or Reachability(repr(client))
+        self._lock = WorldLock(client, prefix, self._reach)
+        self._local = threading.local()  # per thread: the open transaction's PendingWrites
+        self._commit = client.register_script(COMMIT)
+        self._find_indexed = client.register_script(FIND_INDEXED)
+
+    def _pending(self) -> PendingWrites | None:
+        return getattr(self._local, "pending", None)
 
     # -- reads -------------------------------------------------------------------------------------------------
     def get(self, collection: str, key: str) -> dict | None:
-        text = self._redis.hget(self._p + "rec:" + collection, key)
+        pending = self._pending()
+        if pending is not None:
+            known, text = pending.record(collection, key)
+            if known:
+                return decode(text) if text is not None else None
+        with self._reach.reaching():
+            text = self._redis.hget(self._p + "rec:" + collection, key)
         return decode(text) if text is not None else None
 
     def find(self, collection: str, **criteria) -> list[dict]:
+        pending = self._pending()
         indexed = [f for f in criteria if f in self._indexes.get(collection, ())]
-        if indexed:
-            keys = list(self._redis.smembers(self._index_key(collection, indexed[0], criteria[indexed[0]])))
-            if not keys:
-                return []
-            pipe = self._redis.pipeline(transaction=False)
-            pipe.hmget(self._p + "rec:" + collection, keys)
-            pipe.zmscore(self._p + "ord:" + collection, keys)
-            texts, scores = pipe.execute()
-            ordered = sorted((s if s is not None else float("inf"), t) for t, s in zip(texts, scores) if t is not None)
-            records = (decode(t) for _, t in ordered)
+        if pending is not None and pending.touches(collection):
+            texts = [text for _, text in self._pairs(collection)]
+        elif indexed:
+            keys = [self._index_key(collection, indexed[0], criteria[indexed[0]]),
+                    self._p + "rec:" + collection, self._p + "ord:" + collection]
+            with self._reach.reaching():
+                texts = self._find_indexed(keys=keys)
         else:
-            records = (decode(t) for _, t in self._ordered(collection))
+            texts = [text for _, text in self._stored_pairs(collection)]
+        records = (decode(t) for t in texts)
         return [r for r in records if all(r.get(f) == v for f, v in criteria.items())]
 
-    def _ordered(self, collection: str) -> list[tuple[bytes, bytes]]:
-        """(key, record text) of every record, in insertion order."""
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.hgetall(self._p + "rec:" + collection)
-        pipe.zrange(self._p + "ord:" + collection, 0, -1)
-        texts, order = pipe.execute()
-        return [(k, texts[k]) for k in order if k in texts]
+    def _pairs(self, collection: str) -> list[tuple[str, str]]:
+        """(key, record text) of every record, in insertion order, as this thread's transaction sees them."""
+        pending = self._pending()
+        if pending is None:
+            return self._stored_pairs(collection)
+        return pending.overlay(collection, [] if pending.hides(collection) else self._stored_pairs(collection))
+
+    def _stored_pairs(self, collection: str) -> list[tuple[str, str]]:
+        with self._reach.reaching():
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.hgetall(self._p + "rec:" + collection)
+            pipe.zrange(self._p + "ord:" + collection, 0, -1)
+            texts, order = pipe.execute()
+        return [(k.decode(), texts[k]) for k in order if k in texts]
 
     def collections(self) -> dict[str, int]:
-        names = [n.decode() for n in self._redis.zrange(self._p + "colls", 0, -1)]
-        names = [n for n in names if not internal(n)]
-        pipe = self._redis.pipeline(transaction=False)
-        for name in names:
-            pipe.hlen(self._p + "rec:" + name)
-        return {name: count for name, count in zip(names, pipe.execute()) if count}
+        pending = self._pending()
+        with self._reach.reaching():
+            names = [n.decode() for n in self._redis.zrange(self._p + "colls", 0, -1)]
+            if pending is None or not pending.changes_collections():
+                pipe = self._redis.pipeline(transaction=False)
+                for name in names:
+                    pipe.hlen(self._p + "rec:" + name)
+                counts = zip(names, pipe.execute())
+            else:
+                names = [n for n in names if not pending.hides(n)] + [n for n in pending.records if n not in names]
+                counts = ((name, len(self._pairs(name))) for name in names)
+        return {name: count for name, count in counts if count and not internal(name)}
 
     def read_log(self, name: str, last: int | None = None, number: str | None = None) -> list[dict]:
-        """`number` is ignored: append_log wrote it into the entry."""
-        return [decode(t) for t in self._redis.lrange(self._p + "log:" + name, -last if last else 0, -1)]
+        """`number` is ignored: the commit wrote it into the entry."""
+        pending = self._pending()
+        if pending is not None and pending.touches_log(name):
+            stored = [] if pending.hides_log(name) else self._stored_log(name, None)
+            texts = pending.log_overlay(name, stored)
+            texts = texts[-last:] if last else texts
+        else:
+            texts = self._stored_log(name, last)
+        return [decode(t) for t in texts]
+
+    def _stored_log(self, name: str, last: int | None) -> list[bytes]:
+        with self._reach.reaching():
+            return self._redis.lrange(self._p + "log:" + name, -last if last else 0, -1)
 
     # -- writes ------------------------------------------------------------------------------------------------
     @contextmanager
     def transaction(self) -> Iterator["RedisStore"]:
-        depth = getattr(self._depth, "value", 0)
-        if depth == 0:
-            self._lock.acquire()
-        self._depth.value = depth + 1
+        if self._pending() is not None:  # nested: part of the outer one
+            yield self
+            return
+        token = self._lock.acquire()
+        self._local.pending = PendingWrites()
         try:
             yield self
+        except BaseException:
+            self._local.pending = None
+            self._release(token)
+            raise
+        else:
+            pending, self._local.pending = self._local.pending, None
+            self._apply(pending.instructions(), token)
         finally:
-            self._depth.value = depth
-            if depth == 0:
-                self._lock.release()
+            self._local.pending = None
+            self._lock.forget(token)
 
     def put(self, collection: str, key: str, record: dict) -> None:
-        self._put_many(collection, [(key, record)])
+        self._write(lambda pending: self._put(pending, collection, key, record))
 
     def put_all(self, collection: str, key_field: str, records) -> None:
-        with self.transaction():
-            self._put_many(collection, [(str(r[key_field]), r) for r in records])
+        def put_each(pending: PendingWrites) -> None:
+            for record in records:
+                self._put(pending, collection, str(record[key_field]), record)
 
-    def _put_many(self, collection: str, items: list[tuple[str, dict]]) -> None:
-        """Write several records in one round trip (seeding writes thousands)."""
-        if not items:
-            return
-        fields = self._indexes.get(collection, ())
-        olds = self._redis.hmget(self._p + "rec:" + collection, [k for k, _ in items]) if fields else [None] * len(items)
-        pipe = self._redis.pipeline(transaction=True)
-        keys = [self._p + "rec:" + collection, self._p + "ord:" + collection, self._p + "colls", self._p + "seq"]
-        for (key, record), old in zip(items, olds):
-            self._put_script(keys=keys, args=[key, encode(record), collection], client=pipe)
-            old = decode(old) if old is not None else None
-            for field in fields:
-                if old is not None:
-                    pipe.srem(self._index_key(collection, field, old.get(field)), key)
-                pipe.sadd(self._index_key(collection, field, record.get(field)), key)
-        pipe.execute()
+        self._write(put_each)
+
+    def _put(self, pending: PendingWrites, collection: str, key: str, record: dict) -> None:
+        index_keys = [self._index_key(collection, field, record.get(field)) for field in self._indexes.get(collection, ())]
+        pending.put(collection, key, encode(record), index_keys)
 
     def delete(self, collection: str, key: str) -> bool:
-        fields = self._indexes.get(collection, ())
-        old = self.get(collection, key) if fields else None
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.hdel(self._p + "rec:" + collection, key)
-        pipe.zrem(self._p + "ord:" + collection, key)
-        for field in fields:
-            if old is not None:
-                pipe.srem(self._index_key(collection, field, old.get(field)), key)
-        return pipe.execute()[0] > 0
+        pending = self._pending()
+        if pending is None:
+            return self._write(lambda single: single.delete(collection, key)) > 0
+        existed = self.get(collection, key) is not None
+        pending.delete(collection, key)
+        return existed
 
     def append_log(self, name: str, entry: dict, keep: int | None = None, number: str | None = None) -> None:
-        if number:
-            entry = {**entry, number: self.next_value(f"_log:{name}")}
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.rpush(self._p + "log:" + name, encode(entry))
-        pipe.zadd(self._p + "logs", {name: 0}, nx=True)
-        if keep is not None:
-            pipe.ltrim(self._p + "log:" + name, -keep, -1)
-        pipe.execute()
+        if number is not None and not _FIELD_NAME.fullmatch(number):
+            raise ValueError(f"a log's number field must be a plain name, not {number!r}")
+        self._write(lambda pending: pending.append(name, encode(entry), keep, number))
 
     def clear_log(self, name: str) -> None:
-        self._redis.delete(self._p + "log:" + name)
+        self._write(lambda pending: pending.clear_log(name))
 
     def next_value(self, name: str) -> int:
-        return self._redis.hincrby(self._p + "cnt", name, 1)
+        pending = self._pending()
+        if pending is None:
+            with self._reach.reaching():
+                return self._redis.hincrby(self._p + "cnt", name, 1)
+        stored = None
+        if not pending.counting(name) and not pending.cleared:
+            with self._reach.reaching():
+                stored = int(self._redis.hget(self._p + "cnt", name) or 0)
+        return pending.next_value(name, stored)
 
     def clear(self) -> None:
         with self.transaction():
-            self._unlink(self._redis.scan_iter(match=self._p + "*", count=1000))
+            self._pending().clear(self._pattern)
 
-    def _unlink(self, keys) -> None:
-        batch = []
-        for key in keys:
-            batch.append(key)
-            if len(batch) == 500:
-                self._redis.unlink(*batch)
-                batch = []
-        if batch:
-            self._redis.unlink(*batch)
+    def _clear_vendor_data(self) -> None:
+        self._pending().clear_vendor_data(self._pattern)  # load() calls it inside its transaction
+
+    def _write(self, add) -> int:
+        """Inside a transaction, hold the write; outside, apply it at once, alone. The records deleted (outside)."""
+        pending = self._pending()
+        if pending is not None:
+            add(pending)
+            return 0
+        single = PendingWrites()
+        add(single)
+        return self._apply(single.instructions(), "")
+
+    def _apply(self, instructions: list, token: str) -> int:
+        """Send the commit script; the number of records it deleted. When the connection breaks during the call, the
+        outcome is unknown: the script is sent again (it knows a commit it already applied) until Redis answers,
+        for as long as the lock would live."""
+        args = [self._base, token, token or secrets.token_hex(8), *instructions]
+        deadline = time.monotonic() + LOCK_SECONDS
+        while True:
+            try:
+                with self._reach.reaching():
+                    status, deleted = self._commit(args=args)
+                break
+            except StoreUnavailable:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(_SETTLE_PAUSE_SECONDS)
+        if status == b"lost":
+            raise StoreUnavailable(f"This request lost the world's write lock before it could commit (it was held up "
+                                   f"for over {LOCK_SECONDS:g} s); nothing was written. Retry.", reachable=True)
+        if status == b"conflict":
+            raise StoreUnavailable("A counter this request used was advanced outside any transaction meanwhile; "
+                                   "nothing was written. Retry.", reachable=True)
+        return int(deleted)
+
+    def _release(self, token: str) -> None:
+        """After an exception inside: commit nothing, which releases the lock. Best effort: if Redis stays away,
+        the lock expires by itself."""
+        try:
+            self._apply([], token)
+        except StoreUnavailable:
+            pass
 
     # -- snapshots ---------------------------------------------------------------------------------------------
     def dump(self) -> dict:
-        collections = {name: {k.decode(): decode(t) for k, t in self._ordered(name)} for name in self.collections()}
+        collections = {name: {k: decode(t) for k, t in self._pairs(name)} for name in self.collections()}
+        pending = self._pending()
+        with self._reach.reaching():
+            names = [n.decode() for n in self._redis.zrange(self._p + "logs", 0, -1)]
+        names += [n for n in (pending.log_names() if pending is not None else []) if n not in names]
         logs = {}
-        for name in (n.decode() for n in self._redis.zrange(self._p + "logs", 0, -1)):
+        for name in names:
             entries = self.read_log(name)
             if not internal(name) and entries:
                 logs[name] = entries
         return {"collections": collections, "logs": logs}
-
-    def _clear_vendor_data(self) -> None:
-        for name in (n.decode() for n in self._redis.zrange(self._p + "colls", 0, -1)):
-            if not internal(name):
-                self._unlink([self._p + "rec:" + name, self._p + "ord:" + name,
-                              *self._redis.scan_iter(match=f"{self._p}idx:{name}:*", count=1000)])
-        for name in (n.decode() for n in self._redis.zrange(self._p + "logs", 0, -1)):
-            if not internal(name):
-                self._redis.delete(self._p + "log:" + name)
 
     def _index_key(self, collection: str, field: str, value) -> str:
         return f"{self._p}idx:{collection}:{field}:{encode(value)}"

@@ -1,15 +1,16 @@
 """The one store interface every vendor uses (`StoreContract`), and its in-process memory backend.
 
 Records are plain JSON-compatible dicts kept in named collections, keyed by id. Callers never touch the
-backing data: they read fresh copies, and they change state inside `transaction()`, which holds the store's
-lock so that a check and the write that depends on it (a uniqueness check, a balance) cannot race.
+backing data: they read fresh copies, and they change state inside `transaction()`, which makes a check and the
+write that depends on it (a uniqueness check, a balance) one step that no other writer can come between, and
+which leaves nothing written when it fails.
 Logs (events, the journal) are append-only lists in the same store, optionally bounded; counters hand out
 increasing numbers (run-time IDs, fault-rule ids). A reset (`clear`) empties all of it.
 
 Names starting with `_` are the sandbox's own bookkeeping (journal, fault rules, counters, world settings):
 `collections()`, `dump()` and `load()` leave them out, so state snapshots hold vendor data only.
 
-`StoreContract` below says what every backend guarantees, and where they differ today. The backends are this
+`StoreContract` below says what every backend guarantees, and where they differ. The backends are this
 module's `MemoryStore`, `sqlite_store.SQLiteStore` and `redis_store.RedisStore`; tests/test_store.py checks each
 of them against it.
 """
@@ -21,6 +22,19 @@ from contextlib import contextmanager
 from typing import ContextManager, Iterable, Iterator, Protocol, runtime_checkable
 
 from .codec import decode, encode
+
+
+class StoreUnavailable(Exception):
+    """The store cannot serve this call now: its server is unreachable, or the world's write lock stayed busy or
+    was lost. Nothing the failed call or transaction wrote is kept; the same request may succeed after
+    `retry_after` seconds. `reachable`: whether the store still takes writes (a lock problem), so that the answer
+    can be journaled; False when the server itself is unreachable."""
+
+    retry_after = 1
+
+    def __init__(self, message: str, reachable: bool):
+        super().__init__(message)
+        self.reachable = reachable
 
 
 def internal(name: str) -> bool:
@@ -41,12 +55,14 @@ class StoreContract(Protocol):
     by an indexed field gives them in the order they were last written (an update moves a record last).
     read_log() gives entries oldest first.
 
-    Atomicity, per backend as it is today (callers must not rely on more; they check first and write last, so a
-    refusal raised before the first write leaves nothing behind on every backend):
-        memory  one re-entrant lock per store, in one process. No rollback.
-        sqlite  a write transaction shared by every process on the file; rolls back on an exception.
-        redis   a lock key shared by every instance on the server and prefix. No rollback.
-    A single write (put, delete, append_log ...) outside a transaction is atomic by itself on every backend.
+    Atomicity: on every backend a transaction() is all or nothing (see there: an exception leaving it undoes
+    every write made inside it, counters included), and no other transaction of the store comes between its
+    reads and its writes. A single write (put, delete, append_log ...) outside a transaction is atomic by itself.
+
+    Availability: Redis raises StoreUnavailable (this module) from any method when the server cannot be reached,
+    and from transaction() when the world's lock stays busy or is lost; nothing the failed call or transaction
+    wrote is kept, so the caller answers "retry later" (the pipeline: a 503 with Retry-After). Memory and SQLite
+    never raise it.
     """
 
     # -- reads ---------------------------------------------------------------------------------------------
@@ -90,22 +106,31 @@ class StoreContract(Protocol):
 
     # -- writes ------------------------------------------------------------------------------------------------
     def transaction(self) -> ContextManager["StoreContract"]:
-        """Hold the store's write lock for a read-check-write sequence: while one caller is inside, no other
-        thread, process or instance sharing the store is inside a transaction of it, so a check and the write
-        that depends on it cannot interleave with another's. Nested use (same thread) joins the outer transaction:
-        it takes no lock and commits nothing of its own.
+        """A read-check-write sequence as one step: while one caller is inside, no other thread, process or
+        instance sharing the store is inside a transaction of it, so a check and the write that depends on it
+        cannot interleave with another's. Reads inside see the transaction's own writes. An exception leaving the
+        outermost block undoes everything written inside it (records, log entries, counters), nested blocks
+        included; one caught inside the block undoes nothing. Nested use (same thread) joins the outer
+        transaction: it commits nothing of its own.
 
-        Per backend, today:
-            memory  A re-entrant lock. Writes take effect at once and stay when an exception leaves the block:
-                    no rollback. Single writes from other threads wait for the lock.
+        Per backend:
+            memory  A re-entrant lock; writes take effect at once, and the first write to each collection, log or
+                    counter inside keeps a copy of it to put back on an exception. Single writes from other
+                    threads wait for the lock.
             sqlite  BEGIN IMMEDIATE, once per thread and file (so it covers every world of the file the thread
-                    writes to meanwhile). Others see the writes when the outermost block commits; an exception
-                    leaving the outermost block rolls back everything written inside it, nested blocks included
-                    (one caught inside the block undoes nothing). Single writes from others wait for it.
-                    Refused inside snapshot() (RuntimeError).
-            redis   A lock key (SET NX, released only by its holder, expiring after `redis_store.LOCK_SECONDS`),
-                    re-entrant per thread. Writes take effect at once and stay when an exception leaves the block:
-                    no rollback. Only other transactions wait for it: a single write outside one does not."""
+                    writes to meanwhile). Others see the writes when the outermost block commits. Single writes
+                    from others wait for it. Refused inside snapshot() (RuntimeError).
+            redis   A lock key per world (`redis_lock`), re-entrant per thread, kept alive while its holder runs and
+                    expiring `LOCK_SECONDS` after a holder stops (crashed, paused, cut off). Writes are held in the
+                    process and applied when the outermost block exits, all in one server-side script that first
+                    checks the lock is still this holder's: when it is not, nothing is applied and StoreUnavailable
+                    is raised, so a holder that outlived its lock can never write over another's check. Waiting
+                    longer than `LOCK_WAIT_SECONDS` for the lock raises StoreUnavailable too. Others see the
+                    writes once they are applied; single writes from others do not wait for the lock. Two
+                    differences inside a transaction: an entry appended with number= gets its number when the
+                    writes are applied (read inside, it has none yet), and a next_value() of the same counter
+                    outside any transaction meanwhile makes the transaction fail (StoreUnavailable) rather than
+                    hand out a number twice."""
         ...
 
     def snapshot(self) -> ContextManager["StoreContract"]:
@@ -123,7 +148,7 @@ class StoreContract(Protocol):
 
     def put_all(self, collection: str, key_field: str, records: Iterable[dict]) -> None:
         """put() each record, in order, under its own `key_field` as text (str(record[key_field])), in one
-        transaction: all or nothing on SQLite; on memory an error keeps the records put before it."""
+        transaction: all or nothing."""
         ...
 
     def delete(self, collection: str, key: str) -> bool:
@@ -141,9 +166,8 @@ class StoreContract(Protocol):
         `number`: the entry is numbered, in field `number` (read it back with read_log(number=): see there). A
         number is unique in the log and greater than every number given before in it, trimmed entries included,
         until the log is cleared: then memory and Redis go on counting after clear_log() and count from 1 again
-        after clear(), while SQLite (either way) may give numbers the removed entries had. On Redis the
-        number is drawn before the entry is appended, so two appends racing outside a transaction may stand in
-        the log in the other order of their numbers; on memory and SQLite log order is number order."""
+        after clear(), while SQLite (either way) may give numbers the removed entries had. Log order is number
+        order."""
         ...
 
     def clear_log(self, name: str) -> None:
@@ -171,7 +195,7 @@ class StoreContract(Protocol):
         """Replace the vendor data with a dump(): every vendor collection and log is emptied, then the snapshot's
         records are put and its log entries appended, in the snapshot's order (entries as they are: not numbered,
         not bounded). The sandbox's bookkeeping (internal `_` collections and logs, counters) stays as it was.
-        In one transaction, so all or nothing on SQLite only."""
+        In one transaction: all or nothing."""
         ...
 
 
@@ -202,12 +226,24 @@ class Store:
                     self.append_log(name, entry)
 
 
+class _Saved:
+    """What a memory transaction changed, as it was before: per collection and log, its contents (None: it did
+    not exist), and the counters. Taken at the first write to each inside the transaction."""
+
+    def __init__(self):
+        self.collections: dict[str, dict | None] = {}
+        self.logs: dict[str, deque | None] = {}
+        self.counters: dict[str, int] | None = None
+
+
 class MemoryStore(Store):
     """Everything in one process, guarded by one re-entrant lock. Records are kept as JSON text, which makes
     every read a fresh copy at a fraction of `copy.deepcopy`'s cost."""
 
     def __init__(self, indexes: dict[str, list[str]] | None = None):
         self._lock = threading.RLock()
+        self._depth = 0  # transactions open, nested ones included; only the lock's holder changes it
+        self._saved: _Saved | None = None  # while a transaction is open: what to put back if it fails
         self._collections: dict[str, dict[str, str]] = {}
         self._logs: dict[str, deque[str]] = {}
         self._counters: dict[str, int] = {}
@@ -242,13 +278,27 @@ class MemoryStore(Store):
     # -- writes ---------------------------------------------------------------------------------------------
     @contextmanager
     def transaction(self) -> Iterator["MemoryStore"]:
-        """The store's re-entrant lock; no rollback."""
+        """The store's re-entrant lock; an exception leaving the outermost block puts back what was saved."""
         with self._lock:
-            yield self
+            outermost = self._depth == 0
+            if outermost:
+                self._saved = _Saved()
+            self._depth += 1
+            try:
+                yield self
+            except BaseException:
+                if outermost:
+                    self._roll_back(self._saved)
+                raise
+            finally:
+                self._depth -= 1
+                if outermost:
+                    self._saved = None
 
     def put(self, collection: str, key: str, record: dict) -> None:
         text = encode(record)
         with self._lock:
+            self._save_collection(collection)
             records = self._collections.setdefault(collection, {})
             old = records.get(key)
             if old is not None:
@@ -263,6 +313,7 @@ class MemoryStore(Store):
 
     def delete(self, collection: str, key: str) -> bool:
         with self._lock:
+            self._save_collection(collection)
             old = self._collections.get(collection, {}).pop(key, None)
             if old is not None:
                 self._unindex(collection, key, decode(old))
@@ -272,6 +323,7 @@ class MemoryStore(Store):
         """A bounded log is a deque of `keep` entries; a number is the counter `_log:<name>`'s next value."""
         with self._lock:
             text = encode({**entry, number: self.next_value(f"_log:{name}")} if number else entry)
+            self._save_log(name)
             log = self._logs.get(name)
             if log is None or log.maxlen != keep:
                 log = self._logs[name] = deque(log or (), maxlen=keep)
@@ -279,15 +331,22 @@ class MemoryStore(Store):
 
     def clear_log(self, name: str) -> None:
         with self._lock:
+            self._save_log(name)
             self._logs.pop(name, None)
 
     def next_value(self, name: str) -> int:
         with self._lock:
+            self._save_counters()
             value = self._counters[name] = self._counters.get(name, 0) + 1
             return value
 
     def clear(self) -> None:
         with self._lock:
+            for name in list(self._collections):
+                self._save_collection(name)
+            for name in list(self._logs):
+                self._save_log(name)
+            self._save_counters()
             self._collections.clear()
             self._logs.clear()
             self._counters.clear()
@@ -307,12 +366,49 @@ class MemoryStore(Store):
                 self.delete(name, key)
             del self._collections[name]
         for name in [n for n in self._logs if not internal(n)]:
+            self._save_log(name)
             del self._logs[name]
+
+    # -- rollback --------------------------------------------------------------------------------------------
+    def _save_collection(self, name: str) -> None:
+        if self._saved is not None and name not in self._saved.collections:
+            records = self._collections.get(name)
+            self._saved.collections[name] = dict(records) if records is not None else None
+
+    def _save_log(self, name: str) -> None:
+        if self._saved is not None and name not in self._saved.logs:
+            log = self._logs.get(name)
+            self._saved.logs[name] = deque(log, maxlen=log.maxlen) if log is not None else None
+
+    def _save_counters(self) -> None:
+        if self._saved is not None and self._saved.counters is None:
+            self._saved.counters = dict(self._counters)
+
+    def _roll_back(self, saved: _Saved) -> None:
+        for name, records in saved.collections.items():
+            if records is None:
+                self._collections.pop(name, None)
+            else:
+                self._collections[name] = records
+            self._reindex(name)
+        for name, log in saved.logs.items():
+            if log is None:
+                self._logs.pop(name, None)
+            else:
+                self._logs[name] = log
+        if saved.counters is not None:
+            self._counters = saved.counters
 
     # -- secondary indexes ---------------------------------------------------------------------------------
     def _reset_indexes(self) -> None:
         self._indexes = {collection: {field: {} for field in fields}
                          for collection, fields in self._indexed_fields.items()}
+
+    def _reindex(self, collection: str) -> None:
+        if collection in self._indexed_fields:
+            self._indexes[collection] = {field: {} for field in self._indexed_fields[collection]}
+            for key, text in self._collections.get(collection, {}).items():
+                self._index(collection, key, decode(text))
 
     def _candidate_keys(self, collection: str, criteria: dict) -> list[str] | None:
         indexed = self._indexes.get(collection, {})

@@ -1,0 +1,137 @@
+"""The server-side scripts of the Redis store. A script runs on the server as one step: no other client's command
+runs in between, which is what makes a commit atomic and its fencing check meaningful.
+
+Keys are derived inside the scripts from the world's prefix (a single server or a primary with replicas, not a
+Redis Cluster, where every key would have to be declared).
+"""
+
+# Applies a transaction's instructions (redis_pending.PendingWrites), or nothing.
+#   ARGV[1] the world's prefix; ARGV[2] the lock token ('' for a single write outside a transaction); ARGV[3] the
+#   commit's id; then the instructions, each an opcode and its arguments (ARITY).
+# Returns {status, records deleted}: 'ok'; 'lost' when the lock no longer holds the token (its holder stopped for
+# longer than the lock lives, and another may have written since); 'conflict' when a counter the transaction
+# counted on was moved by a next_value() outside any transaction. Either refusal writes nothing.
+# The commit's id is kept for a while (`#done:<id>`, with the count of deleted records), so that a commit sent
+# again because its answer was lost (a connection broken mid-call) is not applied twice, and says what it did.
+# On success the lock is released and one waiter woken (`#wake`).
+COMMIT = r"""
+local base, token, id = ARGV[1], ARGV[2], ARGV[3]
+local p = base .. ':'
+local done = base .. '#done:' .. id
+local already = redis.call('GET', done)
+if already then return {'ok', already} end
+if token ~= '' and redis.call('GET', base .. '#lock') ~= token then return {'lost', '0'} end
+
+local ARITY = {put = 5, del = 3, log = 5, clearlog = 2, clear = 2, clearvendor = 2, count = 4}
+-- Checks first: a script stopped half-way by an error keeps what it wrote before.
+local i = 4
+while i <= #ARGV do
+  local op = ARGV[i]
+  if not ARITY[op] then return redis.error_reply('unknown instruction ' .. tostring(op)) end
+  if op == 'count' and ARGV[i + 2] ~= '' then
+    if (redis.call('HGET', p .. 'cnt', ARGV[i + 1]) or '0') ~= ARGV[i + 2] then return {'conflict', '0'} end
+  end
+  i = i + ARITY[op]
+end
+
+local function unindex(coll, key)
+  local old = redis.call('HGET', p .. 'ixk:' .. coll, key)
+  if old then
+    for k in string.gmatch(old, '[^\n]+') do redis.call('SREM', k, key) end
+    redis.call('HDEL', p .. 'ixk:' .. coll, key)
+  end
+end
+local function unlink_matching(pattern)
+  local cursor = '0'
+  repeat
+    local page = redis.call('SCAN', cursor, 'MATCH', pattern, 'COUNT', 1000)
+    cursor = page[1]
+    for _, k in ipairs(page[2]) do redis.call('UNLINK', k) end
+  until cursor == '0'
+end
+local function first_use(zset, member)  -- the order of first writes (collections, logs, records)
+  if not redis.call('ZSCORE', zset, member) then
+    redis.call('ZADD', zset, redis.call('INCR', p .. 'seq'), member)
+  end
+end
+
+local deleted = 0
+i = 4
+while i <= #ARGV do
+  local op, a, b, c, d = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+  if op == 'put' then  -- collection, key, record, its index keys ('\n'-separated)
+    unindex(a, b)
+    redis.call('HSET', p .. 'rec:' .. a, b, c)
+    first_use(p .. 'ord:' .. a, b)
+    first_use(p .. 'colls', a)
+    if d ~= '' then
+      for k in string.gmatch(d, '[^\n]+') do redis.call('SADD', k, b) end
+      redis.call('HSET', p .. 'ixk:' .. a, b, d)
+    end
+  elseif op == 'del' then  -- collection, key
+    unindex(a, b)
+    deleted = deleted + redis.call('HDEL', p .. 'rec:' .. a, b)
+    redis.call('ZREM', p .. 'ord:' .. a, b)
+  elseif op == 'log' then  -- name, entry, keep ('' for unbounded), number field ('' for none)
+    local entry = b
+    if d ~= '' then  -- numbered here, so that log order is number order
+      local n = redis.call('HINCRBY', p .. 'cnt', '_log:' .. a, 1)
+      local body = string.sub(entry, 1, -2)
+      local sep = string.match(body, '{%s*$') and '' or ','
+      entry = body .. sep .. '"' .. d .. '":' .. string.format('%d', n) .. '}'
+    end
+    redis.call('RPUSH', p .. 'log:' .. a, entry)
+    first_use(p .. 'logs', a)
+    if c ~= '' then redis.call('LTRIM', p .. 'log:' .. a, -tonumber(c), -1) end
+  elseif op == 'clearlog' then  -- name
+    redis.call('DEL', p .. 'log:' .. a)
+  elseif op == 'clear' then  -- the world's prefix, escaped for MATCH
+    unlink_matching(a .. '*')
+  elseif op == 'clearvendor' then  -- the world's prefix, escaped for MATCH; internal names start with '_'
+    for _, name in ipairs(redis.call('ZRANGE', p .. 'colls', 0, -1)) do
+      if string.sub(name, 1, 1) ~= '_' then
+        redis.call('UNLINK', p .. 'rec:' .. name, p .. 'ord:' .. name, p .. 'ixk:' .. name)
+        unlink_matching(a .. 'idx:' .. name .. ':*')
+        redis.call('ZREM', p .. 'colls', name)
+      end
+    end
+    for _, name in ipairs(redis.call('ZRANGE', p .. 'logs', 0, -1)) do
+      if string.sub(name, 1, 1) ~= '_' then
+        redis.call('UNLINK', p .. 'log:' .. name)
+        redis.call('ZREM', p .. 'logs', name)
+      end
+    end
+  elseif op == 'count' then  -- name, value read ('' after this transaction's clear), value now
+    redis.call('HSET', p .. 'cnt', a, c)
+  end
+  i = i + ARITY[op]
+end
+
+redis.call('SET', done, deleted, 'PX', 10000)
+if token ~= '' then
+  redis.call('DEL', base .. '#lock')
+  redis.call('RPUSH', base .. '#wake', '1')
+  redis.call('LTRIM', base .. '#wake', -1, -1)
+  redis.call('PEXPIRE', base .. '#wake', 10000)
+end
+return {'ok', tostring(deleted)}
+"""
+
+# The records of an index set (KEYS[1]) in insertion order: texts from the records hash (KEYS[2]), ordered by the
+# order zset (KEYS[3]). One round trip instead of three.
+FIND_INDEXED = r"""
+local keys = redis.call('SMEMBERS', KEYS[1])
+local found = {}
+for first = 1, #keys, 1000 do  -- unpack() takes a few thousand values at most
+  local chunk = {unpack(keys, first, math.min(first + 999, #keys))}
+  local texts = redis.call('HMGET', KEYS[2], unpack(chunk))
+  local scores = redis.call('ZMSCORE', KEYS[3], unpack(chunk))
+  for j = 1, #chunk do
+    if texts[j] then found[#found + 1] = {tonumber(scores[j]) or math.huge, texts[j]} end
+  end
+end
+table.sort(found, function(x, y) return x[1] < y[1] end)
+local out = {}
+for j, item in ipairs(found) do out[j] = item[2] end
+return out
+"""
