@@ -25,6 +25,7 @@ from .faults import DELAY_HEADER, FAULT_HEADER, GENERIC_FAULTS, VendorFault, car
 from .journal import journal_entry
 from .mount import Mount
 from .spec import Operation
+from .store import StoreUnavailable
 from .validation import validate_request
 
 log = logging.getLogger("sandbox")
@@ -89,6 +90,10 @@ def handle(x: Exchange) -> Response:
             run(x)
     except SandboxError as error:
         x.response = render_error(x, error)
+    except StoreUnavailable as error:  # the backend is away or the world's lock busy or lost: nothing was written
+        x.journaled = not error.reachable  # a write's entry was undone with it: journal the 503, where possible
+        x.response = render_error(x, x.mount.error_for_status(503, str(error), [], headers={
+            "Retry-After": str(error.retry_after)}))
     except Exception:  # noqa: BLE001 - whatever it was, the client gets the vendor's 500 and the log the details
         log.exception("unexpected failure on %s %s", x.request.method, x.request.path)
     except RequestEntityTooLarge:  # a chunked body that ran past the limit while it was read
