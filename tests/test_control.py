@@ -1,12 +1,24 @@
 """The control API under /_sandbox (specs/sandbox.yaml)."""
 import yaml
 
-from conftest import DOC_COMMUNITY, bearer
+from conftest import DOC_COMMUNITY, PATCH_URL, bearer
 
 
-def test_health_reports_seed_size_and_vendors(client):
+def test_health_reports_seed_size_vendors_and_backend(client, sandbox):
     assert client.get("/_sandbox/health").get_json() == {
-        "status": "ok", "seed": 2026, "size": 40, "vendors": ["returning-ai", "fabric", "capillary"]}
+        "status": "ok", "seed": 2026, "size": 40, "vendors": ["returning-ai", "fabric", "capillary"],
+        "backend": {"kind": sandbox.settings.backend, "state": "up"}}
+
+
+def test_health_is_503_saying_to_reset_when_the_worlds_data_vanished(client, sandbox):
+    sandbox.store.clear()  # what a Redis restarted without persistence, or flushed, leaves
+    response = client.get("/_sandbox/health")
+    assert response.status_code == 503
+    message = response.get_json()["error"]["message"]
+    assert "gone from the" in message and "POST /_sandbox/reset" in message
+    assert client.patch(PATCH_URL, json={"redemptionInstructions": "x"}, headers=bearer()).status_code == 401
+    assert client.post("/_sandbox/reset", json={}).status_code == 200
+    assert client.get("/_sandbox/health").status_code == 200
 
 
 def test_credentials_list_the_documented_demo_keys(client):

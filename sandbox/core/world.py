@@ -68,6 +68,11 @@ class World:
         """Appended to every credential of a workspace, so they differ from the default world's."""
         return self._settings()["suffix"]
 
+    def vanished(self) -> bool:
+        """Whether its data is gone from the backend (Redis restarted without persistence, flushed, or evicting
+        keys): a seeded world always holds its settings."""
+        return self.store.get(*_SETTINGS) is None
+
     def adopt(self, seed: int, size: int) -> None:
         """Imported state: say which seed and size it came from."""
         self._write_settings(seed, size, self.suffix)
