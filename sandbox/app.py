@@ -91,8 +91,9 @@ class Sandbox:
     def workspaces(self) -> list[World]:
         registered = {r["id"]: r for r in self.registry.all(self.REGISTRY)}
         with self._lock:
-            for gone in [w for w in self.worlds if w != DEFAULT and w not in registered]:
-                del self.worlds[gone]  # dropped by another worker
+            gone = [w for w in self.worlds if w != DEFAULT and w not in registered]
+            for workspace_id in gone:  # dropped by another worker
+                del self.worlds[workspace_id]
             missing = [w for w in registered if w not in self.worlds]
         for workspace_id in missing:  # created by another worker
             world = World.attach(workspace_id, self.settings, self.vendors, self.backend)
@@ -102,6 +103,8 @@ class Sandbox:
 
     def idle_seconds(self, workspace_id: str) -> float:
         record = self.registry.get(self.REGISTRY, workspace_id)
+        for workspace_id in gone:
+            self.backend.forget(workspace_id)
         return _idle(record) if record else 0.0
 
     def touch(self, world: World) -> None:

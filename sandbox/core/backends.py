@@ -6,14 +6,18 @@
 """
 from __future__ import annotations
 
+import glob
+import os
+import re
 import sqlite3
+import weakref
 from contextlib import closing
 
 import redis
 
 from .redis_client import Reachability, connect, shown
 from .redis_store import RedisStore
-from .sqlite_store import SQLiteStore, temporary_database
+from .sqlite_store import SQLiteStore, forget_database, temporary_database
 from .store import MemoryStore
 
 BACKENDS = ("memory", "sqlite", "redis")
@@ -37,15 +41,26 @@ class MemoryBackend:
         if store is not None:
             store.clear()
 
+    def forget(self, namespace: str) -> None:
+        """Nothing to let go of: a memory backend is one process's."""
+
     def describe(self) -> str:
         return "memory (this process only)"
 
 
 class SQLiteBackend:
+    """The registry and the default world share the main file (`--db FILE`, or a temporary one); each workspace has
+    a file of its own beside it (`FILE-<workspace id>`), with its own writer lock, so that a workspace's writes (a
+    reseed) never hold up the default world's or another workspace's: SQLite has one writer per file."""
+
+    SHARED = ("_sandbox", "default")  # the namespaces kept in the main file
+
     def __init__(self, settings):
         # Made before the server forks its workers, so that they all open the same file.
         self.path = settings.db or temporary_database(self)
         self._kept = settings.db is not None
+        if not self._kept:  # the workspaces' files go with the temporary main file
+            weakref.finalize(self, _remove_world_files, self.path, os.getpid())
         try:
             with closing(sqlite3.connect(self.path)) as check:
                 columns = [row[1] for row in check.execute("PRAGMA table_info(records)")]
@@ -55,11 +70,27 @@ class SQLiteBackend:
             raise BackendUnavailable(f"{self.path} was written by an earlier version of the sandbox; delete it or "
                                      "pass another --db FILE")
 
+    def path_for(self, namespace: str) -> str:
+        if namespace in self.SHARED:
+            return self.path
+        if not re.fullmatch(r"\w+", namespace):  # workspace IDs come from the code, never from a request
+            raise ValueError(f"no database file for the namespace {namespace!r}")
+        return f"{self.path}-{namespace}"
+
     def store(self, namespace: str, indexes: dict) -> SQLiteStore:
-        return SQLiteStore(self.path, indexes, world=namespace)
+        return SQLiteStore(self.path_for(namespace), indexes, world=namespace)
 
     def drop(self, namespace: str) -> None:
-        SQLiteStore(self.path, world=namespace).clear()
+        path = self.path_for(namespace)
+        if path == self.path:
+            SQLiteStore(self.path, world=namespace).clear()
+        else:
+            forget_database(path, remove=True)
+
+    def forget(self, namespace: str) -> None:
+        """A workspace another process dropped: let go of this process's connections to its file."""
+        if self.path_for(namespace) != self.path:
+            forget_database(self.path_for(namespace))
 
     def describe(self) -> str:
         return f"sqlite {self.path}" + ("" if self._kept else " (temporary)")
@@ -84,8 +115,19 @@ class RedisBackend:
     def drop(self, namespace: str) -> None:
         self.store(namespace, {}).clear()
 
+    def forget(self, namespace: str) -> None:
+        """Nothing to let go of: every world shares the client."""
+
     def describe(self) -> str:
         return f"redis {self.url} (keys {self.prefix}:*)"
+
+
+def _remove_world_files(path: str, owner_pid: int) -> None:
+    """The workspaces' files of a temporary main file, when the process that made it lets go of it."""
+    if os.getpid() == owner_pid:
+        for world_file in glob.glob(glob.escape(path) + "-*"):
+            if not world_file.endswith(("-wal", "-shm", "-lock")):
+                forget_database(world_file, remove=True)
 
 
 def open_backend(settings):

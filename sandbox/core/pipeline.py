@@ -77,8 +77,9 @@ def handle(x: Exchange) -> Response:
         try:
             with x.sandbox.lookups():
                 resolve_world(x)
-                authenticate(x)
-                read_fault_rules(x)
+                with x.store.snapshot():  # on SQLite a workspace's own file, not the registry's
+                    authenticate(x)
+                    read_fault_rules(x)
         finally:
             if x.world is not None:  # out of the snapshot, since it may write; a refused request uses its world too
                 x.sandbox.touch(x.world)

@@ -2,8 +2,8 @@
 given a file. What it guarantees is `store.StoreContract`'s; `transaction()` makes a check and the write that
 depends on it atomic across threads and processes, and rolls back on an exception.
 
-Every world (the default one, each workspace) is a namespace in the same file, so a workspace created by one
-worker process is there for all of them.
+A file can hold many namespaces (the `world` column); the backend (core/backends.py) gives each workspace a file
+of its own, so that one world's writes never queue behind another's: SQLite has one writer per file.
 """
 from __future__ import annotations
 
@@ -53,9 +53,16 @@ def temporary_database(owner) -> str:
 
 
 def _remove(path: str, owner_pid: int) -> None:
+    forget_database(path, remove=os.getpid() == owner_pid)
+
+
+def forget_database(path: str, remove: bool = False) -> None:
+    """This process's connections to a database file are dropped (each thread's closes when its state is collected);
+    with `remove`, the file and its -wal, -shm and -lock siblings are deleted too (another process still using
+    the file keeps it, unlinked, until it lets go)."""
     _THREADS.pop(path, None)
     _PREPARED.pop(path, None)
-    if os.getpid() != owner_pid:
+    if not remove:
         return
     for suffix in ("", "-wal", "-shm", "-lock"):
         try:
