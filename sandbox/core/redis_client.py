@@ -55,7 +55,7 @@ class Reachability:
         except UNREACHABLE as exc:
             if self.up:
                 self.up = False
-                log.warning("Redis at %s is unreachable (%s): answering 503 until it is back", self.url, exc)
+                log.warning("Redis at %s is unreachable (%s); answering 503 meanwhile", self.url, exc)
             raise StoreUnavailable("The sandbox's Redis store is unreachable; nothing was written. Retry shortly.",
                                    reachable=False) from None
         if not self.up:
