@@ -35,20 +35,22 @@ class Journal:
         self._store.clear_log(LOG)
 
 
-def journal_entry(request, response, vendor: str, operation: str | None, rule: str, duration_ms: float, time: str,
-                  secrets: Secrets, dropped: bool = False, delay_ms: int = 0) -> dict:
-    """An entry of what the client received: `status` null when it received no answer at all (`dropped`: a transport
-    fault closed the connection); `delayMs`, how long the answer was held on purpose."""
+def journal_entry(request, body: bytes, response, vendor: str, operation: str | None, rule: str, duration_ms: float,
+                  time: str, secrets: Secrets, dropped: bool = False, delay_ms: int = 0) -> dict:
+    """An entry of what the client sent and received. `body` is what was read of the request's body (the journal
+    never reads a body itself: one refused for its size stays unread); `status` null when the client received no
+    answer at all (`dropped`: a transport fault closed the connection); `delayMs`, how long the answer was held on
+    purpose."""
     cut = []
     path = _kept(secrets.query_of(request.full_path.rstrip("?")), PATH_LIMIT, cut)
     headers = secrets.headers_of((k, _kept(v, HEADER_LIMIT, cut)) for k, v in list(request.headers.items())[:HEADER_COUNT])
     if len(request.headers) > HEADER_COUNT:
         cut.append(True)
-    body = _kept(secrets.body_of(_text(request.get_data())), BODY_LIMIT, cut)
+    sent = _kept(secrets.body_of(_text(body)), BODY_LIMIT, cut)
     answer = "" if dropped or response.is_streamed else _kept(secrets.body_of(_text(response.get_data())), BODY_LIMIT, cut)
     entry = {
         "time": time, "vendor": vendor, "operation": operation or "", "method": request.method, "path": path,
-        "headers": headers, "body": body, "status": None if dropped else response.status_code, "response": answer,
+        "headers": headers, "body": sent, "status": None if dropped else response.status_code, "response": answer,
         "rule": rule, "durationMs": round(duration_ms, 3), "delayMs": delay_ms,
     }
     if cut:

@@ -11,6 +11,8 @@ bytes, a header over 8,190 bytes, over 100 headers); run.py makes those answers 
 from __future__ import annotations
 
 from flask import Request
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.wsgi import LimitedStream
 
 IMPORT_ENDPOINT = "_sandbox:importState:0"  # POST /_sandbox/state/import takes a whole exported world
 
@@ -37,8 +39,26 @@ def refusal(request: Request, settings) -> tuple[int, str] | None:
     limit = body_limit(request, settings)
     if request.content_length is not None and request.content_length > limit:
         return 413, too_large(limit)
-    request.max_content_length = limit  # a chunked body is cut off when it passes the limit (RequestEntityTooLarge)
+    if request.content_length is None:
+        # A chunked body: read through a stream that raises RequestEntityTooLarge once it passes the limit (the
+        # server's own input stream is "terminated", so werkzeug would read it whole).
+        environ["wsgi.input"] = _BoundedInput(environ["wsgi.input"], limit)
     return None
+
+
+class _BoundedInput(LimitedStream):
+    """Reads a body of unknown length and raises RequestEntityTooLarge as soon as it passes `limit` bytes, so
+    no more than limit + 1 bytes are ever held (werkzeug's own LimitedStream would stop there silently)."""
+
+    def __init__(self, stream, limit: int):
+        super().__init__(stream, limit + 1, is_max=True)
+        self.bound = limit
+
+    def readinto(self, buffer) -> int | None:
+        read = super().readinto(buffer)
+        if self.tell() > self.bound:
+            raise RequestEntityTooLarge()
+        return read
 
 
 def too_large(limit: int) -> str:

@@ -52,6 +52,7 @@ class Exchange:
     delay_ms: int = 0  # how long the answer was held on purpose (X-Sandbox-Delay, a rule's latency)
     decided_by: str | None = None  # the fault that decided the answer, as the journal names it
     response: Response | None = None
+    body_read: bool = False  # whether the request's body was read (within the size limit)
     dropped: bool = False  # a transport fault dropped the connection: the client received no answer
     journaled: bool = False
 
@@ -91,6 +92,9 @@ def handle(x: Exchange) -> Response:
             run(x)
     except SandboxError as error:
         x.response = render_error(x, error)
+    except RequestEntityTooLarge:  # a chunked body that ran past the limit while it was read
+        limit = limits.body_limit(x.request, x.settings)
+        x.response = render_error(x, x.mount.error_for_status(413, limits.too_large(limit), []))
     except StoreUnavailable as error:  # the backend is away or the world's lock busy or lost: nothing was written
         x.journaled = not error.reachable  # a write's entry was undone with it: journal the 503, where possible
         x.response = render_error(x, x.mount.error_for_status(503, str(error), [], headers={
@@ -130,6 +134,7 @@ def authenticate(x: Exchange) -> None:
         x.principal = x.mount.authenticate(x.world, x.request, x.operation)
 
 
+    x.body_read = bool(x.operation.body_media_types)  # read and cached: the journal may show it
 def read_fault_rules(x: Exchange) -> None:
     x.rules = x.world.faults.applicable(x.mount.name, x.operation.operation_id)
 
@@ -212,5 +217,16 @@ def journal(x: Exchange) -> None:
     rule = x.decided_by or ("ok" if status is not None and status < 400 else "error")
     operation = x.operation.operation_id if x.operation is not None else None
     duration = (time.perf_counter() - x.started) * 1000
-    x.world.journal.record(journal_entry(x.request, x.response, x.mount.name, operation, rule, duration, now_iso(),
-                                         x.sandbox.secrets, dropped=x.dropped, delay_ms=x.delay_ms))
+    body = _body_as_read(x)
+    x.world.journal.record(journal_entry(x.request, body, x.response, x.mount.name, operation, rule, duration,
+                                         now_iso(), x.sandbox.secrets, dropped=x.dropped, delay_ms=x.delay_ms))
+
+
+def _body_as_read(x: Exchange) -> bytes:
+    """The body the pipeline read (cached by then); b"" when it read none or the read failed (bad framing)."""
+    if not x.body_read:
+        return b""
+    try:
+        return x.request.get_data()
+    except Exception:  # noqa: BLE001 - the read failed the first time too, and the client was told so
+        return b""

@@ -11,6 +11,9 @@ import zlib
 from functools import cache
 from pathlib import Path
 
+import logging
+import re
+import secrets
 import yaml
 from faker import Faker
 
@@ -23,6 +26,7 @@ _SETTINGS = ("_world", "settings")  # collection and key of the world's seed, si
 
 
 class World:
+log = logging.getLogger("sandbox")
     def __init__(self, world_id: str, settings, vendors, store):
         self.id = world_id
         self.settings = settings
@@ -50,7 +54,19 @@ class World:
 
     # -- seed, size and credential suffix, as stored -------------------------------------------------------
     def _settings(self) -> dict:
-        return self.store.get(*_SETTINGS) or {"seed": self.settings.seed, "size": self.settings.size, "suffix": ""}
+        """As stored; the configured seed and size where a stored field is missing or not what it must be (a store
+        damaged by hand or by an older version), said once in the log, so the world still serves and a reset
+        (which writes them anew) repairs it."""
+        stored = self.store.get(*_SETTINGS)
+        fallback = {"seed": self.settings.seed, "size": self.settings.size, "suffix": ""}
+        if stored is None:
+            return fallback
+        kinds = {"seed": int, "size": int, "suffix": str}
+        damaged = sorted(k for k, kind in kinds.items() if type(stored.get(k)) is not kind)
+        if damaged:
+            _damaged(self.id, ", ".join(damaged))
+            return {k: stored[k] if k not in damaged else fallback[k] for k in kinds}
+        return stored
 
     def _write_settings(self, seed: int, size: int, suffix: str) -> None:
         self.store.put(*_SETTINGS, {"seed": seed, "size": size, "suffix": suffix})
@@ -106,3 +122,13 @@ def _fixtures(path: Path) -> dict:
     if not path.exists():
         return {}
     return yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+def _shown(value: str) -> str:
+    return value if len(value) <= 100 else value[:100] + "…"
+
+
+@cache
+def _damaged(world_id: str, fields: str) -> None:
+    log.warning("world %s: its stored settings lack a valid %s; serving with the configured values until "
+                "POST /_sandbox/reset writes them anew", world_id, fields)
+
+

@@ -43,7 +43,7 @@ def forward(spec_name: str, rest: str):
     response = _send(upstream.rstrip("/") + path, request.query_string.decode())
     if operation is not None:
         problems += _response_problems(operation, response)
-    entry = journal_entry(request, response, f"proxy:{spec_name}", operation.operation_id if operation else None,
+    entry = journal_entry(request, request.get_data(), response, f"proxy:{spec_name}", operation.operation_id if operation else None,
                           "conforms" if not problems else "violations", (time.perf_counter() - started) * 1000,
                           now_iso(), sandbox.secrets)
     sandbox.default.journal.record({**entry, "findings": bounded(problems)})
