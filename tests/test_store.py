@@ -323,3 +323,41 @@ def test_a_collection_whose_records_are_all_deleted_counts_none(store):
     store.put("people", "a", {"email": "a"})
     store.delete("people", "a")
     assert store.collections().get("people", 0) == 0  # listed with 0 (memory) or left out (SQLite, Redis)
+
+
+def test_redis_reads_served_from_the_cache_never_miss_a_write_made_before_they_began(redis_url):
+    # Two stores on one prefix, each with its own read cache: two processes (or hosts) of one sandbox.
+    if redis_url is None:
+        pytest.skip(REDIS_MISSING)
+    import redis
+
+    from sandbox.core.redis_store import RedisStore
+
+    prefix = unique_prefix()
+    client = redis.Redis.from_url(redis_url)
+    ours, theirs = RedisStore(client, prefix, INDEXES), RedisStore(client, prefix, INDEXES)
+    try:
+        theirs.put("people", "a", {"email": "a@x.io", "n": 1})
+        with ours.snapshot():  # what it reads from here on is cached
+            assert ours.get("people", "a")["n"] == 1 and [p["n"] for p in ours.find("people", email="a@x.io")] == [1]
+            assert [p["n"] for p in ours.all("people")] == [1]
+        theirs.put("people", "a", {"email": "b@x.io", "n": 2})  # its indexed field changes too
+        theirs.put("people", "c", {"email": "a@x.io", "n": 3})
+        with ours.snapshot():
+            assert ours.get("people", "a")["n"] == 2
+            assert [p["n"] for p in ours.find("people", email="a@x.io")] == [3]
+            assert [p["n"] for p in ours.find("people", email="b@x.io")] == [2]
+            assert [p["n"] for p in ours.all("people")] == [2, 3]
+        theirs.delete("people", "c")  # a credential revoked
+        with ours.transaction():  # taking the lock catches up too, in the same round trip
+            assert ours.get("people", "c") is None and ours.find("people", email="a@x.io") == []
+        theirs.clear()  # a reset
+        with ours.snapshot():
+            assert ours.all("people") == [] and ours.get("people", "a") is None
+            ours.get("people", "z")  # cached as absent
+        drop_prefix(redis_url, prefix)  # the server wiped, feed and all
+        theirs.put("people", "z", {"email": "z", "n": 9})
+        with ours.snapshot():
+            assert ours.get("people", "z") == {"email": "z", "n": 9}
+    finally:
+        drop_prefix(redis_url, prefix)

@@ -15,6 +15,7 @@ from contextlib import closing
 
 import redis
 
+from .redis_cache import ReadCache
 from .redis_client import Reachability, connect, shown
 from .redis_store import RedisStore
 from .sqlite_store import SQLiteStore, forget_database, temporary_database
@@ -101,8 +102,10 @@ class RedisBackend:
         self.url = shown(settings.redis_url)
         self.prefix = settings.redis_prefix
         self.client = connect(settings.redis_url)
-        # Shared by every store of this sandbox: one line in the log when Redis goes away, one when it is back.
+        # Shared by every store of this sandbox: one line in the log when Redis goes away, one when it is back;
+        # one read cache, caught up once per request's lookups and once per transaction.
         self.reachability = Reachability(settings.redis_url)
+        self.cache = ReadCache(self.client, self.prefix)
         try:
             self.client.ping()  # fail at start-up, saying what to fix, rather than on the first request
         except redis.RedisError as exc:
@@ -110,7 +113,7 @@ class RedisBackend:
                                      "or pass another --redis-url") from exc
 
     def store(self, namespace: str, indexes: dict) -> RedisStore:
-        return RedisStore(self.client, f"{self.prefix}:{namespace}", indexes, self.reachability)
+        return RedisStore(self.client, f"{self.prefix}:{namespace}", indexes, self.reachability, self.cache)
 
     def drop(self, namespace: str) -> None:
         self.store(namespace, {}).clear()

@@ -11,7 +11,6 @@ Waiting is not polling: a holder's commit pushes onto the world's wake list, and
 """
 from __future__ import annotations
 
-import logging
 import os
 import secrets
 import socket
@@ -19,8 +18,6 @@ import threading
 import time
 
 from .store import StoreUnavailable
-
-log = logging.getLogger("sandbox")
 
 # How long a lock outlives the last renewal of its holder; its holder renews it every quarter of that.
 LOCK_SECONDS = 2.0
@@ -49,12 +46,14 @@ class WorldLock:
         self._reach = reachability
         self._renew = client.register_script(RENEW)
 
-    def acquire(self) -> str:
-        """The lock, held under a new token (host:pid:random, so an operator can tell who holds it)."""
+    def acquire(self, attempt) -> str:
+        """The lock, held under a new token (host:pid:random, so an operator can tell who holds it). `attempt(key,
+        token, milliseconds)` tries once (SET NX PX, and whatever else should happen in the same round trip) and
+        says whether it got the lock."""
         token = f"{_HOST}:{os.getpid()}:{secrets.token_hex(6)}"
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
         with self._reach.reaching():
-            while not self._client.set(self.key, token, nx=True, px=int(LOCK_SECONDS * 1000)):
+            while not attempt(self.key, token, int(LOCK_SECONDS * 1000)):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise StoreUnavailable(f"Another request held this world's write lock for over {LOCK_WAIT_SECONDS:g} s; "

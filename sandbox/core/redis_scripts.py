@@ -1,21 +1,32 @@
 """The server-side scripts of the Redis store. A script runs on the server as one step: no other client's command
 runs in between, which is what makes a commit atomic and its fencing check meaningful.
 
-Keys are derived inside the scripts from the world's prefix (a single server or a primary with replicas, not a
-Redis Cluster, where every key would have to be declared).
+Keys are derived inside the scripts from the prefixes they are given (a single server or a primary with replicas,
+not a Redis Cluster, where every key would have to be declared).
 """
+
+# A commit announces at most this many changed records on the change feed; more (a seeding, an import) become one
+# "the whole world changed" entry, and a reader this far behind starts afresh. The feed keeps FEED_KEEP entries.
+FEED_MOST = 256
+FEED_KEEP = 10_000
+
+
+def _lua(text: str) -> str:
+    return text.replace("FEED_MOST", str(FEED_MOST)).replace("FEED_KEEP", str(FEED_KEEP))
+
 
 # Applies a transaction's instructions (redis_pending.PendingWrites), or nothing.
 #   ARGV[1] the world's prefix; ARGV[2] the lock token ('' for a single write outside a transaction); ARGV[3] the
-#   commit's id; then the instructions, each an opcode and its arguments (ARITY).
+#   commit's id; ARGV[4] the backend's prefix, under which the change feed lives (redis_cache); then the
+#   instructions, each an opcode and its arguments (ARITY).
 # Returns {status, records deleted}: 'ok'; 'lost' when the lock no longer holds the token (its holder stopped for
 # longer than the lock lives, and another may have written since); 'conflict' when a counter the transaction
 # counted on was moved by a next_value() outside any transaction. Either refusal writes nothing.
 # The commit's id is kept for a while (`#done:<id>`, with the count of deleted records), so that a commit sent
 # again because its answer was lost (a connection broken mid-call) is not applied twice, and says what it did.
-# On success the lock is released and one waiter woken (`#wake`).
-COMMIT = r"""
-local base, token, id = ARGV[1], ARGV[2], ARGV[3]
+# On success the changed records are announced on the change feed, the lock released and one waiter woken.
+COMMIT = _lua(r"""
+local base, token, id, feed = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local p = base .. ':'
 local done = base .. '#done:' .. id
 local already = redis.call('GET', done)
@@ -24,7 +35,7 @@ if token ~= '' and redis.call('GET', base .. '#lock') ~= token then return {'los
 
 local ARITY = {put = 5, del = 3, log = 5, clearlog = 2, clear = 2, clearvendor = 2, count = 4}
 -- Checks first: a script stopped half-way by an error keeps what it wrote before.
-local i = 4
+local i = 5
 while i <= #ARGV do
   local op = ARGV[i]
   if not ARITY[op] then return redis.error_reply('unknown instruction ' .. tostring(op)) end
@@ -55,8 +66,9 @@ local function first_use(zset, member)  -- the order of first writes (collection
   end
 end
 
-local deleted = 0
-i = 4
+local deleted, changed = 0, {}
+local whole_world = base .. '\n*\n'
+i = 5
 while i <= #ARGV do
   local op, a, b, c, d = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   if op == 'put' then  -- collection, key, record, its index keys ('\n'-separated)
@@ -68,10 +80,12 @@ while i <= #ARGV do
       for k in string.gmatch(d, '[^\n]+') do redis.call('SADD', k, b) end
       redis.call('HSET', p .. 'ixk:' .. a, b, d)
     end
+    changed[#changed + 1] = base .. '\n' .. a .. '\n' .. b
   elseif op == 'del' then  -- collection, key
     unindex(a, b)
     deleted = deleted + redis.call('HDEL', p .. 'rec:' .. a, b)
     redis.call('ZREM', p .. 'ord:' .. a, b)
+    changed[#changed + 1] = base .. '\n' .. a .. '\n' .. b
   elseif op == 'log' then  -- name, entry, keep ('' for unbounded), number field ('' for none)
     local entry = b
     if d ~= '' then  -- numbered here, so that log order is number order
@@ -87,6 +101,7 @@ while i <= #ARGV do
     redis.call('DEL', p .. 'log:' .. a)
   elseif op == 'clear' then  -- the world's prefix, escaped for MATCH
     unlink_matching(a .. '*')
+    changed[#changed + 1] = whole_world
   elseif op == 'clearvendor' then  -- the world's prefix, escaped for MATCH; internal names start with '_'
     for _, name in ipairs(redis.call('ZRANGE', p .. 'colls', 0, -1)) do
       if string.sub(name, 1, 1) ~= '_' then
@@ -101,12 +116,19 @@ while i <= #ARGV do
         redis.call('ZREM', p .. 'logs', name)
       end
     end
+    changed[#changed + 1] = whole_world
   elseif op == 'count' then  -- name, value read ('' after this transaction's clear), value now
     redis.call('HSET', p .. 'cnt', a, c)
   end
   i = i + ARITY[op]
 end
 
+if #changed > FEED_MOST then changed = {whole_world} end
+if #changed > 0 then
+  redis.call('INCRBY', feed .. '#feedn', #changed)
+  redis.call('RPUSH', feed .. '#feed', unpack(changed))
+  redis.call('LTRIM', feed .. '#feed', -FEED_KEEP, -1)
+end
 redis.call('SET', done, deleted, 'PX', 10000)
 if token ~= '' then
   redis.call('DEL', base .. '#lock')
@@ -115,10 +137,10 @@ if token ~= '' then
   redis.call('PEXPIRE', base .. '#wake', 10000)
 end
 return {'ok', tostring(deleted)}
-"""
+""")
 
-# The records of an index set (KEYS[1]) in insertion order: texts from the records hash (KEYS[2]), ordered by the
-# order zset (KEYS[3]). One round trip instead of three.
+# The records of an index set (KEYS[1]) in insertion order, as {key, order score, text, ...}, from the records
+# hash (KEYS[2]) and the order zset (KEYS[3]). One round trip instead of three.
 FIND_INDEXED = r"""
 local keys = redis.call('SMEMBERS', KEYS[1])
 local found = {}
@@ -127,11 +149,59 @@ for first = 1, #keys, 1000 do  -- unpack() takes a few thousand values at most
   local texts = redis.call('HMGET', KEYS[2], unpack(chunk))
   local scores = redis.call('ZMSCORE', KEYS[3], unpack(chunk))
   for j = 1, #chunk do
-    if texts[j] then found[#found + 1] = {tonumber(scores[j]) or math.huge, texts[j]} end
+    if texts[j] then found[#found + 1] = {tonumber(scores[j]) or math.huge, chunk[j], scores[j] or '0', texts[j]} end
   end
 end
 table.sort(found, function(x, y) return x[1] < y[1] end)
 local out = {}
-for j, item in ipairs(found) do out[j] = item[2] end
+for _, item in ipairs(found) do
+  out[#out + 1] = item[2]
+  out[#out + 1] = item[3]
+  out[#out + 1] = item[4]
+end
 return out
+"""
+
+# The change feed (`<backend prefix>#feed`: "world prefix\ncollection\nkey" per changed record, "world\n*\n" for a
+# whole world; `#feedn` counts every entry ever pushed; `#epoch` names this incarnation of the data), read from
+# where a reader left it. sync(backend prefix, entries seen, the epoch the reader knows, an epoch to set if there
+# is none: a new or wiped server) returns {epoch, entries pushed so far, then per record changed since: the entry,
+# its text now, its order score now (false when gone)}, or {epoch, count, 'reset'} when the reader is too far
+# behind, or the data is not the one it knew: it must forget everything it cached.
+_SYNC = _lua(r"""
+local function sync(feed, seen, known, fresh)
+  local epoch = redis.call('GET', feed .. '#epoch')
+  if not epoch then
+    epoch = fresh
+    redis.call('SET', feed .. '#epoch', fresh)
+  end
+  local count = tonumber(redis.call('GET', feed .. '#feedn') or '0')
+  seen = tonumber(seen)
+  if epoch ~= known or count < seen or count - seen > FEED_MOST then return {epoch, count, 'reset'} end
+  local out, done = {epoch, count}, {}
+  if count == seen then return out end
+  for _, entry in ipairs(redis.call('LRANGE', feed .. '#feed', seen - count, -1)) do
+    if not done[entry] then
+      done[entry] = true
+      local base, coll, key = string.match(entry, '^(.-)\n(.-)\n(.*)$')
+      out[#out + 1] = entry
+      if coll == '*' then
+        out[#out + 1] = false
+        out[#out + 1] = false
+      else
+        out[#out + 1] = redis.call('HGET', base .. ':rec:' .. coll, key)
+        out[#out + 1] = redis.call('ZSCORE', base .. ':ord:' .. coll, key)
+      end
+    end
+  end
+  return out
+end
+""")
+SYNC = _SYNC + "return sync(ARGV[1], ARGV[2], ARGV[3], ARGV[4])"
+
+# Takes a world's lock (KEYS[1]: SET NX PX, ARGV[1] token, ARGV[2] milliseconds) and, only if it got it, reads the
+# change feed as SYNC does (ARGV[3..6]): what the new holder reads next is current, in the same round trip.
+ACQUIRE = _SYNC + r"""
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
+return sync(ARGV[3], ARGV[4], ARGV[5], ARGV[6])
 """

@@ -20,6 +20,11 @@ work, holds every write in the process (redis_pending), and at the end sends the
 only if the lock still holds this transaction's token. A holder that lost its lock (paused, cut off) writes
 nothing and says so (StoreUnavailable), an exception drops the held writes (rollback), and the writes of a
 transaction are never seen half-applied. Reads inside see the transaction's own writes.
+
+Round trips, the cost that matters here (each is a wait on the network plus redis-py's own overhead): reads inside a
+transaction or a snapshot are served by the process's read cache (redis_cache), brought up to date in the round
+trip that takes the lock or opens the snapshot. A PATCH costs three: the lookups' catch-up, the lock with its
+catch-up, the commit.
 """
 from __future__ import annotations
 
@@ -31,6 +36,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from .codec import decode, encode
+from .redis_cache import ReadCache
 from .redis_client import Reachability
 from .redis_lock import LOCK_SECONDS, WorldLock
 from .redis_pending import PendingWrites
@@ -43,7 +49,9 @@ _FIELD_NAME = re.compile(r"\w+")  # a numbered log's field is spliced into JSON 
 
 class RedisStore(Store):
     def __init__(self, client, prefix: str, indexes: dict[str, list[str]] | None = None,
-                 reachability: Reachability | None = None):
+                 reachability: Reachability | None = None, cache: ReadCache | None = None):
+        """`reachability` and `cache` are shared by the stores of one backend; a store made alone has its own,
+        its change feed under its own prefix."""
         self._redis = client
         self._base = prefix
         self._p = prefix + ":"
@@ -51,6 +59,7 @@ class RedisStore(Store):
         self._indexes = indexes or {}
         self._reach = reachability or Reachability(repr(client))
         self._lock = WorldLock(client, prefix, self._reach)
+        self._cache = cache or ReadCache(client, prefix)
         self._local = threading.local()  # per thread: the open transaction's PendingWrites
         self._commit = client.register_script(COMMIT)
         self._find_indexed = client.register_script(FIND_INDEXED)
@@ -65,8 +74,16 @@ class RedisStore(Store):
             known, text = pending.record(collection, key)
             if known:
                 return decode(text) if text is not None else None
+        cached = self._cache.active()
+        if cached:
+            known, text = self._cache.record(self._base, collection, key)
+            if known:
+                return decode(text) if text is not None else None
+            version = self._cache.version()
         with self._reach.reaching():
             text = self._redis.hget(self._p + "rec:" + collection, key)
+        if cached:
+            self._cache.fill_record(self._base, collection, key, text, version)
         return decode(text) if text is not None else None
 
     def find(self, collection: str, **criteria) -> list[dict]:
@@ -74,15 +91,38 @@ class RedisStore(Store):
         indexed = [f for f in criteria if f in self._indexes.get(collection, ())]
         if pending is not None and pending.touches(collection):
             texts = [text for _, text in self._pairs(collection)]
-        elif indexed:
-            keys = [self._index_key(collection, indexed[0], criteria[indexed[0]]),
-                    self._p + "rec:" + collection, self._p + "ord:" + collection]
-            with self._reach.reaching():
-                texts = self._find_indexed(keys=keys)
         else:
-            texts = [text for _, text in self._stored_pairs(collection)]
+            texts = self._query(collection, indexed[0] if indexed else None, criteria)
         records = (decode(t) for t in texts)
         return [r for r in records if all(r.get(f) == v for f, v in criteria.items())]
+
+    def _query(self, collection: str, field: str | None, criteria: dict) -> list[bytes]:
+        """The texts of the records whose `field` (indexed) has the value asked for, or of all records (`field`
+        None), in insertion order: from the cache when it holds the answer."""
+        value = encode(criteria[field]) if field else None
+        cached = self._cache.active()
+        if cached:
+            texts = self._cache.query(self._base, collection, field, value)
+            if texts is not None:
+                return texts
+            version = self._cache.version()
+        rows = self._stored_rows(collection, field, value)
+        if cached:
+            self._cache.fill_query(self._base, collection, field, value, rows, version)
+        return [text for _, _, text in rows]
+
+    def _stored_rows(self, collection: str, field: str | None, value: str | None) -> list[tuple[str, float, bytes]]:
+        """(key, order score, text) of the matching records as Redis holds them, in insertion order."""
+        with self._reach.reaching():
+            if field is not None:
+                flat = self._find_indexed(keys=[f"{self._p}idx:{collection}:{field}:{value}",
+                                                self._p + "rec:" + collection, self._p + "ord:" + collection])
+                return [(flat[i].decode(), float(flat[i + 1]), flat[i + 2]) for i in range(0, len(flat), 3)]
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.hgetall(self._p + "rec:" + collection)
+            pipe.zrange(self._p + "ord:" + collection, 0, -1, withscores=True)
+            texts, order = pipe.execute()
+        return [(k.decode(), score, texts[k]) for k, score in order if k in texts]
 
     def _pairs(self, collection: str) -> list[tuple[str, str]]:
         """(key, record text) of every record, in insertion order, as this thread's transaction sees them."""
@@ -91,13 +131,8 @@ class RedisStore(Store):
             return self._stored_pairs(collection)
         return pending.overlay(collection, [] if pending.hides(collection) else self._stored_pairs(collection))
 
-    def _stored_pairs(self, collection: str) -> list[tuple[str, str]]:
-        with self._reach.reaching():
-            pipe = self._redis.pipeline(transaction=False)
-            pipe.hgetall(self._p + "rec:" + collection)
-            pipe.zrange(self._p + "ord:" + collection, 0, -1)
-            texts, order = pipe.execute()
-        return [(k.decode(), texts[k]) for k in order if k in texts]
+    def _stored_pairs(self, collection: str) -> list[tuple[str, bytes]]:
+        return [(key, text) for key, _, text in self._stored_rows(collection, None, None)]
 
     def collections(self) -> dict[str, int]:
         pending = self._pending()
@@ -134,8 +169,9 @@ class RedisStore(Store):
         if self._pending() is not None:  # nested: part of the outer one
             yield self
             return
-        token = self._lock.acquire()
+        token = self._lock.acquire(self._cache.acquire)  # and the cache catches up, in the same round trip
         self._local.pending = PendingWrites()
+        self._cache.enter()
         try:
             yield self
         except BaseException:
@@ -146,8 +182,22 @@ class RedisStore(Store):
             pending, self._local.pending = self._local.pending, None
             self._apply(pending.instructions(), token)
         finally:
+            self._cache.leave()
             self._local.pending = None
             self._lock.forget(token)
+
+    @contextmanager
+    def snapshot(self) -> Iterator["RedisStore"]:
+        """Reads inside are served from the read cache, caught up with the change feed once, as it begins (a
+        snapshot or transaction already open on this thread has done that)."""
+        if not self._cache.active():
+            with self._reach.reaching():
+                self._cache.catch_up()
+        self._cache.enter()
+        try:
+            yield self
+        finally:
+            self._cache.leave()
 
     def put(self, collection: str, key: str, record: dict) -> None:
         self._write(lambda pending: self._put(pending, collection, key, record))
@@ -211,7 +261,7 @@ class RedisStore(Store):
         """Send the commit script; the number of records it deleted. When the connection breaks during the call, the
         outcome is unknown: the script is sent again (it knows a commit it already applied) until Redis answers,
         for as long as the lock would live."""
-        args = [self._base, token, token or secrets.token_hex(8), *instructions]
+        args = [self._base, token, token or secrets.token_hex(8), self._cache.feed, *instructions]
         deadline = time.monotonic() + LOCK_SECONDS
         while True:
             try:

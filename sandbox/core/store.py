@@ -125,7 +125,8 @@ class StoreContract(Protocol):
                     process and applied when the outermost block exits, all in one server-side script that first
                     checks the lock is still this holder's: when it is not, nothing is applied and StoreUnavailable
                     is raised, so a holder that outlived its lock can never write over another's check. Waiting
-                    longer than `LOCK_WAIT_SECONDS` for the lock raises StoreUnavailable too. Others see the
+                    longer than `LOCK_WAIT_SECONDS` for the lock raises StoreUnavailable too. Taking the lock brings
+                    the process's read cache up to date in the same round trip (see snapshot()). Others see the
                     writes once they are applied; single writes from others do not wait for the lock. Two
                     differences inside a transaction: an entry appended with number= gets its number when the
                     writes are applied (read inside, it has none yet), and a next_value() of the same counter
@@ -136,9 +137,12 @@ class StoreContract(Protocol):
     def snapshot(self) -> ContextManager["StoreContract"]:
         """For reads only: the reads inside may share one view of the data, where a backend makes that cheaper
         than a view per read. SQLite: one read transaction on the thread's connection, for every world of the file
-        (commits made meanwhile by others are not seen inside). Memory and Redis: no grouping; each read sees the
-        latest state. Nests; inside a transaction() it adds nothing, and the reads see the transaction's own
-        writes. Writing inside is a programming error: SQLite raises RuntimeError for a write or a transaction()
+        (commits made meanwhile by others are not seen inside). Redis: one round trip as it begins brings this
+        process's read cache up to date (redis_cache); records read inside (get, find, all) come from that cache
+        where it holds them, else from the server: never older than the snapshot's start, and what was cached is
+        not refreshed until the next snapshot or transaction; logs and counters are read from the server. Memory:
+        no grouping; each read sees the latest state. Nests; inside a transaction() it adds nothing, and the reads
+        see the transaction's own writes. Writing inside is a programming error: SQLite raises RuntimeError for a write or a transaction()
         inside; memory and Redis do not check."""
         ...
 
@@ -212,7 +216,7 @@ class Store:
 
     @contextmanager
     def snapshot(self) -> Iterator["Store"]:
-        """Memory and Redis: no grouping to do (see StoreContract.snapshot)."""
+        """Memory: no grouping to do (see StoreContract.snapshot)."""
         yield self
 
     def load(self, snapshot: dict) -> None:

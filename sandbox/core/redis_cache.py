@@ -1,0 +1,135 @@
+"""What this process read from Redis lately, kept current by the backend's change feed, so that most reads of a
+request cost no round trip.
+
+Every commit (redis_scripts.COMMIT) announces the records it changed on one feed for the whole backend. A process
+catches up with the feed, receiving the changed records as they are now, at two moments: when a request's lookups
+begin (one round trip for which world, whose credentials and the fault rules: SYNC), and when it takes a world's
+lock (in the same round trip as the lock: ACQUIRE). From a catch-up to the end of that snapshot or transaction, reads
+are served from here; everywhere else they go to Redis. So nothing is served that was changed before the catch-up:
+a credential revoked, a rule deleted or a world dropped before a request's lookups began is seen by them, as a
+SQLite read transaction sees every commit made before it began. A wiped or replaced server (a new epoch) or a
+reader too far behind the feed forgets everything.
+"""
+from __future__ import annotations
+
+import bisect
+import secrets
+import threading
+
+from .codec import decode, encode
+from .redis_scripts import ACQUIRE, SYNC
+
+MOST_RECORDS = 50_000  # per world: past this, a world's cache is dropped and starts again
+
+
+class ReadCache:
+    def __init__(self, client, feed_prefix: str):
+        self.feed = feed_prefix
+        self._sync = client.register_script(SYNC)
+        self._acquire = client.register_script(ACQUIRE)
+        self._guard = threading.Lock()
+        self._worlds: dict[str, _WorldCache] = {}  # world prefix -> what is cached of it
+        self._epoch = ""
+        self._seen = 0  # feed entries caught up with
+        self._local = threading.local()  # per thread: snapshots and transactions open that read from here
+
+    # -- catching up ---------------------------------------------------------------------------------------
+    def catch_up(self) -> None:
+        self._apply(self._sync(args=self._where()))
+
+    def acquire(self, lock_key: str, token: str, milliseconds: int) -> bool:
+        """Take a world's lock and, if taken, catch up: one round trip."""
+        reply = self._acquire(keys=[lock_key], args=[token, milliseconds, *self._where()])
+        if reply is None:
+            return False
+        self._apply(reply)
+        return True
+
+    def _where(self) -> list:
+        return [self.feed, self._seen, self._epoch, secrets.token_hex(8)]
+
+    def _apply(self, reply: list) -> None:
+        epoch, count = reply[0].decode(), int(reply[1])
+        with self._guard:
+            if len(reply) == 3:  # 'reset': another server, or too far behind
+                self._worlds.clear()
+            elif epoch != self._epoch or count < self._seen:
+                return  # another thread caught up further meanwhile: its copies are newer than these
+            for i in range(2, len(reply) - 2, 3):
+                world, collection, key = reply[i].decode().split("\n")
+                if collection == "*":
+                    self._worlds.pop(world, None)
+                elif world in self._worlds:
+                    self._worlds[world].change(collection, key, reply[i + 1], reply[i + 2])
+            self._epoch, self._seen = epoch, count
+
+    # -- where it is used ----------------------------------------------------------------------------------
+    def active(self) -> bool:
+        return getattr(self._local, "depth", 0) > 0
+
+    def enter(self) -> None:
+        self._local.depth = getattr(self._local, "depth", 0) + 1
+
+    def leave(self) -> None:
+        self._local.depth -= 1
+
+    def version(self) -> tuple[str, int]:
+        """Take it before reading Redis on a miss, and hand it to fill_*: a copy read while another thread caught up
+        further might be older than what that thread applied, and is not kept."""
+        return self._epoch, self._seen
+
+    # -- reads -----------------------------------------------------------------------------------------------
+    def record(self, world: str, collection: str, key: str) -> tuple[bool, bytes | None]:
+        """(cached, its text or None when known to be absent)."""
+        cached = self._worlds.get(world)
+        if cached is None or (collection, key) not in cached.records:
+            return False, None
+        return True, cached.records[(collection, key)]
+
+    def fill_record(self, world: str, collection: str, key: str, text, version) -> None:
+        with self._guard:
+            if version == self.version():
+                self._world(world).records[(collection, key)] = text
+
+    def query(self, world: str, collection: str, field: str | None, value: str | None) -> list | None:
+        """The texts a find() by one indexed field (or by none: `field` None) gave, in order, or None."""
+        cached = self._worlds.get(world)
+        rows = cached.queries.get(collection, {}).get((field, value)) if cached is not None else None
+        if rows is None:
+            return None
+        return [cached.records[(collection, key)] for _, key in rows]
+
+    def fill_query(self, world: str, collection: str, field: str | None, value: str | None, rows, version) -> None:
+        """`rows`: (key, order score, text) of every record the query matches."""
+        with self._guard:
+            if version != self.version():
+                return
+            cached = self._world(world)
+            cached.queries.setdefault(collection, {})[(field, value)] = sorted((score, key) for key, score, _ in rows)
+            for key, _, text in rows:
+                cached.records[(collection, key)] = text
+
+    def _world(self, world: str) -> "_WorldCache":
+        cached = self._worlds.get(world)
+        if cached is None or len(cached.records) > MOST_RECORDS:
+            cached = self._worlds[world] = _WorldCache()
+        return cached
+
+
+class _WorldCache:
+    def __init__(self):
+        self.records: dict[tuple[str, str], bytes | None] = {}
+        # collection -> (indexed field or None for all, encoded value) -> sorted [(order score, key)]
+        self.queries: dict[str, dict[tuple, list]] = {}
+
+    def change(self, collection: str, key: str, text: bytes | None, score: bytes | None) -> None:
+        self.records[(collection, key)] = text
+        queries = self.queries.get(collection)
+        if not queries:
+            return
+        record = decode(text) if text is not None else None
+        for (field, value), rows in queries.items():
+            rows[:] = [row for row in rows if row[1] != key]
+            # The index's own test: the field's value, encoded, equals the one asked for (RedisStore._index_key).
+            if record is not None and (field is None or encode(record.get(field)) == value):
+                bisect.insort(rows, (float(score), key))
