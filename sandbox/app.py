@@ -14,7 +14,8 @@ from .core.masking import Secrets
 from .core.routing import install_error_handlers, mount
 from .core.spec import load_spec
 from .core.backends import open_backend
-from .core.world import DEFAULT, World
+from .core.guard import Guard
+from .core.world import DEFAULT, World, new_suffix, suffix_of
 from . import ui
 from .kit import proxy
 from .vendors import VENDORS
@@ -27,10 +28,12 @@ class Sandbox:
 
     Which workspaces exist, and when each was last used, is kept in the backend (namespace `_sandbox`), so a
     workspace created through one worker process is served by all of them; each process opens the worlds it
-    needs and forgets those that were dropped.
+    needs and forgets those that were dropped. So is each workspace's credential suffix, which is how a request's
+    credential names the world it acts on (core/world.py).
     """
 
     REGISTRY = "workspaces"
+    SUFFIXES = "suffixes"  # a workspace's credential suffix -> {"suffix", "workspace": its ID}
 
     def __init__(self, settings: Settings, vendors=VENDORS):
         self.settings = settings
@@ -39,10 +42,10 @@ class Sandbox:
             spec.name: spec
             for spec in (load_spec(settings.specs_dir / m.spec_file) for m in [*self.vendors, control])
         }
+        self.secrets = Secrets.of(spec.document for spec in self.specs.values())  # what the journal masks
         self.backend = open_backend(settings)
         self.registry = self.backend.store("_sandbox", {})
         self.worlds: dict[str, World] = {DEFAULT: self._open(DEFAULT, settings.seed, settings.size)}
-        self.secrets = Secrets.of(spec.document for spec in self.specs.values())  # what the journal masks
         self._lock = threading.Lock()
         self._last_sweep = time.monotonic()
         self._touched: dict[str, float] = {}  # workspace -> when this process last wrote its lastUsed
@@ -72,9 +75,12 @@ class Sandbox:
 
     # -- workspaces ----------------------------------------------------------------------------------------
     def create_workspace(self, seed: int | None = None, size: int | None = None) -> World:
-        workspace_id = "ws" + secrets.token_hex(4)
+        """A new world. Its ID and its credentials' suffix are 128 bits each from `secrets`, drawn separately: neither
+        can be guessed, and a credential says nothing of the ID or of another workspace's credentials."""
+        workspace_id = "ws" + secrets.token_hex(16)
         world = self._open(workspace_id, self.settings.seed if seed is None else seed,
-                           self.settings.size if size is None else size, suffix=f".{workspace_id}")
+                           self.settings.size if size is None else size, suffix=new_suffix())
+        self.registry.put(self.SUFFIXES, world.suffix, {"suffix": world.suffix, "workspace": workspace_id})
         self._note_use(workspace_id)  # registered once seeded, so no worker serves it half-made
         with self._lock:
             self.worlds[workspace_id] = world
@@ -85,6 +91,8 @@ class Sandbox:
             return False
         with self._lock:
             self.worlds.pop(workspace_id, None)
+        for suffix in self.registry.find(self.SUFFIXES, workspace=workspace_id):
+            self.registry.delete(self.SUFFIXES, suffix["suffix"])
         self.backend.drop(workspace_id)
         return True
 
@@ -95,6 +103,8 @@ class Sandbox:
             for workspace_id in gone:  # dropped by another worker
                 del self.worlds[workspace_id]
             missing = [w for w in registered if w not in self.worlds]
+        for workspace_id in gone:
+            self.backend.forget(workspace_id)
         for workspace_id in missing:  # created by another worker
             world = World.attach(workspace_id, self.settings, self.vendors, self.backend)
             with self._lock:
@@ -103,8 +113,6 @@ class Sandbox:
 
     def idle_seconds(self, workspace_id: str) -> float:
         record = self.registry.get(self.REGISTRY, workspace_id)
-        for workspace_id in gone:
-            self.backend.forget(workspace_id)
         return _idle(record) if record else 0.0
 
     def touch(self, world: World) -> None:
@@ -143,8 +151,22 @@ class Sandbox:
             if world is None:
                 raise ControlNotFound(f"No workspace {workspace_id}: it was deleted or expired")
         else:
-            # The credentials say which world: a workspace's are its own (they carry its suffix).
-            world = next((w for w in self.workspaces() if mount_.knows and mount_.knows(w.store, req)), self.default)
+            # The credential says which world, by its suffix, and only that world may authenticate it.
+            credential = mount_.credential(req) if mount_.credential else None
+            suffix = suffix_of(credential) if credential else ""
+            world = (self._workspace_with_suffix(suffix) if suffix else None) or self.default
+        return world
+
+    def _workspace_with_suffix(self, suffix: str) -> World | None:
+        record = self.registry.get(self.SUFFIXES, suffix)
+        if record is None:
+            return None
+        workspace_id = record["workspace"]
+        world = self.worlds.get(workspace_id)
+        if world is None and self.registry.get(self.REGISTRY, workspace_id) is not None:  # made by another worker
+            world = World.attach(workspace_id, self.settings, self.vendors, self.backend)
+            with self._lock:
+                world = self.worlds.setdefault(workspace_id, world)
         return world
 
 
@@ -158,6 +180,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(ui.bp)
     app.register_blueprint(proxy.bp)
     install_error_handlers(app)
+    # The first thing every request meets: the Host allow-list, then the control API's cross-site checks.
+    app.wsgi_app = Guard(app.wsgi_app, settings, control_prefix="/" + control.name)
     return app
 
 

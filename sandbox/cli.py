@@ -69,6 +69,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--admin-token", default=os.environ.get("SANDBOX_ADMIN_TOKEN"),
                         help="require this token (header X-Sandbox-Admin-Token) on the control API "
                              "(env SANDBOX_ADMIN_TOKEN); without one the control API is served only on loopback")
+    parser.add_argument("--allowed-host", action="append", dest="allowed_hosts", metavar="NAME",
+                        default=Settings().allowed_hosts,
+                        help="a name the Host header may carry besides the --host address, localhost and loopback "
+                             "addresses (e.g. a team server's DNS name); repeat for more (env SANDBOX_ALLOWED_HOSTS, "
+                             "comma-separated). Any other Host is refused: the DNS-rebinding defence")
+    parser.add_argument("--cors-origin", action="append", dest="cors_origins", metavar="ORIGIN",
+                        default=Settings().cors_origins,
+                        help="an origin (scheme://host[:port]) whose web pages may call the control API (CORS); repeat "
+                             "for more (env SANDBOX_CORS_ORIGINS, comma-separated). Default: none, only the sandbox's "
+                             "own pages")
     parser.add_argument("--faults", type=Path, metavar="FILE",
                         help="YAML list of fault rules to set at start-up, as POST /_sandbox/faults takes them")
     parser.add_argument("--scenario", metavar="NAME",
@@ -131,7 +141,8 @@ def main(argv=None) -> int | None:
     args = parse_args(argv)
     settings = Settings(backend=args.backend, db=args.db, redis_url=args.redis_url, seed=args.seed, size=args.size, publisher_timeout=args.publisher_timeout,
                         strict_responses=args.strict, admin_token=args.admin_token, workspace_ttl=args.workspace_ttl,
-                        journal_size=args.journal_size, control_open=_is_loopback(args.host), proxies=proxies)
+                        journal_size=args.journal_size, control_open=_is_loopback(args.host), proxies=proxies,
+                        host=args.host, allowed_hosts=args.allowed_hosts, cors_origins=args.cors_origins)
     try:
         app = create_app(settings)
     except BackendUnavailable as exc:
@@ -152,6 +163,9 @@ def main(argv=None) -> int | None:
         print(f"  proxy         http://{args.host}:{args.port}/proxy/{spec}/... -> {upstream}   "
               f"findings http://{args.host}:{args.port}/_sandbox/proxy/findings", flush=True)
     print(_control_notice(settings), flush=True)
+    print("  hosts         " + ", ".join([args.host, "localhost", "loopback addresses", *settings.allowed_hosts])
+          + (" and any IP address" if args.host in ("0.0.0.0", "::") else "") + "; any other Host is refused"
+          + (f"; CORS open to {', '.join(settings.cors_origins)}" if settings.cors_origins else ""), flush=True)
     if args.dev:
         app.run(host=args.host, port=args.port, threaded=True)
         return

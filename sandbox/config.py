@@ -18,6 +18,11 @@ def _data_root() -> Path:
 ROOT = _data_root()
 
 
+def _env_list(name: str) -> list[str]:
+    """A comma-separated environment variable as a list (empty when unset)."""
+    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+
+
 @dataclass
 class Settings:
     # Where state lives: "memory" (one process), "sqlite" (the processes of one machine) or "redis" (many hosts).
@@ -46,6 +51,12 @@ class Settings:
     max_header_bytes: int = 16 * 1024
     max_headers: int = 64
     control_open: bool = True
+    # The address the sandbox listens on, and the other names its Host header may carry (core/guard.py: besides
+    # these, localhost and loopback addresses; any IP address when listening on all of them).
+    host: str = "127.0.0.1"
+    allowed_hosts: list[str] = field(default_factory=lambda: _env_list("SANDBOX_ALLOWED_HOSTS"))
+    # Origins (scheme://host[:port]) whose web pages may call the control API (CORS); none: only its own pages.
+    cors_origins: list[str] = field(default_factory=lambda: _env_list("SANDBOX_CORS_ORIGINS"))
     # Validation proxies (run.py proxy): spec name -> upstream base URL, served at /proxy/<spec>/...
     proxies: dict[str, str] = field(default_factory=dict)
     # Demo scenarios (YAML files) that POST /_sandbox/scenarios/<name> loads.

@@ -1,5 +1,6 @@
 """Request journal, workspaces, state snapshots, protection and scenarios (issue 6)."""
 import json
+import re
 import concurrent.futures
 import copy
 
@@ -85,7 +86,8 @@ def _header(workspace, vendor, fragment=""):
 def test_workspace_is_an_isolated_world_with_its_own_credentials(client, sandbox):
     ws = _workspace(client, seed=7, size=10)
     rai = _header(ws, "returning-ai", "placeholder")
-    assert rai["Authorization"] == f"Bearer XXXXXX.{ws['id']}"
+    assert re.fullmatch(r"Bearer XXXXXX\.[0-9a-f]{32}", rai["Authorization"])
+    assert ws["id"][2:] not in rai["Authorization"]  # the credential does not give the workspace's ID away
     r = client.patch(PATCH_URL, json={"voucherCode": "WS-ONLY-1", "voucherExpiryDate": "31/12/2026"}, headers=rai)
     assert r.status_code == 200
     # The default world did not change, and the workspace's change is visible only with its header.
@@ -127,7 +129,7 @@ def test_workspace_delete_and_unknown(client):
     assert client.delete(f"/_sandbox/workspaces/{ws['id']}").status_code == 404
     assert client.get("/_sandbox/health", headers={"X-Sandbox-Workspace": ws["id"]}).status_code == 404
     # Its credentials now mean nothing.
-    r = client.patch(PATCH_URL, json={"redemptionInstructions": "A"}, headers=bearer(f"XXXXXX.{ws['id']}"))
+    r = client.patch(PATCH_URL, json={"redemptionInstructions": "A"}, headers=_header(ws, "returning-ai", "placeholder"))
     assert r.status_code == 401
 
 

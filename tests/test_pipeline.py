@@ -86,7 +86,7 @@ def test_a_dropped_connection_is_journaled_with_no_status(app, fault):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         with socket.create_connection(("127.0.0.1", server.server_port), timeout=5) as sock:
-            sock.sendall(b"GET /fabric/v3/redemptions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer fabric-demo-token\r\n"
+            sock.sendall(b"GET /fabric/v3/redemptions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer fabric-demo-token\r\n"
                          b"x-fabric-tenant-id: 61a5f0c2b3d4e5f6a7b8c9d0\r\nX-Sandbox-Fault: " + fault.encode()
                          + b"\r\n\r\n")
             try:

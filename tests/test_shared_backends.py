@@ -47,7 +47,8 @@ def test_rules_journal_events_and_workspaces_are_shared(two_instances):
     assert [e["name"] for e in first.get("/_sandbox/events").get_json()["events"]] == ["update:purchase-history"]
     workspace = first.post("/_sandbox/workspaces", json={"size": 5}).get_json()
     assert [w["id"] for w in second.get("/_sandbox/workspaces").get_json()["workspaces"]] == [workspace["id"]]
-    headers = {"Authorization": f"Bearer XXXXXX.{workspace['id']}"}
+    headers = next(c["headers"] for c in workspace["credentials"] if c["headers"].get("Authorization", "").startswith(
+        "Bearer XXXXXX."))
     assert second.patch(PATCH_URL, json={"redemptionInstructions": "In the workspace"}, headers=headers).status_code == 200
     assert second.delete(f"/_sandbox/workspaces/{workspace['id']}").status_code == 200
     assert first.patch(PATCH_URL, json={"redemptionInstructions": "Gone"}, headers=headers).status_code == 401

@@ -11,6 +11,10 @@ class NotFound(ControlError):
     status = 404
 
 
+class Conflict(ControlError):
+    status = 409
+
+
 def error_for_status(status: int, message: str, problems: list[Problem], headers=None) -> ControlError:
     error = ControlError(message, problems, headers)
     error.status = status

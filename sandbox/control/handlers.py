@@ -3,10 +3,10 @@ import yaml
 from flask import Response
 
 from sandbox.core.events import read_events
-from sandbox.core.faults import GENERIC_FAULTS, accepted_faults
+from sandbox.core.faults import GENERIC_FAULTS, TooManyRules, accepted_faults
 from sandbox.core.world import DEFAULT
 
-from .errors import NotFound
+from .errors import Conflict, NotFound
 from .errors import error_for_status
 from .scenarios import load_scenario as apply_scenario
 from .scenarios import scenarios
@@ -61,6 +61,11 @@ def export_state(call):
 
 def import_state(call):
     body = call.body
+    for collection, records in body["collections"].items():  # no world may be given another's credential
+        claim = next(filter(None, (call.world.foreign_credential(collection, key, record)
+                                   for key, record in records.items())), None)
+        if claim:
+            raise Conflict(f"Nothing imported: {claim}")
     call.store.load({"collections": body["collections"], "logs": body["logs"]})
     call.world.adopt(body["seed"], body["size"])
     return {"status": "imported", "collections": len(body["collections"])}
@@ -83,7 +88,10 @@ def create_fault_rule(call):
     if refusing:
         raise NotFound(f"{', '.join(refusing)} does not accept the fault {fault}; "
                          "GET /_sandbox/faults/catalogue lists what each operation accepts")
-    return 201, call.world.faults.add_rule(body).to_json()
+    try:
+        return 201, call.world.faults.add_rule(body).to_json()
+    except TooManyRules as full:
+        raise Conflict(str(full)) from None
 
 
 def clear_fault_rules(call):

@@ -15,13 +15,21 @@ from pathlib import Path
 
 import yaml
 
+from .errors import Conflict
+
 
 def scenarios(directory: Path) -> dict[str, dict]:
     return {path.stem: yaml.safe_load(path.read_text(encoding="utf-8")) for path in sorted(directory.glob("*.yaml"))}
 
 
 def load_scenario(world, scenario: dict) -> list:
-    """Reset the world, apply the scenario's changes, set its fault rules; returns the rules."""
+    """Reset the world, apply the scenario's changes, set its fault rules; returns the rules. A change that would
+    give the world another world's credential is refused (409) before anything changes."""
+    for change in scenario.get("changes", []):
+        claim = world.foreign_credential(change["collection"], change["key"], {**change.get("record", {}),
+                                                                               **change.get("set", {})})
+        if claim:
+            raise Conflict(f"The scenario changes nothing: {claim}")
     world.reset(seed=scenario.get("seed"), size=scenario.get("size"))
     with world.store.transaction():
         for change in scenario.get("changes", []):

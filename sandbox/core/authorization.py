@@ -35,13 +35,9 @@ def bearer_token(request, refuse, what: str, placeholder: str) -> str:
         raise refuse(f"Malformed Authorization header: expected 'Bearer <{placeholder}>'") from None
 
 
-def bearer_token_in(collection: str):
-    """A Mount's `knows`: the world holds the request's bearer token as a key of `collection`."""
-
-    def knows(store, request) -> bool:
-        try:
-            return store.get(collection, credentials(request, "Bearer")) is not None
-        except (MissingCredentials, MalformedCredentials):
-            return False
-
-    return knows
+def bearer_credential(request) -> str | None:
+    """A Mount's `credential`: the bearer token the request presents, if any."""
+    try:
+        return credentials(request, "Bearer")
+    except (MissingCredentials, MalformedCredentials):
+        return None

@@ -31,8 +31,12 @@ class Mount:
     indexes: dict[str, list[str]] = field(default_factory=dict)
     # Request headers copied onto every response of this mount (fabric's x-fabric-request-id).
     echo_headers: tuple[str, ...] = ()
-    # Does this world know the credentials the request carries? Picks the workspace a request acts on.
-    knows: Callable | None = None
+    # The credential a request presents (a bearer token, a till's username, an OAuth token), or None: its suffix
+    # says which world the request acts on (core/world.py), whichever world's store may hold it.
+    credential: Callable | None = None
+    # Collections whose keys are credentials, and the fields of their records that hold one: no world may be given
+    # (by an import, a scenario) a credential that is not its own.
+    credential_fields: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # The vendor's own faults (beyond core.faults.GENERIC_FAULTS): name -> what it does.
     faults: dict[str, str] = field(default_factory=dict)
     # Whether its requests are recorded in the world's journal (the control API's are not).

@@ -3,17 +3,21 @@
 The default world is the seeded one; each workspace is another world, seeded the same way but with credentials
 of its own, so the credentials a request carries say which world it acts on. All of a world's state, its seed
 and size included, lives in its store, so every worker process (and, on Redis, every host) sees the same world.
+
+Whose a credential is, is written in it: a workspace's credentials end with the workspace's secret suffix (a dot
+and 32 hex digits, 128 bits from `secrets`, unrelated to its ID), the default world's never end like that. A
+request is served by the world its credential names and no other, and no world may hold another's credential.
 """
 from __future__ import annotations
 
 import copy
+import logging
+import re
+import secrets
 import zlib
 from functools import cache
 from pathlib import Path
 
-import logging
-import re
-import secrets
 import yaml
 from faker import Faker
 
@@ -22,11 +26,23 @@ from .ids import IdGenerator
 from .journal import Journal
 
 DEFAULT = "default"
+log = logging.getLogger("sandbox")
 _SETTINGS = ("_world", "settings")  # collection and key of the world's seed, size and credential suffix
+_WORKSPACE_SUFFIX = re.compile(r"\.[0-9a-f]{32}\Z")
+
+
+def new_suffix() -> str:
+    """A workspace's credential suffix: a dot and 128 bits from the operating system, in hex."""
+    return "." + secrets.token_hex(16)
+
+
+def suffix_of(credential: str) -> str:
+    """The workspace suffix a credential ends with; "" for a credential of the default world."""
+    found = _WORKSPACE_SUFFIX.search(credential)
+    return found.group(0) if found else ""
 
 
 class World:
-log = logging.getLogger("sandbox")
     def __init__(self, world_id: str, settings, vendors, store):
         self.id = world_id
         self.settings = settings
@@ -81,8 +97,28 @@ log = logging.getLogger("sandbox")
 
     @property
     def suffix(self) -> str:
-        """Appended to every credential of a workspace, so they differ from the default world's."""
+        """Appended to every credential of a workspace (new_suffix); "" for the default world."""
         return self._settings()["suffix"]
+
+    def foreign_credential(self, collection: str, key: str, record: dict) -> str | None:
+        """Why a record about to be written here (imported, or changed by a scenario) would claim a credential that
+        is not this world's, naming it; None when it claims none. A vendor's `credential_fields` name the
+        collections whose keys are credentials, and the fields that hold one."""
+        fields = next((v.credential_fields[collection] for v in self.vendors if collection in v.credential_fields),
+                      None)
+        if fields is None:
+            return None
+        suffix = self.suffix
+        for value in [key] + [record.get(f) for f in fields]:
+            if not isinstance(value, str) or suffix_of(value) == suffix:
+                continue
+            if not suffix:
+                return (f"{collection} {_shown(value)} ends like a workspace's credential (a dot and 32 hex "
+                        "digits): the default world may not hold it")
+            whose = "another workspace's" if suffix_of(value) else "the default world's"
+            return (f"{collection} {_shown(value)} is {whose} credential: this workspace may hold only credentials "
+                    "ending with its own suffix, as GET /_sandbox/credentials lists them")
+        return None
 
     def vanished(self) -> bool:
         """Whether its data is gone from the backend (Redis restarted without persistence, flushed, or evicting
@@ -112,16 +148,6 @@ log = logging.getLogger("sandbox")
         return [c for vendor in self.vendors for c in vendor.credentials(self.store)]
 
 
-def indexes_of(vendors) -> dict[str, list[str]]:
-    """The secondary indexes every vendor's lookups need: collection -> fields."""
-    return {collection: fields for vendor in vendors for collection, fields in vendor.indexes.items()}
-
-
-@cache
-def _fixtures(path: Path) -> dict:
-    if not path.exists():
-        return {}
-    return yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 def _shown(value: str) -> str:
     return value if len(value) <= 100 else value[:100] + "…"
 
@@ -132,3 +158,13 @@ def _damaged(world_id: str, fields: str) -> None:
                 "POST /_sandbox/reset writes them anew", world_id, fields)
 
 
+def indexes_of(vendors) -> dict[str, list[str]]:
+    """The secondary indexes every vendor's lookups need: collection -> fields."""
+    return {collection: fields for vendor in vendors for collection, fields in vendor.indexes.items()}
+
+
+@cache
+def _fixtures(path: Path) -> dict:
+    if not path.exists():
+        return {}
+    return yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))

@@ -11,6 +11,14 @@ bp = Blueprint("ui", __name__, template_folder="templates", static_folder="stati
 SWAGGER_DIST = os.path.join(os.path.dirname(flask_swagger_ui.__file__), "dist")
 
 
+@bp.after_request
+def not_in_frames(response):
+    """No page of another site may frame these pages (and trick a click on reset)."""
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
+    return response
+
+
 @bp.get("/")
 def demo():
     sandbox = current_app.extensions["sandbox"]

@@ -2,9 +2,9 @@
 from sandbox.core.mount import Mount
 
 from . import handlers
-from .auth import authenticate, knows
+from .auth import authenticate, credential
 from .errors import error_for_status
-from .records import INDEXES
+from .records import INDEXES, OAUTH_CLIENTS, OAUTH_TOKENS, TILLS
 from .seed import credentials, seed
 
 vendor = Mount(
@@ -16,7 +16,8 @@ vendor = Mount(
     seed=seed,
     credentials=credentials,
     indexes=INDEXES,
-    knows=knows,
+    credential=credential,
+    credential_fields={TILLS: ("username",), OAUTH_CLIENTS: ("key", "username"), OAUTH_TOKENS: ("token", "username")},
     faults={"redemption-update-failed": "750 \"Redemption update failed : {0}.\" on updateRedemption, after the "
                                         "lookups, before the write; nothing written."},
 )

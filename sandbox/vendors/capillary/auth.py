@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import time
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ from .errors import Unauthorized
 from .records import OAUTH_TOKENS, TILLS
 
 OAUTH_HEADER = "X-CAP-API-OAUTH-TOKEN"
+TOKEN_PATH = "/v3/oauth/token/generate"
 _FAILED = "Authentication failed. Please check username and password."
 
 
@@ -65,12 +67,20 @@ def _till(world, username: str) -> Till:
     return Till(username, record["tillId"], record["tillName"], record["orgId"])
 
 
-def knows(store, request) -> bool:
+def credential(request) -> str | None:
+    """The Mount's `credential`: the OAuth token, else the till's username in the Basic header, else (asking for a
+    token) the OAuth client's key in the body."""
     token = request.headers.get(OAUTH_HEADER)
     if token:
-        return store.get(OAUTH_TOKENS, token) is not None
+        return token
     try:
-        username = base64.b64decode(credentials(request, "Basic"), validate=True).decode("utf-8").partition(":")[0]
+        return base64.b64decode(credentials(request, "Basic"), validate=True).decode("utf-8").partition(":")[0]
     except (MissingCredentials, MalformedCredentials, binascii.Error, UnicodeDecodeError):
-        return False
-    return store.get(TILLS, username) is not None
+        pass
+    if request.path.endswith(TOKEN_PATH):
+        try:  # only to pick the world: the body is read (and refused, if it must be) afterwards like any other
+            key = json.loads(request.get_data(cache=True)).get("key")
+        except Exception:  # noqa: BLE001 - unreadable, not JSON, not an object: no world to pick by it
+            return None
+        return key if isinstance(key, str) else None
+    return None

@@ -68,7 +68,7 @@ def is_points_redeemable(call):
 
 def generate_o_auth_token(call):
     ttl = call.settings.oauth_token_ttl
-    token = issue_oauth_token(call.store, call.body["key"], call.body["secret"], ttl)
+    token = issue_oauth_token(call.store, call.body["key"], call.body["secret"], ttl, call.world.suffix)
     if token is None:
         raise Unauthorized("Unknown OAuth key or secret (demo clients: GET /_sandbox/credentials)")
     return {"data": {"accessToken": token, "ttlSeconds": ttl}, "errors": None}

@@ -1,5 +1,5 @@
 """fabric: Offers redemptions, v3 (seed 003)."""
-from sandbox.core.authorization import bearer_token_in
+from sandbox.core.authorization import bearer_credential
 from sandbox.core.mount import Mount
 
 from . import handlers
@@ -18,5 +18,6 @@ vendor = Mount(
     credentials=credentials,
     indexes=INDEXES,
     echo_headers=("x-fabric-request-id",),
-    knows=bearer_token_in(TOKENS),
+    credential=bearer_credential,
+    credential_fields={TOKENS: ("token",)},
 )

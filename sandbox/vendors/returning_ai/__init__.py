@@ -1,5 +1,5 @@
 """Returning.AI: purchase histories (seeds 000, 001)."""
-from sandbox.core.authorization import bearer_token_in
+from sandbox.core.authorization import bearer_credential
 from sandbox.core.mount import Mount
 
 from . import handlers
@@ -17,7 +17,8 @@ vendor = Mount(
     seed=seed,
     credentials=credentials,
     indexes=INDEXES,
-    knows=bearer_token_in(API_KEYS),
+    credential=bearer_credential,
+    credential_fields={API_KEYS: ("key",)},
     faults={
         "store-unavailable": "502: the upstream store service is unreachable (seed 000); strikes when the update is "
                              "published, after 404 and 409; nothing written.",
