@@ -87,6 +87,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="seconds an unused workspace lives before it is dropped")
     parser.add_argument("--journal-size", type=int, default=Settings.journal_size,
                         help="requests kept in each world's journal")
+    parser.add_argument("--max-body-bytes", type=_at_least_one, default=Settings.max_body_bytes,
+                        help="the largest request body a vendor endpoint accepts (larger: 413 in its envelope)")
+    parser.add_argument("--max-import-bytes", type=_at_least_one, default=Settings.max_import_bytes,
+                        help="the largest body POST /_sandbox/state/import accepts (an exported world)")
     parser.add_argument("--workers", type=_at_least_one, default=DEFAULT_WORKERS,
                         help="gunicorn worker processes (they share state through the backend)")
     parser.add_argument("--threads", type=_at_least_one, default=DEFAULT_THREADS,
@@ -142,6 +146,7 @@ def main(argv=None) -> int | None:
     settings = Settings(backend=args.backend, db=args.db, redis_url=args.redis_url, seed=args.seed, size=args.size, publisher_timeout=args.publisher_timeout,
                         strict_responses=args.strict, admin_token=args.admin_token, workspace_ttl=args.workspace_ttl,
                         journal_size=args.journal_size, control_open=_is_loopback(args.host), proxies=proxies,
+                        max_body_bytes=args.max_body_bytes, max_import_bytes=args.max_import_bytes,
                         host=args.host, allowed_hosts=args.allowed_hosts, cors_origins=args.cors_origins)
     try:
         app = create_app(settings)
@@ -211,6 +216,7 @@ def _control_notice(settings: Settings) -> str:
 def serve(app, args) -> None:
     if args.server == "granian":
         return serve_granian(app, args)
+    import gunicorn.util
     from gunicorn.app.base import BaseApplication
 
     class Server(BaseApplication):
@@ -222,10 +228,11 @@ def serve(app, args) -> None:
             self.cfg.set("worker_class", gunicorn_worker_class(args.threads))
             self.cfg.set("threads", args.threads)
             self.cfg.set("accesslog", None)
-            # No HTML 414/431 from the server: long URLs and headers reach the spec's validation, which answers
-            # in the vendor's envelope (found by run.py contract).
-            self.cfg.set("limit_request_line", 0)
-            self.cfg.set("limit_request_field_size", 0)
+            # The server's own bounds, above the sandbox's (core/limits.py: 4 KiB of URL, 16 KiB of headers), so
+            # what the sandbox can answer in the vendor's envelope reaches it, and nothing larger is read whole.
+            self.cfg.set("limit_request_line", 8190)
+            self.cfg.set("limit_request_fields", 100)
+            self.cfg.set("limit_request_field_size", 8190)
             self.cfg.set("loglevel", "warning")
             # No keep-alive: each request goes to a free worker (see DEFAULT_WORKERS).
             self.cfg.set("keepalive", 0)
@@ -235,7 +242,19 @@ def serve(app, args) -> None:
         def load(self):
             return app
 
+    gunicorn.util.write_error = _write_json_error
     Server().run()
+
+
+def _write_json_error(sock, status_int, reason, mesg):
+    """gunicorn's own refusals (a request it cannot parse, or beyond its bounds), as JSON instead of HTML: in the
+    control API's envelope, since the request never reached a vendor."""
+    import gunicorn.util
+
+    body = json.dumps({"error": {"code": status_int, "message": f"{reason}: {mesg}"}}).encode()
+    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1")
+    gunicorn.util.write_nonblock(sock, head + body)
 
 
 def serve_granian(app, args) -> None:

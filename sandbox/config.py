@@ -39,17 +39,17 @@ class Settings:
     publisher_timeout: float = 2.0
     # Requests kept in each world's journal (the oldest are dropped first).
     journal_size: int = 1000
-    # Seconds a workspace may stay unused before it is dropped.
-    workspace_ttl: float = 3600.0
-    # When set, the control API answers only requests that send it as X-Sandbox-Admin-Token.
-    admin_token: str | None = None
-    # Without an admin token, the control API is served only while this is true (run.py: bound to loopback).
     # How large one request may be (core/limits.py): beyond, 413 / 414 / 431 in the API's own envelope.
     max_body_bytes: int = 1024 * 1024
     max_import_bytes: int = 64 * 1024 * 1024  # POST /_sandbox/state/import: an exported world of 100k records
     max_url_bytes: int = 4096
     max_header_bytes: int = 16 * 1024
     max_headers: int = 64
+    # Seconds a workspace may stay unused before it is dropped.
+    workspace_ttl: float = 3600.0
+    # When set, the control API answers only requests that send it as X-Sandbox-Admin-Token.
+    admin_token: str | None = None
+    # Without an admin token, the control API is served only while this is true (run.py: bound to loopback).
     control_open: bool = True
     # The address the sandbox listens on, and the other names its Host header may carry (core/guard.py: besides
     # these, localhost and loopback addresses; any IP address when listening on all of them).

@@ -101,12 +101,6 @@ def handle(x: Exchange) -> Response:
             "Retry-After": str(error.retry_after)}))
     except Exception:  # noqa: BLE001 - whatever it was, the client gets the vendor's 500 and the log the details
         log.exception("unexpected failure on %s %s", x.request.method, x.request.path)
-    except RequestEntityTooLarge:  # a chunked body that ran past the limit while it was read
-        x.response = render_error(x, x.mount.error_for_status(413, limits.too_large(x.request.max_content_length), []))
-    except StoreUnavailable as error:  # the backend is away or the world's lock busy or lost: nothing was written
-        x.journaled = not error.reachable  # a write's entry was undone with it: journal the 503, where possible
-        x.response = render_error(x, x.mount.error_for_status(503, str(error), [], headers={
-            "Retry-After": str(error.retry_after)}))
         x.response = render_error(x, rendering.crash(x.mount))
     rendering.echo_headers(x.mount, x.request, x.response)
     journal(x)
@@ -134,13 +128,13 @@ def authenticate(x: Exchange) -> None:
         x.principal = x.mount.authenticate(x.world, x.request, x.operation)
 
 
-    x.body_read = bool(x.operation.body_media_types)  # read and cached: the journal may show it
 def read_fault_rules(x: Exchange) -> None:
     x.rules = x.world.faults.applicable(x.mount.name, x.operation.operation_id)
 
 
 def validate(x: Exchange) -> None:
     x.params, x.body, problems = validate_request(x.operation, x.request, x.path_args)
+    x.body_read = bool(x.operation.body_media_types)  # read and cached: the journal may show it
     if problems:
         raise x.mount.error_for_status(400, rendering.summary(problems), problems)
 
