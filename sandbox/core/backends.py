@@ -16,7 +16,7 @@ from contextlib import closing
 import redis
 
 from .redis_cache import ReadCache
-from .redis_client import Reachability, connect, shown
+from .redis_client import RedisLink, connect, shown
 from .redis_store import RedisStore
 from .sqlite_store import SQLiteStore, forget_database, temporary_database
 from .store import MemoryStore
@@ -104,8 +104,8 @@ class RedisBackend:
         self.client = connect(settings.redis_url)
         # Shared by every store of this sandbox: one line in the log when Redis goes away, one when it is back;
         # one read cache, caught up once per request's lookups and once per transaction.
-        self.reachability = Reachability(settings.redis_url)
-        self.cache = ReadCache(self.client, self.prefix)
+        self.link = RedisLink(self.client, settings.redis_url)
+        self.cache = ReadCache(self.link, self.prefix)
         try:
             self.client.ping()  # fail at start-up, saying what to fix, rather than on the first request
         except redis.RedisError as exc:
@@ -113,7 +113,7 @@ class RedisBackend:
                                      "or pass another --redis-url") from exc
 
     def store(self, namespace: str, indexes: dict) -> RedisStore:
-        return RedisStore(self.client, f"{self.prefix}:{namespace}", indexes, self.reachability, self.cache)
+        return RedisStore(self.client, f"{self.prefix}:{namespace}", indexes, self.link, self.cache)
 
     def drop(self, namespace: str) -> None:
         self.store(namespace, {}).clear()

@@ -17,16 +17,18 @@ import secrets
 import threading
 
 from .codec import decode, encode
+from .redis_client import RedisLink
 from .redis_scripts import ACQUIRE, SYNC
 
 MOST_RECORDS = 50_000  # per world: past this, a world's cache is dropped and starts again
 
 
 class ReadCache:
-    def __init__(self, client, feed_prefix: str):
+    def __init__(self, link: RedisLink, feed_prefix: str):
         self.feed = feed_prefix
-        self._sync = client.register_script(SYNC)
-        self._acquire = client.register_script(ACQUIRE)
+        self._link = link
+        self._sync = link.client.register_script(SYNC)
+        self._acquire = link.client.register_script(ACQUIRE)
         self._guard = threading.Lock()
         self._worlds: dict[str, _WorldCache] = {}  # world prefix -> what is cached of it
         self._epoch = ""
@@ -35,11 +37,11 @@ class ReadCache:
 
     # -- catching up ---------------------------------------------------------------------------------------
     def catch_up(self) -> None:
-        self._apply(self._sync(args=self._where()))
+        self._apply(self._link.run(self._sync, [], self._where()))
 
     def acquire(self, lock_key: str, token: str, milliseconds: int) -> bool:
         """Take a world's lock and, if taken, catch up: one round trip."""
-        reply = self._acquire(keys=[lock_key], args=[token, milliseconds, *self._where()])
+        reply = self._link.run(self._acquire, [lock_key], [token, milliseconds, *self._where()])
         if reply is None:
             return False
         self._apply(reply)

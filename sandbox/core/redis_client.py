@@ -2,13 +2,15 @@
 
 redis-py's defaults suit a long-running job, not a request that should answer at once: ten retries with
 exponential backoff held each request for seconds while Redis was down. Here a command is retried once, at once
-(which reconnects a pooled connection that a restarted server closed), and otherwise fails fast; `Reachability`
+(which reconnects a pooled connection that a restarted server closed), and otherwise fails fast; `RedisLink`
 turns the failure into `StoreUnavailable` (a 503 for the client), and logs one line when Redis goes away and
 one when it is back, instead of a traceback per request.
 """
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from contextlib import contextmanager
 from urllib.parse import urlsplit
 
@@ -41,12 +43,15 @@ def shown(url: str) -> str:
     return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")).geturl()
 
 
-class Reachability:
-    """Whether this process last found Redis up; calls go through `reaching()`."""
+class RedisLink:
+    """How the stores of one backend (one process) talk to Redis: `reaching()` around every call, and `run()` for the
+    store's scripts. Remembers whether this process last found Redis up."""
 
-    def __init__(self, url: str):
+    def __init__(self, client: redis.Redis, url: str):
+        self.client = client
         self.url = shown(url)
         self.up = True
+        self._local = threading.local()  # per thread: (process id, its own connection for the scripts)
 
     @contextmanager
     def reaching(self):
@@ -61,3 +66,31 @@ class Reachability:
         if not self.up:
             self.up = True
             log.warning("Redis at %s is back", self.url)
+
+    def run(self, script, keys: list, args: list):
+        """One of the store's scripts (redis_scripts), on this thread's own connection. redis-py's generic command
+        path (a pool checkout with its health check, the retry wrapper, metrics) costs more CPU than the call itself,
+        and a request makes three. The failure handling is `connect()`'s: once more at once on a broken connection
+        (each script may be sent twice: see redis_scripts), and the script sent in full to a server that lost it."""
+        connection = self._connection()
+        try:
+            return self._send(connection, script, keys, args)
+        except (redis.ConnectionError, redis.TimeoutError):
+            connection.disconnect()
+            return self._send(connection, script, keys, args)
+
+    def _connection(self):
+        held = getattr(self._local, "held", None)
+        if held is None or held[0] != os.getpid():  # a forked worker must not share its parent's socket
+            pool = self.client.connection_pool
+            held = self._local.held = (os.getpid(), pool.connection_class(**pool.connection_kwargs))
+        return held[1]
+
+    @staticmethod
+    def _send(connection, script, keys: list, args: list):
+        try:
+            connection.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
+            return connection.read_response()
+        except redis.exceptions.NoScriptError:
+            connection.send_command("EVAL", script.script, len(keys), *keys, *args)
+            return connection.read_response()

@@ -39,12 +39,12 @@ return 0
 class WorldLock:
     """The lock of one world (`<prefix>#lock`), with its wake list (`<prefix>#wake`)."""
 
-    def __init__(self, client, prefix: str, reachability):
+    def __init__(self, link, prefix: str):
         self.key = prefix + "#lock"
         self.wake_key = prefix + "#wake"
-        self._client = client
-        self._reach = reachability
-        self._renew = client.register_script(RENEW)
+        self._client = link.client
+        self._link = link
+        self._renew = link.client.register_script(RENEW)
 
     def acquire(self, attempt) -> str:
         """The lock, held under a new token (host:pid:random, so an operator can tell who holds it). `attempt(key,
@@ -52,7 +52,7 @@ class WorldLock:
         says whether it got the lock."""
         token = f"{_HOST}:{os.getpid()}:{secrets.token_hex(6)}"
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
-        with self._reach.reaching():
+        with self._link.reaching():
             while not attempt(self.key, token, int(LOCK_SECONDS * 1000)):
                 left = deadline - time.monotonic()
                 if left <= 0:

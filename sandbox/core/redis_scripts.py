@@ -200,8 +200,12 @@ end
 SYNC = _SYNC + "return sync(ARGV[1], ARGV[2], ARGV[3], ARGV[4])"
 
 # Takes a world's lock (KEYS[1]: SET NX PX, ARGV[1] token, ARGV[2] milliseconds) and, only if it got it, reads the
-# change feed as SYNC does (ARGV[3..6]): what the new holder reads next is current, in the same round trip.
+# change feed as SYNC does (ARGV[3..6]): what the new holder reads next is current, in the same round trip. Sent
+# again after a lost answer, it finds the lock already its own.
 ACQUIRE = _SYNC + r"""
-if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  if redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
 return sync(ARGV[3], ARGV[4], ARGV[5], ARGV[6])
 """

@@ -37,7 +37,7 @@ from typing import Iterator
 
 from .codec import decode, encode
 from .redis_cache import ReadCache
-from .redis_client import Reachability
+from .redis_client import RedisLink
 from .redis_lock import LOCK_SECONDS, WorldLock
 from .redis_pending import PendingWrites
 from .redis_scripts import COMMIT, FIND_INDEXED
@@ -49,17 +49,17 @@ _FIELD_NAME = re.compile(r"\w+")  # a numbered log's field is spliced into JSON 
 
 class RedisStore(Store):
     def __init__(self, client, prefix: str, indexes: dict[str, list[str]] | None = None,
-                 reachability: Reachability | None = None, cache: ReadCache | None = None):
-        """`reachability` and `cache` are shared by the stores of one backend; a store made alone has its own,
-        its change feed under its own prefix."""
+                 link: RedisLink | None = None, cache: ReadCache | None = None):
+        """`link` and `cache` are shared by the stores of one backend; a store made alone has its own, its change
+        feed under its own prefix."""
         self._redis = client
         self._base = prefix
         self._p = prefix + ":"
         self._pattern = re.sub(r"([*?\[\]\\])", r"\\\1", self._p)  # the prefix as a SCAN MATCH pattern
         self._indexes = indexes or {}
-        self._reach = reachability or Reachability(repr(client))
-        self._lock = WorldLock(client, prefix, self._reach)
-        self._cache = cache or ReadCache(client, prefix)
+        self._link = link or RedisLink(client, repr(client))
+        self._lock = WorldLock(self._link, prefix)
+        self._cache = cache or ReadCache(self._link, prefix)
         self._local = threading.local()  # per thread: the open transaction's PendingWrites
         self._commit = client.register_script(COMMIT)
         self._find_indexed = client.register_script(FIND_INDEXED)
@@ -80,7 +80,7 @@ class RedisStore(Store):
             if known:
                 return decode(text) if text is not None else None
             version = self._cache.version()
-        with self._reach.reaching():
+        with self._link.reaching():
             text = self._redis.hget(self._p + "rec:" + collection, key)
         if cached:
             self._cache.fill_record(self._base, collection, key, text, version)
@@ -113,10 +113,10 @@ class RedisStore(Store):
 
     def _stored_rows(self, collection: str, field: str | None, value: str | None) -> list[tuple[str, float, bytes]]:
         """(key, order score, text) of the matching records as Redis holds them, in insertion order."""
-        with self._reach.reaching():
+        with self._link.reaching():
             if field is not None:
-                flat = self._find_indexed(keys=[f"{self._p}idx:{collection}:{field}:{value}",
-                                                self._p + "rec:" + collection, self._p + "ord:" + collection])
+                flat = self._link.run(self._find_indexed, [f"{self._p}idx:{collection}:{field}:{value}",
+                                                             self._p + "rec:" + collection, self._p + "ord:" + collection], [])
                 return [(flat[i].decode(), float(flat[i + 1]), flat[i + 2]) for i in range(0, len(flat), 3)]
             pipe = self._redis.pipeline(transaction=False)
             pipe.hgetall(self._p + "rec:" + collection)
@@ -136,7 +136,7 @@ class RedisStore(Store):
 
     def collections(self) -> dict[str, int]:
         pending = self._pending()
-        with self._reach.reaching():
+        with self._link.reaching():
             names = [n.decode() for n in self._redis.zrange(self._p + "colls", 0, -1)]
             if pending is None or not pending.changes_collections():
                 pipe = self._redis.pipeline(transaction=False)
@@ -160,7 +160,7 @@ class RedisStore(Store):
         return [decode(t) for t in texts]
 
     def _stored_log(self, name: str, last: int | None) -> list[bytes]:
-        with self._reach.reaching():
+        with self._link.reaching():
             return self._redis.lrange(self._p + "log:" + name, -last if last else 0, -1)
 
     # -- writes ------------------------------------------------------------------------------------------------
@@ -191,7 +191,7 @@ class RedisStore(Store):
         """Reads inside are served from the read cache, caught up with the change feed once, as it begins (a
         snapshot or transaction already open on this thread has done that)."""
         if not self._cache.active():
-            with self._reach.reaching():
+            with self._link.reaching():
                 self._cache.catch_up()
         self._cache.enter()
         try:
@@ -232,11 +232,11 @@ class RedisStore(Store):
     def next_value(self, name: str) -> int:
         pending = self._pending()
         if pending is None:
-            with self._reach.reaching():
+            with self._link.reaching():
                 return self._redis.hincrby(self._p + "cnt", name, 1)
         stored = None
         if not pending.counting(name) and not pending.cleared:
-            with self._reach.reaching():
+            with self._link.reaching():
                 stored = int(self._redis.hget(self._p + "cnt", name) or 0)
         return pending.next_value(name, stored)
 
@@ -265,8 +265,8 @@ class RedisStore(Store):
         deadline = time.monotonic() + LOCK_SECONDS
         while True:
             try:
-                with self._reach.reaching():
-                    status, deleted = self._commit(args=args)
+                with self._link.reaching():
+                    status, deleted = self._link.run(self._commit, [], args)
                 break
             except StoreUnavailable:
                 if time.monotonic() > deadline:
@@ -292,7 +292,7 @@ class RedisStore(Store):
     def dump(self) -> dict:
         collections = {name: {k: decode(t) for k, t in self._pairs(name)} for name in self.collections()}
         pending = self._pending()
-        with self._reach.reaching():
+        with self._link.reaching():
             names = [n.decode() for n in self._redis.zrange(self._p + "logs", 0, -1)]
         names += [n for n in (pending.log_names() if pending is not None else []) if n not in names]
         logs = {}
