@@ -4,7 +4,7 @@ request cost no round trip.
 Every commit (redis_scripts.COMMIT) announces the records it changed on one feed for the whole backend. A process
 catches up with the feed, receiving the changed records as they are now, at two moments: when a request's lookups
 begin (one round trip for which world, whose credentials and the fault rules: SYNC), and when it takes a world's
-lock (in the same round trip as the lock: ACQUIRE). From a catch-up to the end of that snapshot or transaction, reads
+lock (in the same round trip as the lock, or handed to it with the lock: redis_lock). From a catch-up to the end of that snapshot or transaction, reads
 are served from here; everywhere else they go to Redis. So nothing is served that was changed before the catch-up:
 a credential revoked, a rule deleted or a world dropped before a request's lookups began is seen by them, as a
 SQLite read transaction sees every commit made before it began. A wiped or replaced server (a new epoch) or a
@@ -18,7 +18,7 @@ import threading
 
 from .codec import decode, encode
 from .redis_client import RedisLink
-from .redis_scripts import ACQUIRE, SYNC
+from .redis_scripts import SYNC
 
 MOST_RECORDS = 50_000  # per world: past this, a world's cache is dropped and starts again
 
@@ -28,7 +28,6 @@ class ReadCache:
         self.feed = feed_prefix
         self._link = link
         self._sync = link.client.register_script(SYNC)
-        self._acquire = link.client.register_script(ACQUIRE)
         self._guard = threading.Lock()
         self._worlds: dict[str, _WorldCache] = {}  # world prefix -> what is cached of it
         self._epoch = ""
@@ -37,28 +36,23 @@ class ReadCache:
 
     # -- catching up ---------------------------------------------------------------------------------------
     def catch_up(self) -> None:
-        self._apply(self._link.run(self._sync, [], self._where()))
+        self.apply(self._link.run(self._sync, [], self.where()))
 
-    def acquire(self, lock_key: str, token: str, milliseconds: int) -> bool:
-        """Take a world's lock and, if taken, catch up: one round trip."""
-        reply = self._link.run(self._acquire, [lock_key], [token, milliseconds, *self._where()])
-        if reply is None:
-            return False
-        self._apply(reply)
-        return True
-
-    def _where(self) -> list:
+    def where(self) -> list:
+        """What a catch-up asks (redis_scripts.SYNC): the feed, the entries seen, the epoch known, a new epoch."""
         return [self.feed, self._seen, self._epoch, secrets.token_hex(8)]
 
-    def _apply(self, reply: list) -> None:
-        epoch, count = reply[0].decode(), int(reply[1])
+    def apply(self, reply: list) -> None:
+        """A catch-up's answer: from SYNC or ACQUIRE (bytes, None), or handed over with the lock (JSON: str, False)."""
+        reply = [item.decode() if isinstance(item, bytes) else None if item is False else item for item in reply]
+        epoch, count = reply[0], int(reply[1])
         with self._guard:
             if len(reply) == 3:  # 'reset': another server, or too far behind
                 self._worlds.clear()
             elif epoch != self._epoch or count < self._seen:
                 return  # another thread caught up further meanwhile: its copies are newer than these
             for i in range(2, len(reply) - 2, 3):
-                world, collection, key = reply[i].decode().split("\n")
+                world, collection, key = reply[i].split("\n", 2)
                 if collection == "*":
                     self._worlds.pop(world, None)
                 elif world in self._worlds:

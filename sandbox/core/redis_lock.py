@@ -6,8 +6,10 @@ holds the transaction's token (redis_scripts.COMMIT), so a holder that outlived 
 writes nothing. Hence the lock can be short-lived: `LOCK_SECONDS` after its holder stops renewing it (a crash, a
 SIGSTOP, a lost connection), another instance takes it.
 
-Waiting is not polling: a holder's commit pushes onto the world's wake list, and a waiter blocks on that list
-(BLPOP), in short spells, because a lock that expires instead of being released wakes nobody.
+Waiting is not polling: a waiter joins the world's queue and blocks on a wake list of its own (BLPOP); the holder's
+commit hands the lock straight to the first waiter, with what it needs to catch up (redis_scripts.COMMIT), so the
+waiter's blocking call returns holding the lock. It blocks in short spells, trying again in between, because a lock
+that expires instead of being released wakes nobody.
 """
 from __future__ import annotations
 
@@ -17,6 +19,9 @@ import socket
 import threading
 import time
 
+import orjson
+
+from .redis_scripts import ACQUIRE, GIVE_UP
 from .store import StoreUnavailable
 
 # How long a lock outlives the last renewal of its holder; its holder renews it every quarter of that.
@@ -25,6 +30,7 @@ LOCK_SECONDS = 2.0
 # LOCK_SECONDS, so that a lock left by a crashed or paused holder delays others but never refuses them.
 LOCK_WAIT_SECONDS = 3.0
 WAKE_SECONDS = 0.05  # the longest spell a waiter blocks before trying again
+MILLISECONDS = int(LOCK_SECONDS * 1000)
 _HOST = socket.gethostname()
 
 # Extends the lock if (and only if) it still holds the caller's token.
@@ -39,35 +45,50 @@ return 0
 class WorldLock:
     """The lock of one world (`<prefix>#lock`), with its wake list (`<prefix>#wake`)."""
 
-    def __init__(self, link, prefix: str):
+    def __init__(self, link, prefix: str, cache):
+        self.prefix = prefix
         self.key = prefix + "#lock"
-        self.wake_key = prefix + "#wake"
         self._client = link.client
         self._link = link
+        self._cache = cache  # caught up as the lock is taken (redis_cache)
+        self._acquire = link.client.register_script(ACQUIRE)
+        self._give_up = link.client.register_script(GIVE_UP)
         self._renew = link.client.register_script(RENEW)
 
-    def acquire(self, attempt) -> str:
-        """The lock, held under a new token (host:pid:random, so an operator can tell who holds it). `attempt(key,
-        token, milliseconds)` tries once (SET NX PX, and whatever else should happen in the same round trip) and
-        says whether it got the lock."""
+    def acquire(self) -> str:
+        """The lock, held under a new token (host:pid:random, so an operator can tell who holds it), with the read
+        cache caught up."""
         token = f"{_HOST}:{os.getpid()}:{secrets.token_hex(6)}"
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
         with self._link.reaching():
-            while not attempt(self.key, token, int(LOCK_SECONDS * 1000)):
+            while True:
                 left = deadline - time.monotonic()
+                taken = self._link.run(self._acquire, [self.prefix],
+                                       [token, MILLISECONDS, *self._cache.where(), max(1, int(left * 1000))])
+                if taken is not None:
+                    self._cache.apply(taken)
+                    break
                 if left <= 0:
+                    self._link.run(self._give_up, [self.prefix], [token, *self.handover_args()])
                     raise StoreUnavailable(f"Another request held this world's write lock for over {LOCK_WAIT_SECONDS:g} s; "
                                            "nothing was written. Retry shortly.", reachable=True)
-                self._client.blpop([self.wake_key], timeout=min(left, WAKE_SECONDS))
+                handed = self._client.blpop([f"{self.prefix}#wake:{token}"], timeout=max(0.001, min(left, WAKE_SECONDS)))
+                if handed is not None:
+                    self._cache.apply(orjson.loads(handed[1]))
+                    break
         _keeper.hold(self, token)
         return token
+
+    def handover_args(self) -> list:
+        """What a release needs to hand the lock over: the change feed, the lock's life, an epoch (redis_cache)."""
+        return [self._cache.feed, MILLISECONDS, self._cache.where()[3]]
 
     def forget(self, token: str) -> None:
         """The holder's commit (or rollback) released the lock, or tried to: stop renewing it."""
         _keeper.drop(token)
 
     def renew(self, token: str) -> None:
-        self._renew(keys=[self.key], args=[token, int(LOCK_SECONDS * 1000)])
+        self._renew(keys=[self.key], args=[token, MILLISECONDS])
 
 
 class _Keeper:

@@ -15,17 +15,84 @@ def _lua(text: str) -> str:
     return text.replace("FEED_MOST", str(FEED_MOST)).replace("FEED_KEEP", str(FEED_KEEP))
 
 
+# The change feed (`<backend prefix>#feed`: "world prefix\ncollection\nkey" per changed record, "world\n*\n" for a
+# whole world; `#feedn` counts every entry ever pushed; `#epoch` names this incarnation of the data), read from
+# where a reader left it. sync(backend prefix, entries seen, the epoch the reader knows, an epoch to set if there
+# is none: a new or wiped server) returns {epoch, entries pushed so far, then per record changed since: the entry,
+# its text now, its order score now (false when gone)}, or {epoch, count, 'reset'} when the reader is too far
+# behind, or the data is not the one it knew: it must forget everything it cached.
+_SYNC = _lua(r"""
+local function sync(feed, seen, known, fresh)
+  local epoch = redis.call('GET', feed .. '#epoch')
+  if not epoch then
+    epoch = fresh
+    redis.call('SET', feed .. '#epoch', fresh)
+  end
+  local count = tonumber(redis.call('GET', feed .. '#feedn') or '0')
+  seen = tonumber(seen)
+  if epoch ~= known or count < seen or count - seen > FEED_MOST then return {epoch, count, 'reset'} end
+  local out, done = {epoch, count}, {}
+  if count == seen then return out end
+  for _, entry in ipairs(redis.call('LRANGE', feed .. '#feed', seen - count, -1)) do
+    if not done[entry] then
+      done[entry] = true
+      local base, coll, key = string.match(entry, '^(.-)\n(.-)\n(.*)$')
+      out[#out + 1] = entry
+      if coll == '*' then
+        out[#out + 1] = false
+        out[#out + 1] = false
+      else
+        out[#out + 1] = redis.call('HGET', base .. ':rec:' .. coll, key)
+        out[#out + 1] = redis.call('ZSCORE', base .. ':ord:' .. coll, key)
+      end
+    end
+  end
+  return out
+end
+""")
+SYNC = _SYNC + "return sync(ARGV[1], ARGV[2], ARGV[3], ARGV[4])"
+
+# A world's lock, free again, goes straight to its first waiter still waiting (the queue `#queue` of tokens; what
+# each waiter needs to catch up, in `#waiting`: "entries seen\tepoch\tdeadline ms"), with its catch-up pushed on its
+# own wake list (`#wake:<token>`): the waiter's one blocking call returns holding the lock, current. Without the
+# handover, a waiter woken would send one more round trip to take the lock, and the lock would lie idle meanwhile.
+# Waiters past their deadline (they gave up) are skipped.
+_HANDOVER = r"""
+local function hand_over(base, feed, milliseconds, fresh)
+  local lock, queue, waiting = base .. '#lock', base .. '#queue', base .. '#waiting'
+  local clock = redis.call('TIME')
+  local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+  while true do
+    local next = redis.call('LPOP', queue)
+    if not next then return end
+    local waiter = redis.call('HGET', waiting, next)
+    redis.call('HDEL', waiting, next)
+    if waiter then
+      local seen, known, deadline = string.match(waiter, '^(.-)\t(.-)\t(.*)$')
+      if tonumber(deadline) > now then
+        redis.call('SET', lock, next, 'PX', milliseconds)
+        local wake = base .. '#wake:' .. next
+        redis.call('RPUSH', wake, cjson.encode(sync(feed, seen, known, fresh)))
+        redis.call('PEXPIRE', wake, milliseconds)
+        return
+      end
+    end
+  end
+end
+"""
+
 # Applies a transaction's instructions (redis_pending.PendingWrites), or nothing.
 #   ARGV[1] the world's prefix; ARGV[2] the lock token ('' for a single write outside a transaction); ARGV[3] the
-#   commit's id; ARGV[4] the backend's prefix, under which the change feed lives (redis_cache); then the
-#   instructions, each an opcode and its arguments (ARITY).
+#   commit's id; ARGV[4] the backend's prefix, under which the change feed lives (redis_cache); ARGV[5] the lock's
+#   life in milliseconds and ARGV[6] a new epoch, for the handover; then the instructions, each an opcode and its
+#   arguments (ARITY).
 # Returns {status, records deleted}: 'ok'; 'lost' when the lock no longer holds the token (its holder stopped for
 # longer than the lock lives, and another may have written since); 'conflict' when a counter the transaction
 # counted on was moved by a next_value() outside any transaction. Either refusal writes nothing.
 # The commit's id is kept for a while (`#done:<id>`, with the count of deleted records), so that a commit sent
 # again because its answer was lost (a connection broken mid-call) is not applied twice, and says what it did.
-# On success the changed records are announced on the change feed, the lock released and one waiter woken.
-COMMIT = _lua(r"""
+# On success the changed records are announced on the change feed and the lock handed over or released.
+COMMIT = _SYNC + _HANDOVER + _lua(r"""
 local base, token, id, feed = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local p = base .. ':'
 local done = base .. '#done:' .. id
@@ -35,7 +102,7 @@ if token ~= '' and redis.call('GET', base .. '#lock') ~= token then return {'los
 
 local ARITY = {put = 5, del = 3, log = 5, clearlog = 2, clear = 2, clearvendor = 2, count = 4}
 -- Checks first: a script stopped half-way by an error keeps what it wrote before.
-local i = 5
+local i = 7
 while i <= #ARGV do
   local op = ARGV[i]
   if not ARITY[op] then return redis.error_reply('unknown instruction ' .. tostring(op)) end
@@ -68,7 +135,7 @@ end
 
 local deleted, changed = 0, {}
 local whole_world = base .. '\n*\n'
-i = 5
+i = 7
 while i <= #ARGV do
   local op, a, b, c, d = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   if op == 'put' then  -- collection, key, record, its index keys ('\n'-separated)
@@ -132,9 +199,7 @@ end
 redis.call('SET', done, deleted, 'PX', 10000)
 if token ~= '' then
   redis.call('DEL', base .. '#lock')
-  redis.call('RPUSH', base .. '#wake', '1')
-  redis.call('LTRIM', base .. '#wake', -1, -1)
-  redis.call('PEXPIRE', base .. '#wake', 10000)
+  hand_over(base, feed, ARGV[5], ARGV[6])
 end
 return {'ok', tostring(deleted)}
 """)
@@ -162,50 +227,36 @@ end
 return out
 """
 
-# The change feed (`<backend prefix>#feed`: "world prefix\ncollection\nkey" per changed record, "world\n*\n" for a
-# whole world; `#feedn` counts every entry ever pushed; `#epoch` names this incarnation of the data), read from
-# where a reader left it. sync(backend prefix, entries seen, the epoch the reader knows, an epoch to set if there
-# is none: a new or wiped server) returns {epoch, entries pushed so far, then per record changed since: the entry,
-# its text now, its order score now (false when gone)}, or {epoch, count, 'reset'} when the reader is too far
-# behind, or the data is not the one it knew: it must forget everything it cached.
-_SYNC = _lua(r"""
-local function sync(feed, seen, known, fresh)
-  local epoch = redis.call('GET', feed .. '#epoch')
-  if not epoch then
-    epoch = fresh
-    redis.call('SET', feed .. '#epoch', fresh)
-  end
-  local count = tonumber(redis.call('GET', feed .. '#feedn') or '0')
-  seen = tonumber(seen)
-  if epoch ~= known or count < seen or count - seen > FEED_MOST then return {epoch, count, 'reset'} end
-  local out, done = {epoch, count}, {}
-  if count == seen then return out end
-  for _, entry in ipairs(redis.call('LRANGE', feed .. '#feed', seen - count, -1)) do
-    if not done[entry] then
-      done[entry] = true
-      local base, coll, key = string.match(entry, '^(.-)\n(.-)\n(.*)$')
-      out[#out + 1] = entry
-      if coll == '*' then
-        out[#out + 1] = false
-        out[#out + 1] = false
-      else
-        out[#out + 1] = redis.call('HGET', base .. ':rec:' .. coll, key)
-        out[#out + 1] = redis.call('ZSCORE', base .. ':ord:' .. coll, key)
-      end
-    end
-  end
-  return out
-end
-""")
-SYNC = _SYNC + "return sync(ARGV[1], ARGV[2], ARGV[3], ARGV[4])"
-
-# Takes a world's lock (KEYS[1]: SET NX PX, ARGV[1] token, ARGV[2] milliseconds) and, only if it got it, reads the
-# change feed as SYNC does (ARGV[3..6]): what the new holder reads next is current, in the same round trip. Sent
-# again after a lost answer, it finds the lock already its own.
+# Takes a world's lock (KEYS[1] the world's prefix; ARGV[1] token, ARGV[2] milliseconds) and, only if it got it,
+# reads the change feed as SYNC does (ARGV[3..6]): what the new holder reads next is current, in the same round
+# trip. Sent again after a lost answer, or by a waiter whose lock was handed over as it stopped waiting, it finds
+# the lock already its own. Otherwise the caller joins the queue of waiters (ARGV[7]: how long it will wait, in ms)
+# and gets false: it then blocks on its wake list (`#wake:<token>`).
 ACQUIRE = _SYNC + r"""
-if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  if redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+local lock, queue, waiting = KEYS[1] .. '#lock', KEYS[1] .. '#queue', KEYS[1] .. '#waiting'
+local token = ARGV[1]
+if redis.call('SET', lock, token, 'NX', 'PX', ARGV[2]) or redis.call('GET', lock) == token then
+  redis.call('PEXPIRE', lock, ARGV[2])
+  if redis.call('HDEL', waiting, token) == 1 then redis.call('LREM', queue, 0, token) end
+  return sync(ARGV[3], ARGV[4], ARGV[5], ARGV[6])
 end
-return sync(ARGV[3], ARGV[4], ARGV[5], ARGV[6])
+local clock = redis.call('TIME')
+local deadline = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000) + tonumber(ARGV[7])
+if redis.call('HSET', waiting, token, ARGV[4] .. '\t' .. ARGV[5] .. '\t' .. string.format('%d', deadline)) == 1 then
+  redis.call('RPUSH', queue, token)
+end
+return false
+"""
+
+# A waiter stops waiting (KEYS[1] the world's prefix, ARGV[1] its token, then COMMIT's ARGV[4..6]): it leaves the
+# queue, and if the lock was handed to it meanwhile, hands it on.
+GIVE_UP = _SYNC + _HANDOVER + r"""
+local base, token = KEYS[1], ARGV[1]
+if redis.call('HDEL', base .. '#waiting', token) == 1 then redis.call('LREM', base .. '#queue', 0, token) end
+redis.call('DEL', base .. '#wake:' .. token)
+if redis.call('GET', base .. '#lock') == token then
+  redis.call('DEL', base .. '#lock')
+  hand_over(base, ARGV[2], ARGV[3], ARGV[4])
+end
+return 1
 """

@@ -58,8 +58,8 @@ class RedisStore(Store):
         self._pattern = re.sub(r"([*?\[\]\\])", r"\\\1", self._p)  # the prefix as a SCAN MATCH pattern
         self._indexes = indexes or {}
         self._link = link or RedisLink(client, repr(client))
-        self._lock = WorldLock(self._link, prefix)
         self._cache = cache or ReadCache(self._link, prefix)
+        self._lock = WorldLock(self._link, prefix, self._cache)
         self._local = threading.local()  # per thread: the open transaction's PendingWrites
         self._commit = client.register_script(COMMIT)
         self._find_indexed = client.register_script(FIND_INDEXED)
@@ -169,7 +169,7 @@ class RedisStore(Store):
         if self._pending() is not None:  # nested: part of the outer one
             yield self
             return
-        token = self._lock.acquire(self._cache.acquire)  # and the cache catches up, in the same round trip
+        token = self._lock.acquire()  # and the cache catches up, in the same round trip
         self._local.pending = PendingWrites()
         self._cache.enter()
         try:
@@ -261,7 +261,7 @@ class RedisStore(Store):
         """Send the commit script; the number of records it deleted. When the connection breaks during the call, the
         outcome is unknown: the script is sent again (it knows a commit it already applied) until Redis answers,
         for as long as the lock would live."""
-        args = [self._base, token, token or secrets.token_hex(8), self._cache.feed, *instructions]
+        args = [self._base, token, token or secrets.token_hex(8), *self._lock.handover_args(), *instructions]
         deadline = time.monotonic() + LOCK_SECONDS
         while True:
             try:
