@@ -117,6 +117,7 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+    os.unlink(log.name)  # kept only when something failed
 
     print(f"served from {args.tree} ({base}); workspace size {args.size}, one reseed {one_reseed:.0f} ms; "
           f"wrk 1 thread x {args.connections} connection(s), {args.seconds:g} s per run")
