@@ -89,6 +89,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="requests kept in each world's journal")
     parser.add_argument("--max-body-bytes", type=_at_least_one, default=Settings.max_body_bytes,
                         help="the largest request body a vendor endpoint accepts (larger: 413 in its envelope)")
+    parser.add_argument("--request-timeout", type=float, default=Settings.request_timeout,
+                        help="seconds a connection has to send a whole request before it is closed (slow or "
+                             "stalled clients never hold a worker meanwhile)")
     parser.add_argument("--max-import-bytes", type=_at_least_one, default=Settings.max_import_bytes,
                         help="the largest body POST /_sandbox/state/import accepts (an exported world)")
     parser.add_argument("--workers", type=_at_least_one, default=DEFAULT_WORKERS,
@@ -147,6 +150,7 @@ def main(argv=None) -> int | None:
                         strict_responses=args.strict, admin_token=args.admin_token, workspace_ttl=args.workspace_ttl,
                         journal_size=args.journal_size, control_open=_is_loopback(args.host), proxies=proxies,
                         max_body_bytes=args.max_body_bytes, max_import_bytes=args.max_import_bytes,
+                        request_timeout=args.request_timeout,
                         host=args.host, allowed_hosts=args.allowed_hosts, cors_origins=args.cors_origins)
     try:
         app = create_app(settings)
@@ -178,8 +182,9 @@ def main(argv=None) -> int | None:
 
 
 def gunicorn_worker_class(threads: int) -> str:
-    """One thread: the sync worker (see DEFAULT_THREADS); more: gthread. The benchmark serves bare Flask the same way."""
-    return "sync" if threads == 1 else "gthread"
+    """One thread: gunicorn's sync worker with its waiting done by an event loop (sandbox/serving.py: slow clients
+    and held answers do not hold a process); more: gthread. The benchmark serves bare Flask the same way."""
+    return "sandbox.serving.SandboxWorker" if threads == 1 else "gthread"
 
 
 def _server_name(args) -> str:

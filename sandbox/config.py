@@ -45,6 +45,8 @@ class Settings:
     max_url_bytes: int = 4096
     max_header_bytes: int = 16 * 1024
     max_headers: int = 64
+    # Seconds a connection has to send a whole request before run.py's server closes it (sandbox/serving.py).
+    request_timeout: float = 10.0
     # Seconds a workspace may stay unused before it is dropped.
     workspace_ttl: float = 3600.0
     # When set, the control API answers only requests that send it as X-Sandbox-Admin-Token.

@@ -150,23 +150,24 @@ class VendorFault:
     fired, its dice thrown) by `strike()`, so a request answered 404 or 409 before that point leaves it armed."""
 
     def __init__(self, named: str | None, rules: FaultRules, vendor: str, operation: str,
-                 faults, struck: Callable[[str, int], None]):
+                 faults, struck: Callable[[str], None], hold: Callable[[int], None]):
         self._named = named
         self._rules = rules
         self._where = (vendor, operation)
         self._faults = faults  # the vendor's own fault names: the only rules spent here
-        self._struck = struck  # told (fault, delay in ms) when a fault strikes
+        self._struck = struck  # told the fault's name when one strikes
+        self.hold = hold  # holds the answer so many ms on purpose (a rule's latency, a publisher's timeout)
 
     def strike(self) -> str | None:
-        """The fault that strikes now, if any, after the rule's latency."""
+        """The fault that strikes now, if any, its answer held for the rule's latency."""
         fault, delay = self._named, 0
         if fault is None:
             rule = self._rules.pick(*self._where, self._faults)
             if rule is None:
                 return None
             fault, delay = rule.fault, rule.latency_ms
-        wait(delay)
-        self._struck(fault, delay)
+        self.hold(delay)
+        self._struck(fault)
         return fault
 
 
@@ -210,12 +211,18 @@ def carry_out(fault: str, error_for_status, environ) -> tuple[Response | None, b
 
 
 def drop_connection(environ, reset: bool) -> bool:
-    """Close the client's socket under the server's feet; False when there is no socket (in-process calls)."""
+    """Close the client's connection under the server's feet: with a TCP reset, or an orderly close with no answer.
+    False when there is no connection to close (in-process calls). The sandbox's own worker (sandbox/serving.py)
+    drops it for us; under another server, the socket is closed here."""
     sock = environ.get("gunicorn.socket") or environ.get("werkzeug.socket")
+    if hasattr(sock, "drop"):
+        return sock.drop(reset)
     if not isinstance(sock, socket.socket):
         return False
     if reset:
-        # SO_LINGER with a zero timeout makes close() send RST instead of FIN.
+        # SO_LINGER with a zero timeout makes the last close send RST. Other servers keep their own references to the
+        # socket (and write their answer through them), so it is shut down here too: the client sees the connection
+        # end, by FIN; only run.py's own worker can make it a true reset.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     try:
         sock.shutdown(socket.SHUT_RDWR)
@@ -223,6 +230,12 @@ def drop_connection(environ, reset: bool) -> bool:
         pass
     sock.close()
     return True
+
+
+def held_by_server(environ) -> Callable[[int], None] | None:
+    """The sandbox's worker holds an answer without holding the process (it sends it when its time comes); None
+    under other servers, where holding an answer means sleeping."""
+    return getattr(environ.get("gunicorn.socket"), "hold", None)
 
 
 def wait(milliseconds: int) -> None:

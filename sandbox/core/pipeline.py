@@ -21,7 +21,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from . import limits, rendering
 from .clock import now_iso
 from .errors import RequestContext, SandboxError
-from .faults import DELAY_HEADER, FAULT_HEADER, GENERIC_FAULTS, VendorFault, carry_out, magic_fault, wait
+from .faults import (DELAY_HEADER, FAULT_HEADER, GENERIC_FAULTS, VendorFault, carry_out, held_by_server,
+                     magic_fault, wait)
 from .journal import journal_entry
 from .mount import Mount
 from .spec import Operation
@@ -49,7 +50,8 @@ class Exchange:
     params: dict = field(default_factory=dict)
     body: object = None
     fault: VendorFault | None = None  # a vendor's own fault, struck by its domain code where its documents say
-    delay_ms: int = 0  # how long the answer was held on purpose (X-Sandbox-Delay, a rule's latency)
+    delay_ms: int = 0  # how long the answer was held on purpose (X-Sandbox-Delay, a rule's latency, a timeout)
+    deferred_ms: int = 0  # how much of that the server holds after the operation ran (sandbox/serving.py)
     decided_by: str | None = None  # the fault that decided the answer, as the journal names it
     response: Response | None = None
     body_read: bool = False  # whether the request's body was read (within the size limit)
@@ -143,24 +145,37 @@ def decide_fault(x: Exchange) -> str | None:
     """Header first, then a magic value, then the world's rules; any delay asked for is waited out here. Returns
     the generic fault to carry out now, if any; a vendor's own fault is left in `x.fault` for its domain code."""
     named = x.params.get(FAULT_HEADER) or magic_fault(x.operation, x.params, x.body)
-    x.delay_ms = x.params.get(DELAY_HEADER, 0)
+    delay = x.params.get(DELAY_HEADER, 0)
     generic = named if named in GENERIC_FAULTS else None
     if named is None and any(rule.fault in GENERIC_FAULTS for rule in x.rules):
         rule = x.world.faults.pick(x.mount.name, x.operation.operation_id, GENERIC_FAULTS)
         if rule is not None:
-            generic, x.delay_ms = rule.fault, x.delay_ms + rule.latency_ms
+            generic, delay = rule.fault, delay + rule.latency_ms
     if generic is None and (named is not None or any(rule.fault in x.mount.faults for rule in x.rules)):
         x.fault = VendorFault(named, x.world.faults, x.mount.name, x.operation.operation_id, x.mount.faults,
-                              struck=lambda fault, delay: _struck(x, fault, delay))
-    wait(x.delay_ms)
+                              struck=lambda fault: _struck(x, fault), hold=lambda ms: hold(x, ms))
+    hold(x, delay)
     if generic is not None:
         x.decided_by = f"fault:{generic}"
     return generic
 
 
-def _struck(x: Exchange, fault: str, delay_ms: int) -> None:
+def _struck(x: Exchange, fault: str) -> None:
     x.decided_by = f"fault:{fault}"
-    x.delay_ms += delay_ms
+
+
+def hold(x: Exchange, milliseconds: int) -> None:
+    """Hold the answer so long on purpose. The sandbox's worker sends it when its time comes, serving others
+    meanwhile (the operation runs at once); under another server this waits here, before the operation runs."""
+    if milliseconds <= 0:
+        return
+    x.delay_ms += milliseconds
+    held = held_by_server(x.request.environ)
+    if held is None:
+        wait(milliseconds)
+    else:
+        held(milliseconds)
+        x.deferred_ms += milliseconds
 
 
 def run_generic_fault(x: Exchange, fault: str) -> None:
@@ -210,7 +225,7 @@ def journal(x: Exchange) -> None:
     status = None if x.dropped else x.response.status_code
     rule = x.decided_by or ("ok" if status is not None and status < 400 else "error")
     operation = x.operation.operation_id if x.operation is not None else None
-    duration = (time.perf_counter() - x.started) * 1000
+    duration = (time.perf_counter() - x.started) * 1000 + x.deferred_ms  # as the client waits for it
     body = _body_as_read(x)
     x.world.journal.record(journal_entry(x.request, body, x.response, x.mount.name, operation, rule, duration,
                                          now_iso(), x.sandbox.secrets, dropped=x.dropped, delay_ms=x.delay_ms))

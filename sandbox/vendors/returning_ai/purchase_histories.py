@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass
 
 from sandbox.core.clock import now_iso
@@ -69,7 +68,7 @@ class PurchaseHistories:
             # "Publishes the update:purchase-history pub/sub event; the store service processes it and performs
             # the DB write" (seed 000): a failed hand-off means no write. Waiting happens outside the store lock.
             # (Without a fault the hand-off always succeeds, so the one check under the lock below says the same.)
-            self._publish(fault.strike())
+            self._publish(fault)
         with self.store.transaction():
             # Checked again under the lock, so the uniqueness check and the write cannot race.
             order, voucher = self._plan_update(community_id, purchase_history_id, changes)
@@ -123,11 +122,12 @@ class PurchaseHistories:
                 raise Conflict(message, [Problem("body", "voucherCode", message, kind=CONFLICT)])
         return order, voucher
 
-    def _publish(self, fault: str | None) -> None:
-        if fault == "store-unavailable":
+    def _publish(self, fault: VendorFault) -> None:
+        struck = fault.strike()
+        if struck == "store-unavailable":
             raise StoreUnavailable()
-        if fault == "publisher-timeout":
-            time.sleep(self.settings.publisher_timeout)
+        if struck == "publisher-timeout":
+            fault.hold(round(self.settings.publisher_timeout * 1000))  # the client waits out the timeout
             raise PublisherTimeout()
 
 

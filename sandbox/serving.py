@@ -1,0 +1,287 @@
+"""The gunicorn worker run.py serves with: gunicorn's sync worker, with its waiting done by an event loop.
+
+gunicorn's sync worker runs one request at a time per process, which is the fastest way to run this app (no GIL
+contention, measured in the README's Benchmark), but it also *waits* one request at a time: a client that sends
+half a request, or a request held on purpose (X-Sandbox-Delay, a latency rule, a publisher timeout), holds the whole
+process. This worker keeps the one-at-a-time processing and moves the waiting into a selector loop:
+
+- a connection is read without blocking until its request is complete (head, and body by Content-Length or to the
+  last chunk), and only then handed to the app, so a slow or stalled client costs a buffer, not a process. One that
+  has not sent a whole request within the request timeout (Settings.request_timeout, run.py --request-timeout,
+  10 s) of connecting is closed;
+- the app answers at once; an answer held on purpose (`environ["sandbox.hold"]`) is written when its time comes, by
+  the loop, while the process serves others;
+- the connection is the app's to drop (`environ["gunicorn.socket"].drop`): a real TCP reset or an empty close for the
+  transport faults, with nothing written after it.
+
+The app runs in the loop's thread, exactly as under the sync worker; what it writes is collected and sent by the loop.
+"""
+from __future__ import annotations
+
+import errno
+import heapq
+import itertools
+import os
+import re
+import selectors
+import socket
+import struct
+import time
+
+from gunicorn.workers.sync import SyncWorker
+
+MAX_CONNECTIONS = 512  # open connections per worker process; more wait in the listen backlog
+HEAD_LIMIT = 32 * 1024  # bytes of request line and headers buffered before the parser is left to refuse them
+_BODY_LIMITS = (1024 * 1024, 64 * 1024 * 1024)  # fallbacks when the app is not the sandbox (vendor, import)
+_REQUEST_TIMEOUT = 10.0
+_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.IGNORECASE)
+_CHUNKED = re.compile(rb"\r\ntransfer-encoding:[^\r\n]*chunked", re.IGNORECASE)
+_EXPECT = re.compile(rb"\r\nexpect:[ \t]*100-continue", re.IGNORECASE)
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+class Connection:
+    """One client: what it sent so far, and then the answer the app wrote, with when to send it."""
+
+    def __init__(self, sock: socket.socket, addr, deadline: float):
+        self.sock = sock
+        self.addr = addr
+        self.deadline = deadline
+        self.received = bytearray()
+        self.read_at = 0  # the app's read position in `received`
+        self.out = bytearray()
+        self.hold_ms = 0
+        self.dropped = False
+        self.continued = False
+
+    # -- the socket as the app and gunicorn's parser see it ---------------------------------------------------------
+    def recv(self, size: int) -> bytes:
+        chunk = bytes(self.received[self.read_at:self.read_at + size])
+        self.read_at += len(chunk)
+        return chunk
+
+    def send(self, data: bytes) -> int:
+        if data == _CONTINUE and self.continued:
+            return len(data)  # the loop said it already, to get the body
+        self.out += data
+        return len(data)
+
+    def sendall(self, data: bytes) -> None:
+        self.send(data)
+
+    def sendfile(self, file, offset=0, count=None):
+        file.seek(offset)
+        data = file.read(count) if count is not None else file.read()
+        self.out += data
+        return len(data)
+
+    def drop(self, reset: bool) -> bool:
+        """The transport faults: close at once, with a TCP reset (RST) or an orderly close with no answer."""
+        if reset:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.dropped = True
+        self.sock.close()
+        return True
+
+    def hold(self, milliseconds: int) -> None:
+        self.hold_ms += milliseconds
+
+    def gettimeout(self):
+        return 0.0
+
+    def setblocking(self, flag) -> None:
+        pass
+
+    def settimeout(self, value) -> None:
+        pass
+
+    def shutdown(self, how) -> None:
+        pass  # the loop closes once the answer is sent
+
+    def close(self) -> None:
+        pass
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def getsockname(self):
+        return self.sock.getsockname()
+
+    def getpeername(self):
+        return self.addr
+
+    def setsockopt(self, *args) -> None:
+        self.sock.setsockopt(*args)
+
+    # -- what the loop needs to know --------------------------------------------------------------------------------
+    def complete(self, body_limit) -> bool:
+        """Whether the request is all here (or is beyond what will be read anyway, so the app may refuse it)."""
+        head_end = self.received.find(b"\r\n\r\n")
+        if head_end < 0:
+            return len(self.received) > HEAD_LIMIT
+        head = bytes(self.received[:head_end + 2])
+        body = len(self.received) - head_end - 4
+        length = _CONTENT_LENGTH.search(head)
+        if length is not None:
+            wanted = int(length.group(1))
+            if wanted > body_limit(head):
+                return True  # refused by its Content-Length before it is read
+            self._maybe_continue(head, body, wanted)
+            return body >= wanted
+        if _CHUNKED.search(head):
+            self._maybe_continue(head, body, 1)
+            return self.received.endswith(b"0\r\n\r\n") or body > body_limit(head) + 65536
+        return True
+
+    def _maybe_continue(self, head: bytes, body: int, wanted: int) -> None:
+        if not self.continued and body < wanted and _EXPECT.search(head):
+            self.continued = True
+            try:
+                self.sock.send(_CONTINUE)
+            except OSError:
+                pass
+
+
+class SandboxWorker(SyncWorker):
+    """gunicorn's sync worker whose waiting (for requests, and for held answers) is done by a selector loop."""
+
+    def run(self):
+        for listener in self.sockets:
+            listener.setblocking(False)
+        self.selector = selectors.DefaultSelector()
+        for listener in self.sockets:
+            self.selector.register(listener, selectors.EVENT_READ, ("accept", listener))
+        self.selector.register(self.PIPE[0], selectors.EVENT_READ, ("wake", None))
+        self.reading: dict[int, Connection] = {}
+        self.held: list = []  # heap of (when, n, connection)
+        self.order = itertools.count()
+        self.body_limits, self.request_timeout = self._limits()
+        while self.alive:
+            self.notify()
+            if not self.is_parent_alive():
+                break
+            self._release_due()
+            self._expire_stalled()
+            for key, _ in self.selector.select(self._next_wakeup()):
+                kind, item = key.data
+                if kind == "accept":
+                    self._accept(item)
+                elif kind == "read":
+                    self._read(item)
+                elif kind == "write":
+                    self._write(item)
+                else:
+                    try:
+                        os.read(self.PIPE[0], 1)
+                    except OSError:
+                        pass
+        for _, _, connection in sorted(self.held):  # stopping: send what is held now
+            self._start_writing(connection)
+        deadline = time.monotonic() + 2
+        while self.selector.get_map() and time.monotonic() < deadline and any(
+                key.data[0] == "write" for key in self.selector.get_map().values()):
+            for key, _ in self.selector.select(0.1):
+                if key.data[0] == "write":
+                    self._write(key.data[1])
+
+    # -- the loop's parts ------------------------------------------------------------------------------------------
+    def _limits(self):
+        """The sandbox's body limits (by the request line) and request timeout; defaults for another app."""
+        sandbox = getattr(self.wsgi, "extensions", {}).get("sandbox")
+        settings = sandbox.settings if sandbox is not None else None
+        vendor, whole_world = ((settings.max_body_bytes, settings.max_import_bytes) if settings is not None
+                               else _BODY_LIMITS)
+
+        def body_limit(head: bytes) -> int:
+            return whole_world if b" /_sandbox/state/import" in head[:200] else vendor
+
+        return body_limit, settings.request_timeout if settings is not None else _REQUEST_TIMEOUT
+
+    def _next_wakeup(self) -> float:
+        soonest = 1.0
+        if self.held:
+            soonest = min(soonest, max(0.0, self.held[0][0] - time.monotonic()))
+        return soonest
+
+    def _accept(self, listener) -> None:
+        while len(self.reading) < MAX_CONNECTIONS:
+            try:
+                client, addr = listener.accept()
+            except OSError as e:
+                if e.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.ECONNABORTED):
+                    return
+                raise
+            client.setblocking(False)
+            connection = Connection(client, addr, time.monotonic() + self.request_timeout)
+            self.reading[client.fileno()] = connection
+            self.selector.register(client, selectors.EVENT_READ, ("read", connection))
+
+    def _read(self, connection: Connection) -> None:
+        try:
+            data = connection.sock.recv(65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._forget(connection)
+            connection.sock.close()
+            return
+        connection.received += data
+        if connection.complete(self.body_limits):
+            self.selector.unregister(connection.sock)
+            del self.reading[connection.sock.fileno()]
+            self._serve(connection)
+
+    def _serve(self, connection: Connection) -> None:
+        """The request, to the app, as the sync worker would hand it; its answer, held or sent."""
+        listener = self.sockets[0]
+        self.handle(listener, connection, connection.addr)  # writes into connection.out; never closes the socket
+        if connection.dropped:
+            return
+        if connection.hold_ms:
+            heapq.heappush(self.held, (time.monotonic() + connection.hold_ms / 1000, next(self.order), connection))
+        else:
+            self._start_writing(connection)
+
+    def _release_due(self) -> None:
+        now = time.monotonic()
+        while self.held and self.held[0][0] <= now:
+            self._start_writing(heapq.heappop(self.held)[2])
+
+    def _start_writing(self, connection: Connection) -> None:
+        try:
+            self.selector.register(connection.sock, selectors.EVENT_WRITE, ("write", connection))
+        except (ValueError, KeyError, OSError):
+            connection.sock.close()
+            return
+        self._write(connection)
+
+    def _write(self, connection: Connection) -> None:
+        try:
+            sent = connection.sock.send(connection.out)
+        except BlockingIOError:
+            return
+        except OSError:
+            sent = len(connection.out)  # the client is gone: nothing more to send
+        del connection.out[:sent]
+        if not connection.out:
+            self.selector.unregister(connection.sock)
+            try:
+                connection.sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+            connection.sock.close()
+
+    def _expire_stalled(self) -> None:
+        now = time.monotonic()
+        for connection in [c for c in self.reading.values() if c.deadline <= now]:
+            self._forget(connection)
+            connection.sock.close()
+
+    def _forget(self, connection: Connection) -> None:
+        self.reading.pop(connection.sock.fileno(), None)
+        try:
+            self.selector.unregister(connection.sock)
+        except (KeyError, ValueError):
+            pass

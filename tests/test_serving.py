@@ -1,0 +1,122 @@
+"""run.py's own server (issue 16), at a small scale: slow clients and held answers do not hold it up, stalled
+connections are closed after the request timeout, held answers come whole and are journaled, and the transport
+faults are what they say on a real socket, with no traceback in the log. (Timing targets: bench/starvation.py.)"""
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import FABRIC, PATCH_URL
+from services import free_port
+
+ROOT = Path(__file__).parent.parent
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = free_port()
+    log = tmp_path_factory.mktemp("serving") / "server.log"
+    with log.open("w") as out:
+        process = subprocess.Popen([sys.executable, "run.py", "--port", str(port), "--size", "5", "--workers", "2",
+                                    "--request-timeout", "2", "--publisher-timeout", "1"],
+                                   cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(base + "/_sandbox/health", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.05)
+    yield base, port, log
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def get(url, headers=None, timeout=10):
+    response = urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=timeout)
+    return response.status, response.read()
+
+
+def raw(port: int, request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+        return received
+
+
+def test_half_sent_and_held_requests_do_not_hold_the_server_up(server):
+    base, port, _ = server
+    stalled = [socket.create_connection(("127.0.0.1", port)) for _ in range(8)]
+    for sock in stalled:
+        sock.sendall(b"PATCH " + PATCH_URL.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Len")
+    held = []
+    threads = [threading.Thread(target=lambda: held.append(get(
+        base + "/fabric/v3/redemptions?size=1", {**FABRIC, "X-Sandbox-Delay": "1500"}))) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.3)
+    # Two worker processes, sixteen clients waiting on them: a normal request is still answered at once.
+    started = time.monotonic()
+    assert get(base + "/_sandbox/health", timeout=5)[0] == 200
+    assert time.monotonic() - started < 1.0
+    for thread in threads:
+        thread.join()
+    assert [status for status, _ in held] == [200] * 8
+    assert all(json.loads(body)["data"] is not None for _, body in held)
+    # The stalled ones are closed once the request timeout (2 s here) has passed.
+    time.sleep(2.5)
+    for sock in stalled:
+        sock.settimeout(5)
+        assert sock.recv(100) == b""
+        sock.close()
+
+
+def test_held_answers_are_whole_and_journaled_with_their_delay(server):
+    base, _, _ = server
+    urllib.request.urlopen(urllib.request.Request(base + "/_sandbox/requests", method="DELETE"))
+    started = time.monotonic()
+    status, body = get(base + "/fabric/v3/redemptions?size=1", {**FABRIC, "X-Sandbox-Delay": "700"})
+    assert status == 200 and time.monotonic() - started >= 0.7 and json.loads(body)["data"]
+    [entry] = json.loads(get(base + "/_sandbox/requests")[1])["requests"]
+    assert entry["delayMs"] == 700 and entry["durationMs"] >= 700 and entry["status"] == 200
+
+
+def test_publisher_timeout_is_a_502_after_the_timeout_in_the_vendor_envelope(server):
+    base, port, _ = server
+    started = time.monotonic()
+    answer = raw(port, b"PATCH " + PATCH_URL.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer XXXXXX"
+                 b"\r\nContent-Type: application/json\r\nX-Sandbox-Fault: publisher-timeout\r\nContent-Length: 32\r\n\r\n"
+                 b'{"redemptionInstructions": "Ok"}')
+    assert time.monotonic() - started >= 1.0
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 502") and json.loads(body)["meta"]["statusCode"] == 502
+
+
+def fault_request(fault: str) -> bytes:
+    return (f"GET /fabric/v3/redemptions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {FABRIC['Authorization']}\r\n"
+            f"x-fabric-tenant-id: {FABRIC['x-fabric-tenant-id']}\r\nX-Sandbox-Fault: {fault}\r\n\r\n").encode()
+
+
+def test_connection_reset_is_a_tcp_reset(server):
+    _, port, _ = server
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(fault_request("connection-reset"))
+        with pytest.raises(ConnectionResetError):
+            sock.recv(100)
+
+
+def test_empty_response_closes_with_zero_bytes_and_malformed_body_is_truncated(server):
+    _, port, log = server
+    assert raw(port, fault_request("empty-response")) == b""
+    head, _, body = raw(port, fault_request("malformed-body")).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and body == b'{"truncated": tru'
+    time.sleep(0.2)
+    assert "Traceback" not in log.read_text()
