@@ -112,7 +112,7 @@ def test_rule_status_change_appends_history_entry_in_order(client):
     assert put_status(client, {"transactionId": DOC_TX, "statusId": SHIPPING}).status_code == 200
     entries = history(client)
     assert [(e["fromStatusId"], e["toStatusId"]) for e in entries] == [(PENDING, PROCESSING), (PROCESSING, SHIPPING)]
-    assert all(e["changedBy"] == "XXXX…" and e["refundCoins"] is False and e["coinsRefunded"] == 0 for e in entries)
+    assert all(e["changedBy"] == "‹secret 5ad4c4›" and e["refundCoins"] is False and e["coinsRefunded"] == 0 for e in entries)
     assert entries[0]["changedAt"] <= entries[1]["changedAt"]
     r = post(client, "/redemption-transactions/status-history", {"transactionId": DOC_TX})
     assert r.get_json()["data"]["statusId"] == SHIPPING

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from sandbox.core.authorization import bearer_token
 from sandbox.core.clock import now_iso
+from sandbox.core.masking import mask
 
 from .errors import Forbidden, Unauthorized
 from .records import API_KEYS
@@ -22,8 +23,8 @@ class Caller:
 
     @property
     def masked_key(self) -> str:
-        """How the key appears in history and logs: never in full."""
-        return self.key[:4] + "…"
+        """How the key appears in the status history: a fingerprint that tells keys apart, no character of the key."""
+        return mask(self.key)
 
 
 def authenticate(world, request, operation) -> Caller:
