@@ -37,10 +37,10 @@ def schemas(doc):
     (lambda d: d["paths"]["/redemptions/{redemptionId}"]["get"]["responses"].pop("404"), "response 404 removed"),
     (lambda d: schemas(d)["RedemptionInput"]["required"].append("email"), "field email is now required"),
     (lambda d: schemas(d)["Status"]["enum"].remove("INACTIVE"), "enum values removed"),
-    (lambda d: schemas(d)["RedemptionInput"]["properties"]["orderId"].update(maxLength=50), "maxLength tightened to 50"),
-    (lambda d: schemas(d)["RedemptionInput"]["properties"]["orderId"].update(minLength=5), "minLength tightened to 5"),
-    (lambda d: schemas(d)["RedemptionInput"]["properties"]["userId"].update(type="string"), "type narrowed"),
-    (lambda d: schemas(d)["RedemptionInput"]["properties"]["orderId"].update(pattern="^[0-9-]+$"), "pattern changed"),
+    (lambda d: schemas(d)["OrderId"].update(maxLength=50), "maxLength tightened to 50"),
+    (lambda d: schemas(d)["OrderId"].update(minLength=5), "minLength tightened to 5"),
+    (lambda d: schemas(d)["UserId"].update(type="string"), "type narrowed"),
+    (lambda d: schemas(d)["OrderId"].update(pattern="^[0-9-]+$"), "pattern changed"),
     (lambda d: d["paths"]["/redemptions"]["get"]["parameters"][0].update(required=True), "parameter size is now required"),
     (lambda d: d["paths"]["/redemptions"]["get"]["parameters"].append(
         {"name": "region", "in": "query", "required": True, "schema": {"type": "string"}}), "new required query parameter region"),
@@ -51,7 +51,7 @@ def test_each_breaking_change_is_reported(mutate, expected):
 
 
 @pytest.mark.parametrize("mutate", [
-    lambda d: schemas(d)["RedemptionInput"]["properties"]["orderId"].update(maxLength=500),
+    lambda d: schemas(d)["OrderId"].update(maxLength=500),
     lambda d: schemas(d)["Status"]["enum"].append("PENDING"),
     lambda d: d["paths"]["/redemptions"]["get"]["parameters"].append(
         {"name": "region", "in": "query", "schema": {"type": "string"}}),

@@ -1,13 +1,18 @@
-"""Every spec is a valid OpenAPI 3.1 document, and its examples obey its own schemas."""
+"""Every spec is a valid OpenAPI 3.1 document, portable YAML that every partner tool reads the same way, and its
+examples obey its own schemas."""
 from pathlib import Path
 
 import pytest
 import yaml
 from openapi_spec_validator import validate
 
+from sandbox import Settings, create_app
+from sandbox.core.spec import load_portable
 from sandbox.kit.speclint import problems
 
 SPECS = sorted((Path(__file__).parent.parent / "specs").glob("*.yaml"))
+DIALECT = "https://json-schema.org/draft/2020-12/schema"
+JS_SAFE_INTEGER = 2**53 - 1  # beyond it a JavaScript client (Postman, Prism) silently rounds a number
 
 
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
@@ -31,3 +36,89 @@ def test_house_rules_bite():
     response["content"] = {"application/json": {"schema": {"type": "integer"}, "example": "not a number"}}
     found = problems(document)
     assert any("no summary" in p for p in found) and any("example breaks its schema" in p for p in found)
+
+
+# -- portable: what PyYAML reads is what Spectral, Prism, Postman and openapi-python-client read ---------------
+@pytest.fixture(scope="module")
+def served():
+    """The specs as the sandbox serves them (GET /_sandbox/specs/<name>.yaml), as text."""
+    client = create_app(Settings(size=5)).test_client()
+    return {path.stem: client.get(f"/_sandbox/specs/{path.stem}.yaml").get_data(as_text=True) for path in SPECS}
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
+def test_spec_is_portable_yaml_as_shipped_and_served(path, served):
+    """No duplicate key, no merge key, no plain scalar YAML 1.1 and 1.2 read differently; the same document either way."""
+    document = load_portable(path.read_text(encoding="utf-8"))
+    assert document == yaml.safe_load(path.read_text(encoding="utf-8"))
+    copy = load_portable(served[path.stem])
+    assert copy["paths"] == document["paths"] and copy["components"] == document["components"]
+
+
+@pytest.mark.parametrize("text,complaint", [
+    ("a: 1\na: 2\n", "duplicate key 'a'"),
+    ("x: &fields {b: 1}\ny:\n  <<: *fields\n", "merge key"),
+    ("a: yes\n", "'yes' is read as bool by YAML 1.1"),
+    ("a: [on]\n", "'on' is read as bool"),
+    ("a: 2026-01-01\n", "read as timestamp"),
+    ("a: 1e3\n", "read as str by YAML 1.1 (PyYAML) and as float"),
+    ("a: 0777\n", "octal"),
+    ("a: 1_000\n", "read as int by YAML 1.1"),
+])
+def test_portable_loader_refuses_what_tools_read_differently(text, complaint):
+    with pytest.raises(yaml.constructor.ConstructorError) as refused:
+        load_portable(text)
+    assert complaint in str(refused.value)
+    assert load_portable("a: 'yes'\nb: '2026-01-01'\nc: 1.5\nd: -3\ne: null\nf: true\n") == {
+        "a": "yes", "b": "2026-01-01", "c": 1.5, "d": -3, "e": None, "f": True}
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
+def test_spec_declares_the_2020_12_dialect(path):
+    """Without it Prism validates 3.1 schemas as draft-07 and ignores dependentRequired."""
+    assert load_portable(path.read_text())["jsonSchemaDialect"] == DIALECT
+
+
+def _examples(node, where="#"):
+    """Every example value in a document: `example`, `examples` (media, parameter and schema forms)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "example":
+                yield f"{where}/example", value
+            elif key == "examples" and isinstance(value, dict):
+                yield from ((f"{where}/examples/{k}", v.get("value")) for k, v in value.items() if isinstance(v, dict))
+            elif key == "examples" and isinstance(value, list):
+                yield from ((f"{where}/examples/{i}", v) for i, v in enumerate(value))
+            if isinstance(value, (dict, list)):
+                yield from _examples(value, f"{where}/{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _examples(value, f"{where}/{i}")
+
+
+def _integers(value):
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _integers(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _integers(item)
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
+def test_integer_examples_are_exact_in_javascript(path):
+    document = load_portable(path.read_text())
+    found = list(_examples(document))
+    assert found
+    beyond = [(where, n) for where, value in found for n in _integers(value) if abs(n) > JS_SAFE_INTEGER]
+    assert beyond == []
+
+
+def test_integer_example_check_bites():
+    document = {"paths": {"/x": {"put": {"requestBody": {"content": {"application/json": {
+        "examples": {"big": {"value": {"billId": 1234567890123456789}}}}}}}}}}
+    assert [n for _, value in _examples(document) for n in _integers(value)] == [1234567890123456789]

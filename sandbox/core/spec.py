@@ -19,6 +19,71 @@ HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "tra
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML was built with it
 
 
+class PortableLoader(_LOADER):
+    """YAML that every tool reads the same way. PyYAML reads YAML 1.1; JavaScript tools (Spectral, Prism, Postman)
+    and ruamel (openapi-python-client) read 1.2 or refuse what PyYAML lets through. So a spec may hold no duplicate
+    key (PyYAML silently keeps the last; others refuse the file), no merge key (`<<`, 1.1 only: 1.2 readers keep it
+    as a property), and no plain scalar the two versions read differently (`yes`, `on`, unquoted dates, `0777`,
+    `1_000`, `1e3`, ...): quote it. Specs are loaded with it, so a spec that breaks this does not start."""
+
+
+_YAML = "tag:yaml.org,2002:"
+_CORE_SCHEMA = {  # YAML 1.2's core schema: how a 1.2 reader resolves a plain scalar
+    "null": re.compile(r"~|null|Null|NULL|"),
+    "bool": re.compile(r"true|True|TRUE|false|False|FALSE"),
+    "int": re.compile(r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+"),
+    "float": re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?|[-+]?\.(inf|Inf|INF)|\.nan|\.NaN|\.NAN"),
+}
+
+
+def _portable_scalar(node) -> None:
+    if node.style:  # quoted or block text: a string to every reader (plain is None or "", by parser)
+        return
+    kind = node.tag.removeprefix(_YAML)
+    core = next((k for k, pattern in _CORE_SCHEMA.items() if pattern.fullmatch(node.value)), "str")
+    if core == "int" and re.fullmatch(r"[-+]?0[0-9]+", node.value):
+        kind, core = "an octal int", "a decimal int"  # 1.1 reads a leading zero as octal
+    if kind != core:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{node.value!r} is read as {kind} by YAML 1.1 (PyYAML) and as {core} by YAML 1.2 readers "
+                        "(Spectral, Prism, Postman, openapi-python-client): quote it", node.start_mark)
+
+
+def _portable_map(loader, node):
+    seen = set()
+    for key_node, value_node in node.value:
+        if key_node.tag == _YAML + "merge":
+            raise yaml.constructor.ConstructorError(
+                None, None, "a merge key (<<) is YAML 1.1 only: YAML 1.2 readers keep it as a property; write the "
+                            "keys out or share them through $ref", key_node.start_mark)
+        key = key_node.value if isinstance(key_node, yaml.ScalarNode) else id(key_node)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                "while reading a mapping", node.start_mark, f"duplicate key {key!r}: PyYAML keeps the last silently, "
+                                                            "other readers refuse the file", key_node.start_mark)
+        seen.add(key)
+        for scalar in (key_node, value_node):
+            if isinstance(scalar, yaml.ScalarNode):
+                _portable_scalar(scalar)
+    yield from yaml.constructor.SafeConstructor.construct_yaml_map(loader, node)
+
+
+def _portable_sequence(loader, node):
+    for item in node.value:
+        if isinstance(item, yaml.ScalarNode):
+            _portable_scalar(item)
+    yield from yaml.constructor.SafeConstructor.construct_yaml_seq(loader, node)
+
+
+PortableLoader.add_constructor(_YAML + "map", _portable_map)
+PortableLoader.add_constructor(_YAML + "seq", _portable_sequence)
+
+
+def load_portable(text: str):
+    """A spec's document, read with PortableLoader (yaml.constructor.ConstructorError says where it is not portable)."""
+    return yaml.load(text, Loader=PortableLoader)
+
+
 class SchemaValidator:
     """jsonschema's Draft 2020-12 validator (the authority, and the source of every message), behind a compiled
     pre-check: jsonschema-rs says "valid" in microseconds for the common case, and only a value it doubts is
@@ -145,7 +210,7 @@ class Spec:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.name = self.path.stem
-        self.document: dict = yaml.load(self.path.read_text(encoding="utf-8"), Loader=_LOADER)
+        self.document: dict = load_portable(self.path.read_text(encoding="utf-8"))
         self._components = self.document.get("components", {})
 
     # -- references -------------------------------------------------------------------------------------
