@@ -26,16 +26,24 @@ start=$(date +%s.%N)
 $PY run.py --port 18080 > /tmp/bench-sandbox.log 2>&1 & PIDS+=($!); SANDBOX_PID=$!
 wait_for http://127.0.0.1:18080/_sandbox/health
 echo "sandbox start-up with its default data (size 100, gunicorn $WORKER_CLASS, $WORKERS workers x $THREADS threads, SQLite): $(since "$start") s"
-.venv/bin/gunicorn -b 127.0.0.1:18081 -w "$WORKERS" -k "$WORKER_CLASS" --threads "$THREADS" --keep-alive 0 --chdir bench bare_flask:app \
+PYTHONPATH=$PWD .venv/bin/gunicorn -b 127.0.0.1:18081 -w "$WORKERS" -k "$WORKER_CLASS" --threads "$THREADS" --keep-alive 0 --chdir bench bare_flask:app \
   > /tmp/bench-bare.log 2>&1 & PIDS+=($!); BARE_PID=$!
 bench/node_modules/.bin/prism mock specs/returning-ai.yaml -h 127.0.0.1 -p 18082 > /tmp/bench-prism.log 2>&1 & PIDS+=($!); PRISM_PID=$!
 $PY run.py --port 18084 --server granian > /tmp/bench-sandbox-granian.log 2>&1 & PIDS+=($!); GRANIAN_PID=$!
+# The Redis backend, as the README asks operators to run Redis (AOF, fsync every second), on loopback.
+REDIS_DIR=$(mktemp -d)
+redis-server --bind 127.0.0.1 --port 18086 --dir "$REDIS_DIR" --save "" --appendonly yes --appendfsync everysec \
+  > /tmp/bench-redis.log 2>&1 & PIDS+=($!); REDIS_PID=$!
+for _ in $(seq 1 100); do redis-cli -p 18086 ping > /dev/null 2>&1 && break; sleep 0.05; done
+$PY run.py --port 18087 --backend redis --redis-url redis://127.0.0.1:18086/0 > /tmp/bench-sandbox-redis.log 2>&1 & PIDS+=($!)
+SANDBOX_REDIS_PID=$!
 .venv/bin/granian --interface wsgi --host 127.0.0.1 --port 18085 --workers "$WORKERS" --blocking-threads "$THREADS" \
   --working-dir bench bare_flask:app > /tmp/bench-bare-granian.log 2>&1 & PIDS+=($!); BARE_GRANIAN_PID=$!
 wait_for http://127.0.0.1:18081/
 wait_for http://127.0.0.1:18082/
 wait_for http://127.0.0.1:18084/_sandbox/health
 wait_for http://127.0.0.1:18085/
+wait_for http://127.0.0.1:18087/_sandbox/health
 
 PATCH_BODY='{"redemptionInstructions":"Present this code at checkout.","voucherCode":"ABC-123-XYZ","voucherExpiryDate":"31/12/2027"}'
 RAI='Authorization: Bearer XXXXXX|Content-Type: application/json'
