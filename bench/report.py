@@ -17,6 +17,8 @@ if sys.argv[1] == "--ratios":
     sandbox = results["sandbox: valid PATCH"]
     print(f"sandbox/prism (valid PATCH): {sandbox / results['prism: valid PATCH']:.2f}x")
     print(f"sandbox/bare flask (valid PATCH, both gunicorn): {sandbox / results['bare flask: PATCH']:.2f}x")
+    if results.get("sandbox on Redis: valid PATCH"):
+        print(f"Redis/SQLite backend (valid PATCH, same run): {results['sandbox on Redis: valid PATCH'] / sandbox:.2f}x")
     granian = results.get("sandbox --server granian: valid PATCH")
     if granian and results.get("bare flask under granian: PATCH"):
         print(f"sandbox/prism (valid PATCH, --server granian): {granian / results['prism: valid PATCH']:.2f}x")

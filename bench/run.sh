@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Throughput of the sandbox in its production configuration (run.py's defaults: gunicorn's sync worker, SQLite, two
 # worker processes per core) against Prism and a bare Flask endpoint under the same gunicorn settings, same machine,
-# same load, loopback only. Then memory over a longer mixed run, and start-up with 100,000 records per vendor.
+# same load, loopback only; the same PATCH on the Redis backend (a redis-server of its own on loopback), for the
+# Redis/SQLite ratio. Then memory over a longer mixed run, and start-up with 100,000 records per vendor.
 # Not part of the test suite. Needs wrk (Debian) and npm; installs Prism into bench/node_modules.
 #   bash bench/run.sh [seconds per run, default 10] [seconds of the memory run, default 60]
 set -euo pipefail
@@ -56,6 +57,7 @@ run() { # name url method path body headers pid [script]
 }
 echo "name | requests/s | p50 ms | p99 ms | non-2xx | RSS MB"
 run "sandbox: valid PATCH" http://127.0.0.1:18080 PATCH /returning-ai/v1/purchase-histories/ORD202641612055614747 "$PATCH_BODY" "$RAI" $SANDBOX_PID
+run "sandbox on Redis: valid PATCH" http://127.0.0.1:18087 PATCH /returning-ai/v1/purchase-histories/ORD202641612055614747 "$PATCH_BODY" "$RAI" $SANDBOX_REDIS_PID
 run "prism: valid PATCH" http://127.0.0.1:18082 PATCH /purchase-histories/ORD202641612055614747 "$PATCH_BODY" "$RAI" $PRISM_PID
 run "bare flask: PATCH" http://127.0.0.1:18081 PATCH /returning-ai/v1/purchase-histories/ORD202641612055614747 "$PATCH_BODY" "$RAI" $BARE_PID
 run "sandbox: 400 PATCH" http://127.0.0.1:18080 PATCH /returning-ai/v1/purchase-histories/ORD202641612055614747 '{"voucherCode":"X"}' "$RAI" $SANDBOX_PID
@@ -68,7 +70,8 @@ run "sandbox: mix (1 in 5 a 400)" http://127.0.0.1:18080 GET / "" "" $SANDBOX_PI
 run "sandbox --server granian: valid PATCH" http://127.0.0.1:18084 PATCH /returning-ai/v1/purchase-histories/ORD202641612055614747 "$PATCH_BODY" "$RAI" $GRANIAN_PID
 run "bare flask under granian: PATCH" http://127.0.0.1:18085 PATCH /returning-ai/v1/purchase-histories/ORD202641612055614747 "$PATCH_BODY" "$RAI" $BARE_GRANIAN_PID
 $PY bench/report.py --ratios
-kill $PRISM_PID $BARE_PID $GRANIAN_PID $BARE_GRANIAN_PID
+kill $PRISM_PID $BARE_PID $GRANIAN_PID $BARE_GRANIAN_PID $SANDBOX_REDIS_PID $REDIS_PID
+rm -rf "$REDIS_DIR"
 
 echo
 echo "memory over a ${FLAT_SECONDS} s mixed run (RSS MB of the sandbox's processes, every 10 s):"
