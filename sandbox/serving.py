@@ -53,6 +53,7 @@ class Connection:
         self.hold_ms = 0
         self.dropped = False
         self.continued = False
+        self.whole = True  # False when handed over before the body was all here (to be refused by its size)
 
     # -- the socket as the app and gunicorn's parser see it ---------------------------------------------------------
     def recv(self, size: int) -> bytes:
@@ -125,12 +126,16 @@ class Connection:
         if length is not None:
             wanted = int(length.group(1))
             if wanted > body_limit(head):
+                self.whole = body >= wanted
                 return True  # refused by its Content-Length before it is read
             self._maybe_continue(head, body, wanted)
             return body >= wanted
         if _CHUNKED.search(head):
             self._maybe_continue(head, body, 1)
-            return self.received.endswith(b"0\r\n\r\n") or body > body_limit(head) + 65536
+            if self.received.endswith(b"0\r\n\r\n"):
+                return True
+            self.whole = False
+            return body > body_limit(head) + 65536
         return True
 
     def _maybe_continue(self, head: bytes, body: int, wanted: int) -> None:
@@ -153,6 +158,7 @@ class SandboxWorker(SyncWorker):
             self.selector.register(listener, selectors.EVENT_READ, ("accept", listener))
         self.selector.register(self.PIPE[0], selectors.EVENT_READ, ("wake", None))
         self.reading: dict[int, Connection] = {}
+        self.draining: dict[int, Connection] = {}
         self.held: list = []  # heap of (when, n, connection)
         self.order = itertools.count()
         self.body_limits, self.request_timeout = self._limits()
@@ -170,6 +176,8 @@ class SandboxWorker(SyncWorker):
                     self._read(item)
                 elif kind == "write":
                     self._write(item)
+                elif kind == "drain":
+                    self._drain(item)
                 else:
                     try:
                         os.read(self.PIPE[0], 1)
@@ -204,34 +212,40 @@ class SandboxWorker(SyncWorker):
         return soonest
 
     def _accept(self, listener) -> None:
-        while len(self.reading) < MAX_CONNECTIONS:
-            try:
-                client, addr = listener.accept()
-            except OSError as e:
-                if e.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.ECONNABORTED):
-                    return
-                raise
-            client.setblocking(False)
-            connection = Connection(client, addr, time.monotonic() + self.request_timeout)
+        """One connection at a time, read at once: a request that is already whole is served right away, as the
+        sync worker would, and the next connection goes to whichever worker is free first."""
+        if len(self.reading) >= MAX_CONNECTIONS:
+            return
+        try:
+            client, addr = listener.accept()
+        except OSError as e:
+            if e.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.ECONNABORTED):
+                return
+            raise
+        client.setblocking(False)
+        connection = Connection(client, addr, time.monotonic() + self.request_timeout)
+        if not self._read(connection):  # not whole yet: wait for the rest without holding the process
             self.reading[client.fileno()] = connection
             self.selector.register(client, selectors.EVENT_READ, ("read", connection))
 
-    def _read(self, connection: Connection) -> None:
+    def _read(self, connection: Connection) -> bool:
+        """Take what the client sent; True once the connection is done with reading (served, or gone)."""
         try:
             data = connection.sock.recv(65536)
         except BlockingIOError:
-            return
+            return False
         except OSError:
             data = b""
         if not data:
             self._forget(connection)
             connection.sock.close()
-            return
+            return True
         connection.received += data
-        if connection.complete(self.body_limits):
-            self.selector.unregister(connection.sock)
-            del self.reading[connection.sock.fileno()]
-            self._serve(connection)
+        if not connection.complete(self.body_limits):
+            return False
+        self._forget(connection)
+        self._serve(connection)
+        return True
 
     def _serve(self, connection: Connection) -> None:
         """The request, to the app, as the sync worker would hand it; its answer, held or sent."""
@@ -250,38 +264,66 @@ class SandboxWorker(SyncWorker):
             self._start_writing(heapq.heappop(self.held)[2])
 
     def _start_writing(self, connection: Connection) -> None:
+        """Send the answer; what the socket does not take at once is sent as it drains."""
+        if self._send(connection):
+            return
         try:
             self.selector.register(connection.sock, selectors.EVENT_WRITE, ("write", connection))
         except (ValueError, KeyError, OSError):
             connection.sock.close()
-            return
-        self._write(connection)
 
     def _write(self, connection: Connection) -> None:
+        if self._send(connection):
+            self.selector.unregister(connection.sock)
+
+    def _send(self, connection: Connection) -> bool:
+        """Send what the socket takes; True when all is sent and the connection closed (with FIN)."""
         try:
             sent = connection.sock.send(connection.out)
         except BlockingIOError:
-            return
+            return False
         except OSError:
             sent = len(connection.out)  # the client is gone: nothing more to send
         del connection.out[:sent]
-        if not connection.out:
-            self.selector.unregister(connection.sock)
-            try:
-                connection.sock.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
+        if connection.out:
+            return False
+        try:
+            connection.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        if connection.whole:
             connection.sock.close()
+        else:
+            # The client is still sending a body that was refused: read and drop it for a moment, so the close does
+            # not reset the connection before the client has read the answer.
+            connection.deadline = time.monotonic() + 2
+            self.draining[connection.sock.fileno()] = connection
+            self.selector.register(connection.sock, selectors.EVENT_READ, ("drain", connection))
+        return True
 
     def _expire_stalled(self) -> None:
         now = time.monotonic()
         for connection in [c for c in self.reading.values() if c.deadline <= now]:
             self._forget(connection)
             connection.sock.close()
+        for connection in [c for c in self.draining.values() if c.deadline <= now]:
+            self._close_drained(connection)
+
+    def _drain(self, connection: Connection) -> None:
+        try:
+            if connection.sock.recv(65536):
+                return
+        except BlockingIOError:
+            return
+        except OSError:
+            pass
+        self._close_drained(connection)
+
+    def _close_drained(self, connection: Connection) -> None:
+        del self.draining[connection.sock.fileno()]
+        self.selector.unregister(connection.sock)
+        connection.sock.close()
 
     def _forget(self, connection: Connection) -> None:
-        self.reading.pop(connection.sock.fileno(), None)
-        try:
+        if self.reading.pop(connection.sock.fileno(), None) is not None:
             self.selector.unregister(connection.sock)
-        except (KeyError, ValueError):
-            pass
