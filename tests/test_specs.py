@@ -7,7 +7,7 @@ import yaml
 from openapi_spec_validator import validate
 
 from sandbox import Settings, create_app
-from sandbox.core.spec import load_portable
+from sandbox.core.spec import HTTP_METHODS, Spec, load_portable, resolve
 from sandbox.kit.speclint import problems
 
 SPECS = sorted((Path(__file__).parent.parent / "specs").glob("*.yaml"))
@@ -122,3 +122,31 @@ def test_integer_example_check_bites():
     document = {"paths": {"/x": {"put": {"requestBody": {"content": {"application/json": {
         "examples": {"big": {"value": {"billId": 1234567890123456789}}}}}}}}}}
     assert [n for _, value in _examples(document) for n in _integers(value)] == [1234567890123456789]
+
+
+# -- the vendor's contract only: the sandbox's controls are x-sandbox-* extensions, never API surface -------------
+VENDOR_SPECS = [path for path in SPECS if path.stem != "sandbox"]
+
+
+@pytest.mark.parametrize("path", VENDOR_SPECS, ids=lambda p: p.name)
+def test_vendor_spec_has_no_sandbox_only_parameter_as_shipped_and_served(path, served):
+    for document in (load_portable(path.read_text()), load_portable(served[path.stem])):
+        parameters = [resolve(document, p) for item in document["paths"].values()
+                      for node in [item, *(item.get(m, {}) for m in HTTP_METHODS)] for p in node.get("parameters", [])]
+        parameters += list(document.get("components", {}).get("parameters", {}).values())
+        assert parameters
+        assert [p["name"] for p in parameters if p["name"].lower().startswith("x-sandbox")] == []
+        assert set(document["x-sandbox-headers"]) == {"X-Sandbox-Fault", "X-Sandbox-Delay"}
+
+
+def test_the_sandbox_still_reads_its_headers_from_the_extensions():
+    """What the server validates: the generic faults plus the operation's own x-sandbox-faults, the delay's bounds."""
+    spec = Spec(SPECS[0].parent / "returning-ai.yaml")
+    operations = {op.operation_id: op for op in spec.operations}
+    fault = {p.name: p for p in operations["updatePurchaseHistory"].parameters}["X-Sandbox-Fault"]
+    assert fault.location == "header" and not fault.required
+    assert fault.schema["enum"][-2:] == ["store-unavailable", "publisher-timeout"]
+    assert fault.schema["x-error-message"] == "X-Sandbox-Fault must be one of " + ", ".join(fault.schema["enum"])
+    other = {p.name: p for p in operations["getRedemptionStatusById"].parameters}
+    assert "store-unavailable" not in other["X-Sandbox-Fault"].schema["enum"]
+    assert other["X-Sandbox-Delay"].schema["maximum"] == 30000

@@ -272,16 +272,16 @@ class Spec:
 
     def _operation(self, path, method, raw, shared, global_security) -> Operation:
         params = {}
-        for p in [*shared, *raw.get("parameters", [])]:
+        for p in [*shared, *raw.get("parameters", []), *self._sandbox_headers(raw)]:
             p = self.resolve(p)
-            params[(p["name"].lower(), p["in"])] = Parameter(
+            params.setdefault((p["name"].lower(), p["in"]), Parameter(
                 name=p["name"],
                 location=p["in"],
                 required=p.get("required", p["in"] == "path"),
                 schema=p.get("schema", {}),
                 validator=self.validator(p.get("schema", {})),
                 default=self.resolve(p.get("schema", {})).get("default"),
-            )
+            ))
         body = self.resolve(raw.get("requestBody", {}))
         content = body.get("content", {})
         json_schema = content.get("application/json", {}).get("schema")
@@ -305,6 +305,20 @@ class Spec:
             secured=any(requirement for requirement in security),
             extensions={k: v for k, v in raw.items() if k.startswith("x-")},
         )
+
+    def _sandbox_headers(self, raw: dict) -> list[dict]:
+        """The sandbox-only request headers of an operation, as the parameters the sandbox validates them as (a bad
+        one is the vendor's 400). They are the spec's `x-sandbox-headers`, never its `parameters`, so no code
+        generator, Postman collection or Schemathesis run sends them. X-Sandbox-Fault's enum is the generic faults
+        plus the operation's own `x-sandbox-faults`, and its message lists them."""
+        headers = []
+        for name, header in self.document.get("x-sandbox-headers", {}).items():
+            schema = dict(header.get("schema", {}))
+            if name.lower() == "x-sandbox-fault":
+                schema["enum"] = [*schema.get("enum", ()), *raw.get("x-sandbox-faults", ())]
+                schema.setdefault("x-error-message", f"{name} must be one of {', '.join(schema['enum'])}")
+            headers.append({"name": name, "in": "header", "required": False, "schema": schema})
+        return headers
 
     def _defaults(self, schema: dict) -> dict:
         properties = self.resolve(schema).get("properties", {})

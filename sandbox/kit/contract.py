@@ -48,8 +48,9 @@ def spec_path(name: str) -> Path:
 
 
 def vendor_contract(path: Path) -> dict:
-    """The spec as the vendor's contract: without the sandbox-only X-Sandbox-* headers (faults, delays, workspaces),
-    which a partner's or a staging server does not have."""
+    """The spec as the vendor's contract. The vendor specs carry no sandbox-only parameter (the sandbox reads its
+    fault and delay headers from x-sandbox-* extensions, which Schemathesis ignores); a spec given by path may be an
+    older one whose X-Sandbox-* header parameters a partner's or a staging server does not have: they are dropped."""
     document = yaml.safe_load(path.read_text(encoding="utf-8"))
     components = document.get("components", {}).get("parameters", {})
 
