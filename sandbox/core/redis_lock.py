@@ -43,7 +43,8 @@ return 0
 
 
 class WorldLock:
-    """The lock of one world (`<prefix>#lock`), with its wake list (`<prefix>#wake`)."""
+    """The lock of one world (`<prefix>#lock`), with its waiters (`#queue`, `#waiting`) and their wake lists
+    (`#wake:<token>`)."""
 
     def __init__(self, link, prefix: str, cache):
         self.prefix = prefix

@@ -10,8 +10,9 @@ Layout under the world's prefix:
     log:<name>                      list   entries (JSON)
     cnt                             hash   counters
     seq                             string the insertion-order counter
-and beside it (outside the prefix, so that clear() leaves them): `#lock` and `#wake` (redis_lock), `#done:<id>`
-(commits recently applied, redis_scripts.COMMIT).
+and beside it (outside the prefix, so that clear() leaves them): `#lock`, `#queue`, `#waiting`, `#wake:<token>`
+(redis_lock), `#done:<id>` (commits recently applied, redis_scripts.COMMIT); under the backend's own prefix, the
+change feed `#feed`, `#feedn`, `#epoch` (redis_cache).
 
 Why transactions are built this way (the alternatives were a lock alone, which trusts the lock's lifetime, and
 WATCH/MULTI/EXEC with the operation retried, which would mean rerunning every vendor's domain code from the
