@@ -97,6 +97,12 @@ def test_a_failed_transaction_leaves_nothing_written(store):
     assert store.get("people", "d") == {"email": "d"}
 
 
+def test_put_all_is_all_or_nothing(store):
+    with pytest.raises(KeyError):
+        store.put_all("people", "_id", [{"_id": "a", "email": "a"}, {"email": "no key"}])
+    assert store.all("people") == []
+
+
 def test_a_failed_clear_or_load_leaves_nothing_changed(store):
     store.put("people", "a", {"_id": "a", "email": "a"})
     store.put("_fault_rules", "1", {"id": 1})

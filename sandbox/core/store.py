@@ -311,7 +311,7 @@ class MemoryStore(Store):
             self._index(collection, key, record)
 
     def put_all(self, collection: str, key_field: str, records) -> None:
-        with self._lock:
+        with self.transaction():
             for record in records:
                 self.put(collection, str(record[key_field]), record)
 
