@@ -181,6 +181,9 @@ def main(argv=None) -> int | None:
     serve(app, args)
 
 
+KEEPALIVE_SECONDS = 5
+
+
 def gunicorn_worker_class(threads: int) -> str:
     """One thread: gunicorn's sync worker with its waiting done by an event loop (sandbox/serving.py: slow clients
     and held answers do not hold a process); more: gthread. The benchmark serves bare Flask the same way."""
@@ -239,10 +242,11 @@ def serve(app, args) -> None:
             self.cfg.set("limit_request_fields", 100)
             self.cfg.set("limit_request_field_size", 8190)
             self.cfg.set("loglevel", "warning")
-            # No keep-alive: each request goes to a free worker (see DEFAULT_WORKERS).
-            self.cfg.set("keepalive", 0)
-            # A publisher-timeout fault waits on purpose; do not let the worker be killed meanwhile.
-            self.cfg.set("timeout", max(30, int(args.publisher_timeout) + 30))
+            # HTTP/1.1 keep-alive, an idle connection closed after this many seconds (sandbox/serving.py).
+            self.cfg.set("keepalive", KEEPALIVE_SECONDS)
+            # The app itself never waits on purpose (held answers are the loop's), but an import of a large world
+            # may take a while: do not let the arbiter kill the worker meanwhile.
+            self.cfg.set("timeout", 60)
 
         def load(self):
             return app

@@ -27,7 +27,9 @@ import selectors
 import socket
 import struct
 import time
+from datetime import datetime
 
+from gunicorn.http import wsgi
 from gunicorn.workers.sync import SyncWorker
 
 MAX_CONNECTIONS = 512  # open connections per worker process; more wait in the listen backlog
@@ -54,6 +56,8 @@ class Connection:
         self.dropped = False
         self.continued = False
         self.whole = True  # False when handed over before the body was all here (to be refused by its size)
+        self.single = True  # the request is all there is (no second one pipelined behind it, no chunked body)
+        self.keep_alive = False  # set by the worker: the answer leaves the connection open for the next request
 
     # -- the socket as the app and gunicorn's parser see it ---------------------------------------------------------
     def recv(self, size: int) -> bytes:
@@ -129,14 +133,21 @@ class Connection:
                 self.whole = body >= wanted
                 return True  # refused by its Content-Length before it is read
             self._maybe_continue(head, body, wanted)
+            self.single = body <= wanted
             return body >= wanted
         if _CHUNKED.search(head):
+            self.single = False
             self._maybe_continue(head, body, 1)
             if self.received.endswith(b"0\r\n\r\n"):
                 return True
             self.whole = False
             return body > body_limit(head) + 65536
+        self.single = body == 0
         return True
+
+    def next_request(self, deadline: float) -> None:
+        """Kept alive: ready to read the client's next request."""
+        self.__init__(self.sock, self.addr, deadline)
 
     def _maybe_continue(self, head: bytes, body: int, wanted: int) -> None:
         if not self.continued and body < wanted and _EXPECT.search(head):
@@ -162,6 +173,7 @@ class SandboxWorker(SyncWorker):
         self.held: list = []  # heap of (when, n, connection)
         self.order = itertools.count()
         self.body_limits, self.request_timeout = self._limits()
+        self.keepalive_timeout = self.cfg.keepalive
         while self.alive:
             self.notify()
             if not self.is_parent_alive():
@@ -191,6 +203,42 @@ class SandboxWorker(SyncWorker):
             for key, _ in self.selector.select(0.1):
                 if key.data[0] == "write":
                     self._write(key.data[1])
+
+    def handle_request(self, listener, req, client, addr):
+        """The sync worker's, except that the connection may stay open (HTTP/1.1 keep-alive, --keep-alive seconds)
+        when the client wants it, the request came alone and whole, and the answer's length is known."""
+        environ, resp = {}, None
+        try:
+            self.cfg.pre_request(self, req)
+            request_start = datetime.now()
+            resp, environ = wsgi.create(req, client, addr, listener.getsockname(), self.cfg)
+            if not (self.keepalive_timeout and client.single and client.whole):
+                resp.force_close()
+            self.nr += 1
+            if self.nr >= self.max_requests:
+                self.log.info("Autorestarting worker after current request.")
+                self.alive = False
+                resp.force_close()
+            respiter = self.wsgi(environ, resp.start_response)
+            try:
+                for item in respiter:
+                    resp.write(item)
+                resp.close()
+                client.keep_alive = not resp.should_close()
+            finally:
+                self.log.access(resp, req, environ, datetime.now() - request_start)
+                if hasattr(respiter, "close"):
+                    respiter.close()
+        except (Exception, SystemExit):
+            if resp and resp.headers_sent:
+                self.log.exception("Error handling request")
+                raise StopIteration()
+            raise
+        finally:
+            try:
+                self.cfg.post_request(self, req, environ, resp)
+            except Exception:
+                self.log.exception("Exception in post_request hook")
 
     # -- the loop's parts ------------------------------------------------------------------------------------------
     def _limits(self):
@@ -287,10 +335,16 @@ class SandboxWorker(SyncWorker):
         del connection.out[:sent]
         if connection.out:
             return False
-        try:
-            connection.sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
+        if not connection.keep_alive:
+            try:
+                connection.sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+        if connection.keep_alive:
+            connection.next_request(time.monotonic() + self.keepalive_timeout)
+            self.reading[connection.sock.fileno()] = connection
+            self.selector.register(connection.sock, selectors.EVENT_READ, ("read", connection))
+            return True
         if connection.whole:
             connection.sock.close()
         else:

@@ -120,3 +120,19 @@ def test_empty_response_closes_with_zero_bytes_and_malformed_body_is_truncated(s
     assert head.startswith(b"HTTP/1.1 200") and body == b'{"truncated": tru'
     time.sleep(0.2)
     assert "Traceback" not in log.read_text()
+
+
+def test_keep_alive_serves_one_connection_request_after_request(server):
+    import http.client
+
+    base, port, _ = server
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    statuses, sockets = [], []
+    for delay in ("0", "200", "0"):
+        connection.request("GET", "/fabric/v3/redemptions?size=1", headers={**FABRIC, "X-Sandbox-Delay": delay})
+        response = connection.getresponse()
+        statuses.append((response.status, response.getheader("Connection"), bool(json.loads(response.read())["data"])))
+        sockets.append(connection.sock)
+    assert statuses == [(200, "keep-alive", True)] * 3
+    assert sockets[0] is sockets[1] is sockets[2]  # one connection throughout
+    connection.close()
