@@ -8,7 +8,7 @@ from openapi_spec_validator import validate
 
 from sandbox import Settings, create_app
 from sandbox.core.spec import HTTP_METHODS, Spec, load_portable, resolve
-from sandbox.kit.speclint import problems
+from sandbox.kit.speclint import problems, unnamed_envelopes
 
 SPECS = sorted((Path(__file__).parent.parent / "specs").glob("*.yaml"))
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -34,8 +34,10 @@ def test_house_rules_bite():
     response = next(iter(operation["responses"].values()))
     response.pop("$ref", None)
     response["content"] = {"application/json": {"schema": {"type": "integer"}, "example": "not a number"}}
+    response["content"]["application/json"]["schema"] = {"allOf": [{"type": "integer"}], "example": 1}
     found = problems(document)
     assert any("no summary" in p for p in found) and any("example breaks its schema" in p for p in found)
+    assert any("allOf at its root" in p for p in found)
 
 
 # -- portable: what PyYAML reads is what Spectral, Prism, Postman and openapi-python-client read ---------------
@@ -150,3 +152,11 @@ def test_the_sandbox_still_reads_its_headers_from_the_extensions():
     other = {p.name: p for p in operations["getRedemptionStatusById"].parameters}
     assert "store-unavailable" not in other["X-Sandbox-Fault"].schema["enum"]
     assert other["X-Sandbox-Delay"].schema["maximum"] == 30000
+
+
+@pytest.mark.parametrize("path", VENDOR_SPECS, ids=lambda p: p.name)
+def test_vendor_spec_names_every_success_envelope(path):
+    """So that generated clients get a typed model of that name for every answer (tests/test_partner_tools.py)."""
+    assert unnamed_envelopes(load_portable(path.read_text())) == []
+    assert unnamed_envelopes({"paths": {"/x": {"get": {"responses": {"200": {"content": {"application/json": {
+        "schema": {"type": "object"}}}}}}}}}) == ["GET /x 200"]

@@ -1,7 +1,11 @@
 """House rules for our specs, beyond what openapi-spec-validator checks.
 
 Every operation has an operationId and a summary; every documented status has a schema and an example; every
-example obeys its schema. `problems(document)` lists what breaks them.
+example obeys its schema; no response schema is a composition (allOf/anyOf/oneOf) at its root, which code generators
+type as one branch only (openapi-python-client made the by-user-email response's member an untyped dict).
+`problems(document)` lists what breaks them. `unnamed_envelopes(document)` lists the success responses whose schema
+is not a named one (`#/components/schemas/...`): the vendor specs name every envelope, so generated clients get a
+model of that name.
 """
 from __future__ import annotations
 
@@ -28,6 +32,23 @@ def problems(document: dict) -> list[str]:
                 if not response.get("content"):
                     found.append(f"{where} {status}: no content schema")
                 found += _media_problems(document, response, f"{where} {status}")
+                for media_type, media in response.get("content", {}).items():
+                    composed = set(resolve(document, media.get("schema") or {})) & {"allOf", "anyOf", "oneOf"}
+                    if composed:
+                        found.append(f"{where} {status} {media_type}: the schema is a {'/'.join(sorted(composed))} at "
+                                     "its root; name the envelope with all its properties instead")
+    return found
+
+
+def unnamed_envelopes(document: dict) -> list[str]:
+    """The success JSON responses whose schema is written inline instead of referring to a named schema."""
+    found = []
+    for path, item in document.get("paths", {}).items():
+        for method in HTTP_METHODS:
+            for status, response in item.get(method, {}).get("responses", {}).items():
+                schema = resolve(document, response).get("content", {}).get("application/json", {}).get("schema")
+                if str(status).startswith("2") and schema is not None and "$ref" not in schema:
+                    found.append(f"{method.upper()} {path} {status}")
     return found
 
 
