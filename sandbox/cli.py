@@ -97,12 +97,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--workers", type=_at_least_one, default=DEFAULT_WORKERS,
                         help="gunicorn worker processes (they share state through the backend)")
     parser.add_argument("--threads", type=_at_least_one, default=DEFAULT_THREADS,
-                        help="request threads of each worker process: 1 serves with gunicorn's sync worker, more with "
-                             "its gthread worker")
+                        help="request threads of each worker process: 1 (the default) serves with gunicorn's sync "
+                             "worker waiting in an event loop (slow clients and held answers never hold a process), "
+                             "more with its gthread worker (each of those holds a thread)")
     parser.add_argument("--server", choices=SERVERS, default="gunicorn",
                         help="gunicorn (the default: transport faults reset or close the real connection) or granian "
-                             "(Rust; measured 1.1-1.2x the sync worker's throughput on the PATCH, but transport faults "
-                             "answer an empty 502 as in-process calls do, and it needs a shared backend)")
+                             "(Rust; transport faults answer an empty 502 as in-process calls do, held answers hold a "
+                             "thread, and it needs a shared backend)")
     parser.add_argument("--dev", action="store_true",
                         help="use Flask's development server (one process, auto-reload off) instead of gunicorn")
     args = parser.parse_args(argv)
@@ -191,7 +192,9 @@ def gunicorn_worker_class(threads: int) -> str:
 
 
 def _server_name(args) -> str:
-    return f"gunicorn {gunicorn_worker_class(args.threads)}" if args.server == "gunicorn" else args.server
+    if args.server != "gunicorn":
+        return args.server
+    return "gunicorn gthread" if args.threads > 1 else "gunicorn sync, waiting in an event loop (sandbox/serving.py)"
 
 
 def _proxy_args(argv):

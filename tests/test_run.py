@@ -81,7 +81,8 @@ def test_one_thread_serves_with_the_sync_worker_and_more_with_gthread(capsys):
     import pytest
 
     assert run.parse_args([]).threads == 1  # the sync worker: measured fastest (see sandbox/cli.py)
-    assert run._server_name(run.parse_args([])) == "gunicorn sync"
+    assert run._server_name(run.parse_args([])).startswith("gunicorn sync, waiting in an event loop")
+    assert run.gunicorn_worker_class(1) == "sandbox.serving.SandboxWorker"
     assert run._server_name(run.parse_args(["--threads", "4"])) == "gunicorn gthread"
     for bad in (["--workers", "0"], ["--threads", "x"]):
         with pytest.raises(SystemExit):
