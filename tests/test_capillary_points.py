@@ -164,6 +164,35 @@ def test_rule_8015_customer_not_found(client):
     assert errors(r, 404) == [(8015, "Customer not found for the given identifiers")]
 
 
+@pytest.mark.parametrize("body", [{"redemptionId": "x" * 51}, {"externalReferenceNumber": "x" * 101}])
+def test_rule_8015_malformed_identifier_is_404_too(client, sandbox, body):
+    """8015 is one status everywhere (spec, README): an identifier that cannot name anything names nothing."""
+    before = redemption(sandbox)
+    r = update(client, {**body, "billNumber": "x", "entity": ENTITY})
+    assert errors(r, 404) == [(8015, "Invalid or malformed identifier provided in request body.")]
+    assert redemption(sandbox) == before
+
+
+def test_rule_8015_with_another_problem_is_400(client):
+    r = update(client, {"redemptionId": "x" * 51, "billNumber": "x"})
+    assert errors(r, 400) == [(1219, "Entity details not set/invalid."),
+                              (8015, "Invalid or malformed identifier provided in request body.")]
+
+
+@pytest.mark.parametrize("query", ["?id=abc", "?id=0", "?id=1.5", "?id=99999999999999999999"])
+def test_rule_history_customer_id_not_a_whole_number_is_8015_404(client, query):
+    r = client.get(f"/capillary/v1.1/customer/redemptions{query}", headers=BASIC)
+    assert r.status_code == 404 and r.get_json()["response"]["status"] == {
+        "success": False, "code": 8015, "message": "Customer not found for the given identifiers"}
+
+
+def test_rule_redeem_customer_id_not_a_whole_number_is_8015_404(client, sandbox):
+    before = balance(sandbox)
+    r = client.post("/capillary/v2/customers/abc/redemptions", json={"points": 1}, headers=BASIC)
+    assert errors(r, 404) == [(8015, "Customer not found for the given identifiers")]
+    assert balance(sandbox) == before
+
+
 def test_rule_several_problems_report_several_errors(client):
     r = update(client, {"billId": "ABC", "purpose": "p" * 300})
     assert [code for code, _ in errors(r, 400)] == [749, 1219, 750, 750]
@@ -186,15 +215,19 @@ def test_rule_data_scoped_to_the_tills_org(client):
 ])
 def test_rule_401_basic_auth(client, header, fragment):
     headers = {"Authorization": header} if header else {}
-    [(code, message)] = errors(update(client, {"redemptionId": "sTDVyi", "billNumber": "x", "entity": ENTITY},
-                                      headers), 401)
+    r = update(client, {"redemptionId": "sTDVyi", "billNumber": "x", "entity": ENTITY}, headers)
+    [(code, message)] = errors(r, 401)
     assert code == 401 and message.startswith("Authentication failed. Please check username and password.")
     assert fragment in message
+    assert r.headers["WWW-Authenticate"] == CHALLENGE
+
+
+CHALLENGE = 'Basic realm="Capillary", charset="UTF-8"'  # RFC 9110: every 401 names its scheme
 
 
 def test_rule_401_in_v11_envelope(client):
     r = client.get(f"/capillary/v1.1/points/isredeemable?id={CUSTOMER}&points=1")
-    assert r.status_code == 401
+    assert r.status_code == 401 and r.headers["WWW-Authenticate"] == CHALLENGE
     assert r.get_json()["response"]["status"]["success"] is False and r.get_json()["response"]["status"]["code"] == 401
 
 
@@ -212,7 +245,7 @@ def test_oauth_token_then_header_works():
 
 def test_oauth_wrong_secret_is_401_in_v3_envelope(client):
     r = client.post("/capillary/v3/oauth/token/generate", json={"key": "cap-demo-client", "secret": "nope"})
-    assert r.status_code == 401
+    assert r.status_code == 401 and r.headers["WWW-Authenticate"] == CHALLENGE
     assert r.get_json() == {"data": None, "errors": [
         {"status": False, "code": 401, "message": "Unknown OAuth key or secret (demo clients: GET /_sandbox/credentials)"}]}
 

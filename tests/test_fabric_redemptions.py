@@ -67,7 +67,9 @@ def test_seed_003_update_example_replaces_fields_and_fills_promotion(client, san
     ({"x-fabric-tenant-id": TENANT, "Authorization": "Bearer nope"}, "Unknown bearer token"),
 ])
 def test_rule_401_without_or_with_unknown_bearer(client, headers, fragment):
-    assert_error(call(client, "GET", f"/redemptions/{EXAMPLE}", headers=headers), 401, "UNAUTHORIZED", fragment)
+    r = call(client, "GET", f"/redemptions/{EXAMPLE}", headers=headers)
+    assert_error(r, 401, "UNAUTHORIZED", fragment)
+    assert r.headers["WWW-Authenticate"] == 'Bearer realm="fabric"'  # RFC 9110: a 401 names its scheme
 
 
 @pytest.mark.parametrize("tenant", [None, "short", TENANT + "0"])

@@ -94,7 +94,7 @@ def test_rule_unicode_digits_in_a_path_are_not_a_customer_id(client):
     before = export(client)
     r = client.post("/capillary/v2/customers/\uff11\uff10\uff19\uff19\uff14\uff13\uff17\uff14\uff12/redemptions",
                     json={"points": 1}, headers=CAPILLARY)
-    assert r.status_code in (400, 404) and export(client) == before
+    assert r.status_code == 404 and r.get_json()["errors"][0]["code"] == 8015 and export(client) == before
 
 
 def test_rule_unicode_digits_in_an_identifier_are_not_a_customer_id(client):

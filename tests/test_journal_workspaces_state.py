@@ -194,7 +194,8 @@ def test_state_collections_listed(client):
 # -- protection ------------------------------------------------------------------------------------------------
 def test_admin_token_required_when_set():
     client = create_app(Settings(size=5, admin_token="s3cret")).test_client()
-    assert client.get("/_sandbox/health").status_code == 401
+    r = client.get("/_sandbox/health")
+    assert r.status_code == 401 and r.headers["WWW-Authenticate"] == 'X-Sandbox-Admin-Token realm="sandbox control API"'
     assert client.get("/_sandbox/health", headers={"X-Sandbox-Admin-Token": "wrong"}).status_code == 401
     assert client.get("/_sandbox/health", headers={"X-Sandbox-Admin-Token": "s3cret"}).status_code == 200
     # Vendor APIs are unaffected, and the token never reaches the journal.

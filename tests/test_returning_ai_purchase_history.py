@@ -66,6 +66,7 @@ def test_rule_401_when_key_missing_malformed_unknown_or_expired(client, sandbox,
     before = order(sandbox)
     r = patch(client, body={"redemptionInstructions": INSTRUCTIONS}, key=None, headers=headers)
     assert_error(r, 401, fragment)
+    assert r.headers["WWW-Authenticate"] == 'Bearer realm="Returning.AI"'  # RFC 9110: a 401 names its scheme
     assert order(sandbox) == before
 
 

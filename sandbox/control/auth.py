@@ -8,6 +8,8 @@ ADMIN_HEADER = "X-Sandbox-Admin-Token"
 
 class Unauthorized(ControlError):
     status = 401
+    # RFC 9110: every 401 names its scheme; the admin token is a header of the sandbox's own, named as the scheme.
+    default_headers = {"WWW-Authenticate": 'X-Sandbox-Admin-Token realm="sandbox control API"'}
 
 
 class Forbidden(ControlError):

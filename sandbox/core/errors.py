@@ -41,12 +41,13 @@ class SandboxError(Exception):
 
     status: int = 500
     message: str = "Unexpected error"
+    default_headers: dict = {}  # sent with every answer of the class (a 401's WWW-Authenticate challenge)
 
     def __init__(self, message: str | None = None, problems: list[Problem] | tuple = (), headers=None):
         super().__init__(message or self.message)
         self.message = message or self.message
         self.problems = list(problems)
-        self.headers = dict(headers or {})
+        self.headers = {**self.default_headers, **dict(headers or {})}
 
     def body(self, context: RequestContext) -> dict:
         raise NotImplementedError

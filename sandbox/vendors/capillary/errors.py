@@ -54,6 +54,8 @@ class BadRequest(CapillaryError):
 
 class Unauthorized(CapillaryError):
     status = 401
+    # RFC 9110: every 401 names its scheme. Basic (the till); the OAuth token's header is not an HTTP auth scheme.
+    default_headers = {"WWW-Authenticate": 'Basic realm="Capillary", charset="UTF-8"'}
 
 
 class NotFound(CapillaryError):
@@ -118,7 +120,17 @@ def entity_type_not_supported(entity_type: str) -> Conflict:
                     "use CUSTOMER", code=1212)
 
 
-error_for_status = error_for_status_among(
+_error_for_status = error_for_status_among(
     BadRequest, Unauthorized, NotFound, MethodNotAllowed, Conflict, TooManyRequests, PayloadTooLarge, UriTooLong,
     HeadersTooLarge, ServiceUnavailable,
     otherwise=ServerError)
+IDENTIFIER_NOT_FOUND = 8015
+
+
+def error_for_status(status: int, message: str, problems, headers=None) -> CapillaryError:
+    """The core's error for a status. 8015 is always a 404, as the spec and README say: a malformed identifier (a
+    customer ID that is not a whole number, a redemption ID beyond 50 characters) names nothing either, so a request
+    whose only problems are 8015s is a 404, not a 400."""
+    if status == 400 and problems and all(p.code == IDENTIFIER_NOT_FOUND for p in problems):
+        status = 404
+    return _error_for_status(status, message, problems, headers)

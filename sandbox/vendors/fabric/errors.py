@@ -45,6 +45,7 @@ class InvalidRequest(FabricError):
 
 class Unauthorized(FabricError):
     status = 401
+    default_headers = {"WWW-Authenticate": 'Bearer realm="fabric"'}  # RFC 9110: every 401 names its scheme
     error_code = "UNAUTHORIZED"
 
 

@@ -22,6 +22,7 @@ class ValidationFailed(ReturningAIError):
 
 class Unauthorized(ReturningAIError):
     status = 401
+    default_headers = {"WWW-Authenticate": 'Bearer realm="Returning.AI"'}  # RFC 9110: every 401 names its scheme
     message = "Missing API key: send Authorization: Bearer <apiKey>"
 
 
