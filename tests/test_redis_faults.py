@@ -231,8 +231,11 @@ def test_an_instance_paused_in_the_middle_of_a_write_writes_nothing_when_it_resu
             future.result()
         pool.shutdown()
     assert served_meanwhile, "the other instance stopped serving while the paused one held the lock"
-    lost = [a for a in answers.values() if a[0] == 503]
-    assert lost and all("lost the world's write lock" in a[2] for a in lost)
+    # The paused request found its lock gone and wrote nothing; any other 503 (a writer that waited past its patience
+    # on a machine this busy) wrote nothing either, which the accounting below checks.
+    refused = [a[2] for a in answers.values() if a[0] == 503]
+    assert any("lost the world's write lock" in text for text in refused)
+    assert all("nothing was written" in text for text in refused)
     assert_redemptions_match_answers(other.base, {ref: a[0] for ref, a in answers.items()}, LOAD_POINTS,
                                      5000, LOAD_CUSTOMER)
 
@@ -262,11 +265,11 @@ def test_redis_killed_and_restarted_under_load_loses_no_acknowledged_write(world
     assert_redemptions_match_answers(other.base, {ref: a[0] for ref, a in answers.items()}, LOAD_POINTS,
                                      5000, LOAD_CUSTOMER)
     assert_races_keep_their_rules(paused.base, other.base, allow_503=False)
-    # Calm: one line when Redis went away and one when it came back, per worker process; no traceback.
-    for instance, workers in ((paused, 1), (other, 2)):
+    # Calm: one line when Redis went away and one when it came back, whatever the workers; no traceback.
+    for instance in (paused, other):
         log = instance.log.read_text()
         assert "Traceback" not in log
-        assert 1 <= log.count("is unreachable") <= workers and 1 <= log.count("is back") <= workers
+        assert log.count("is unreachable") == 1 and log.count("is back") == 1
 
 
 def test_health_says_the_backend_is_down_and_then_that_the_data_vanished(world):

@@ -9,6 +9,7 @@ one when it is back, instead of a traceback per request.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import threading
 from contextlib import contextmanager
@@ -44,13 +45,16 @@ def shown(url: str) -> str:
 
 
 class RedisLink:
-    """How the stores of one backend (one process) talk to Redis: `reaching()` around every call, and `run()` for the
-    store's scripts. Remembers whether this process last found Redis up."""
+    """How the stores of one backend talk to Redis: `reaching()` around every call, and `run()` for the store's
+    scripts. Remembers whether Redis was last found up: by this process (`up`, read on every call), and by the
+    instance (`_logged_up`, in memory shared with the worker processes forked after it is made), so that an outage is
+    logged once by the instance, not once per worker."""
 
     def __init__(self, client: redis.Redis, url: str):
         self.client = client
         self.url = shown(url)
         self.up = True
+        self._logged_up = multiprocessing.Value("b", 1)
         self._local = threading.local()  # per thread: (process id, its own connection for the scripts)
 
     @contextmanager
@@ -60,12 +64,18 @@ class RedisLink:
         except UNREACHABLE as exc:
             if self.up:
                 self.up = False
-                log.warning("Redis at %s is unreachable (%s); answering 503 meanwhile", self.url, exc)
+                self._log_change(False, "Redis at %s is unreachable (%s); answering 503 meanwhile", self.url, exc)
             raise StoreUnavailable("The sandbox's Redis store is unreachable; nothing was written. Retry shortly.",
                                    reachable=False) from None
         if not self.up:
             self.up = True
-            log.warning("Redis at %s is back", self.url)
+            self._log_change(True, "Redis at %s is back", self.url)
+
+    def _log_change(self, up: bool, *message) -> None:
+        with self._logged_up.get_lock():
+            if bool(self._logged_up.value) != up:
+                self._logged_up.value = up
+                log.warning(*message)
 
     def run(self, script, keys: list, args: list):
         """One of the store's scripts (redis_scripts), on this thread's own connection. redis-py's generic command

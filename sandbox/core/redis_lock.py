@@ -30,6 +30,10 @@ LOCK_SECONDS = 2.0
 # LOCK_SECONDS, so that a lock left by a crashed or paused holder delays others but never refuses them.
 LOCK_WAIT_SECONDS = 3.0
 WAKE_SECONDS = 0.05  # the longest spell a waiter blocks before trying again
+# A waiter counts as waiting for this long after its last try; a holder hands the lock only to one that does. A
+# waiter gone without leaving the queue (its process stopped, or Redis went away under it) is thus passed over,
+# instead of being handed a lock that would lie idle until it expires.
+WAITER_SECONDS = 4 * WAKE_SECONDS
 MILLISECONDS = int(LOCK_SECONDS * 1000)
 _HOST = socket.gethostname()
 
@@ -65,7 +69,8 @@ class WorldLock:
             while True:
                 left = deadline - time.monotonic()
                 taken = self._link.run(self._acquire, [self.prefix],
-                                       [token, MILLISECONDS, *self._cache.where(), max(1, int(left * 1000))])
+                                       [token, MILLISECONDS, *self._cache.where(),
+                                        max(1, int(min(left, WAITER_SECONDS) * 1000))])
                 if taken is not None:
                     self._cache.apply(taken)
                     break

@@ -56,7 +56,7 @@ SYNC = _SYNC + "return sync(ARGV[1], ARGV[2], ARGV[3], ARGV[4])"
 # each waiter needs to catch up, in `#waiting`: "entries seen\tepoch\tdeadline ms"), with its catch-up pushed on its
 # own wake list (`#wake:<token>`): the waiter's one blocking call returns holding the lock, current. Without the
 # handover, a waiter woken would send one more round trip to take the lock, and the lock would lie idle meanwhile.
-# Waiters past their deadline (they gave up) are skipped.
+# Waiters past their deadline (gone, or not heard from lately: redis_lock.WAITER_SECONDS) are skipped.
 _HANDOVER = r"""
 local function hand_over(base, feed, milliseconds, fresh)
   local lock, queue, waiting = base .. '#lock', base .. '#queue', base .. '#waiting'
@@ -230,8 +230,8 @@ return out
 # Takes a world's lock (KEYS[1] the world's prefix; ARGV[1] token, ARGV[2] milliseconds) and, only if it got it,
 # reads the change feed as SYNC does (ARGV[3..6]): what the new holder reads next is current, in the same round
 # trip. Sent again after a lost answer, or by a waiter whose lock was handed over as it stopped waiting, it finds
-# the lock already its own. Otherwise the caller joins the queue of waiters (ARGV[7]: how long it will wait, in ms)
-# and gets false: it then blocks on its wake list (`#wake:<token>`).
+# the lock already its own. Otherwise the caller joins the queue of waiters, or stays in it (ARGV[7]: for how many
+# ms it counts as waiting, unless it tries again), and gets false: it then blocks on its wake list (`#wake:<token>`).
 ACQUIRE = _SYNC + r"""
 local lock, queue, waiting = KEYS[1] .. '#lock', KEYS[1] .. '#queue', KEYS[1] .. '#waiting'
 local token = ARGV[1]
