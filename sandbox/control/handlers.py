@@ -5,6 +5,7 @@ from flask import Response
 from sandbox.core.events import read_events
 from sandbox.core.faults import GENERIC_FAULTS, TooManyRules, accepted_faults
 from sandbox.core.world import DEFAULT
+from sandbox.kit import postman
 
 from .errors import Conflict, NotFound
 from .errors import error_for_status
@@ -191,8 +192,8 @@ def load_scenario(call):
 
 
 # -- specs -------------------------------------------------------------------------------------------------
-def _served_spec(call) -> dict:
-    name = call.params["name"]
+def _served_spec(call, name: str | None = None) -> dict:
+    name = name or call.params["name"]
     spec = call.sandbox.specs.get(name)
     if spec is None:
         raise NotFound(f"No spec named {name}; available: {', '.join(sorted(call.sandbox.specs))}")
@@ -201,8 +202,19 @@ def _served_spec(call) -> dict:
 
 def get_spec_yaml(call):
     document = yaml.safe_dump(_served_spec(call), sort_keys=False, allow_unicode=True)
-    return Response(document, mimetype="application/yaml")
+    # application/yaml (RFC 9512); text/yaml to a client that asks for it (generated clients read text/* as text)
+    mimetype = call.request.accept_mimetypes.best_match(["application/yaml", "text/yaml"]) or "application/yaml"
+    return Response(document, mimetype=mimetype)
 
 
 def get_spec_json(call):
     return _served_spec(call)
+
+
+def get_postman_collection(call):
+    """The vendor's Postman collection, generated from its spec as served, with this world's demo credential."""
+    vendor = call.params["vendor"]
+    if vendor not in {v.name for v in call.sandbox.vendors}:
+        raise NotFound(f"No vendor named {vendor}; available: {', '.join(v.name for v in call.sandbox.vendors)}")
+    credential = next(c for c in call.world.credentials() if c["vendor"] == vendor and "Authorization" in c["headers"])
+    return postman.collection(_served_spec(call, vendor), vendor, credential["headers"])
