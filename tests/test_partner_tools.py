@@ -4,17 +4,28 @@ sandbox. The node tools are installed in tools/ by scripts/install-partner-tools
 them their tests are skipped, saying so."""
 from __future__ import annotations
 
+import base64
+import importlib
+import inspect
 import json
 import os
-import shutil
+import re
+import socket
 import subprocess
 import sys
+import time
+import typing
+import urllib.error
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
 from sandbox import Settings, create_app
-from sandbox.core.spec import HTTP_METHODS, Spec
+from sandbox.core.spec import Spec, template_regex
+from sandbox.core.validation import _coerce
 from sandbox.testing import start_sandbox
 
 ROOT = Path(__file__).parent.parent
@@ -107,3 +118,246 @@ def test_newman_runs_every_documented_operation(live, vendor, tmp_path):
     assert run["stats"]["assertions"]["failed"] == 0 and run["stats"]["assertions"]["total"] == 2 * len(operation_ids(vendor))
     statuses = {e["item"]["name"]: e["response"]["code"] for e in run["executions"]}
     assert all(200 <= code < 300 for code in statuses.values()), statuses
+
+
+@pytest.mark.parametrize("vendor", VENDORS)
+def test_postmans_own_converter_makes_a_collection_that_passes(live, vendor, tmp_path):
+    """As a partner imports the served spec into Postman (openapi-to-postmanv2, example values): no sandbox header
+    is switched on and every request succeeds with the demo credential (0 of 21 did while the specs listed them)."""
+    converter, newman = node_tool("openapi2postmanv2"), node_tool("newman")
+    spec, converted, report = tmp_path / f"{vendor}.yaml", tmp_path / "collection.json", tmp_path / "newman.json"
+    spec.write_bytes(urllib.request.urlopen(f"{live.base_url}/_sandbox/specs/{vendor}.yaml", timeout=30).read())
+    subprocess.run([converter, "-s", str(spec), "-o", str(converted), "-p", "-O",
+                    "folderStrategy=Tags,parametersResolution=Example"], check=True, capture_output=True, timeout=120)
+    requests = requests_of(json.loads(converted.read_text()))
+    assert len(requests) == len(operation_ids(vendor))
+    assert not [h for item in requests for h in item["request"].get("header", []) if h["key"].lower().startswith("x-sandbox")]
+    scheme, _, secret = credential_headers(live, vendor)["Authorization"].partition(" ")
+    user, _, password = (base64.b64decode(secret).decode().partition(":") if scheme == "Basic" else ("", "", ""))
+    live.reset()
+    subprocess.run([newman, "run", str(converted), "--env-var", f"bearerToken={secret}", "--env-var",
+                    f"basicAuthUsername={user}", "--env-var", f"basicAuthPassword={password}", "--reporters", "json",
+                    "--reporter-json-export", str(report)], capture_output=True, timeout=120)
+    codes = [e["response"]["code"] for e in json.loads(report.read_text())["run"]["executions"]]
+    assert len(codes) == len(requests) and all(200 <= code < 300 for code in codes), codes
+
+
+# -- Spectral: the OpenAPI ruleset, 0 errors on every spec -----------------------------------------------------------
+ALL_SPECS = [*VENDORS, "sandbox"]
+
+
+def test_spectral_finds_no_error_in_any_spec():
+    spectral = node_tool("spectral")
+    result = subprocess.run([spectral, "lint", *(str(SPECS / f"{name}.yaml") for name in ALL_SPECS), "--ruleset",
+                             str(ROOT / ".spectral.yaml"), "--format", "json", "--quiet", "--fail-severity", "error"],
+                            capture_output=True, text=True, timeout=300, cwd=ROOT)
+    findings = json.loads(result.stdout or "[]")
+    errors = [(Path(f["source"]).name, f["code"], f["message"], f["range"]["start"]["line"] + 1)
+              for f in findings if f["severity"] == 0]
+    assert errors == [] and result.returncode == 0, errors or result.stderr
+    assert {Path(f["source"]).name for f in findings} <= {f"{name}.yaml" for name in ALL_SPECS}  # it read them all
+
+
+def test_spectral_would_report_a_duplicate_key(tmp_path):
+    """The check can fail: the 24 duplicate keys specs/sandbox.yaml had were 24 Spectral errors."""
+    spectral = node_tool("spectral")
+    broken = tmp_path / "fabric.yaml"
+    broken.write_text((SPECS / "fabric.yaml").read_text().replace(
+        "        '400': {$ref: '#/components/responses/BadRequest'}\n",
+        "        '400': {$ref: '#/components/responses/BadRequest'}\n        '400': {$ref: '#/components/responses/BadRequest'}\n", 1))
+    result = subprocess.run([spectral, "lint", str(broken), "--ruleset", str(ROOT / ".spectral.yaml"), "--format",
+                             "json", "--quiet"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 1 and any(f["severity"] == 0 for f in json.loads(result.stdout))
+
+
+# -- the recorded requests, a valid and an invalid one of every vendor operation ------------------------------------
+RECORDED = yaml.safe_load((Path(__file__).parent / "partner_requests.yaml").read_text(encoding="utf-8"))
+
+
+def test_recorded_requests_cover_every_operation_valid_and_invalid():
+    for vendor in VENDORS:
+        valid = {r["operation"] for r in RECORDED[vendor] if r["status"] < 300}
+        invalid = {r["operation"] for r in RECORDED[vendor] if r["status"] >= 400}
+        assert valid == invalid == set(operation_ids(vendor)), vendor
+
+
+def credential_headers(live, vendor: str) -> dict:
+    return next(c["headers"] for c in live.credentials if c["vendor"] == vendor and "Authorization" in c["headers"])
+
+
+# -- openapi-python-client: every spec generates with no warning; the clients call the sandbox with typed models ----
+GENERATOR = Path(sys.executable).parent / "openapi-python-client"
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    if not GENERATOR.exists():
+        pytest.skip("openapi-python-client is not installed: pip install -r requirements.txt")
+    root = tmp_path_factory.mktemp("clients")
+    env = {**os.environ, "PATH": f"{GENERATOR.parent}{os.pathsep}{os.environ.get('PATH', '')}"}  # its ruff hook
+    outputs = {}
+    for name in ALL_SPECS:
+        package = root / f"client_{name.replace('-', '_')}"
+        result = subprocess.run([str(GENERATOR), "generate", "--path", str(SPECS / f"{name}.yaml"), "--output-path",
+                                 str(package), "--meta", "none"], capture_output=True, text=True, timeout=300, env=env)
+        outputs[name] = (package, result.returncode, result.stdout + result.stderr)
+    sys.path.insert(0, str(root))
+    yield outputs
+    sys.path.remove(str(root))
+    for module in [m for m in sys.modules if m.startswith("client_")]:
+        del sys.modules[module]
+
+
+@pytest.mark.parametrize("name", ALL_SPECS)
+def test_openapi_python_client_generates_the_spec_without_warnings(generated, name):
+    package, status, output = generated[name]
+    assert status == 0 and "warning" not in output.lower() and "error" not in output.lower(), output
+    code = "\n".join(path.read_text() for path in package.rglob("*.py"))
+    assert "def sync_detailed(" in code
+    assert "x_sandbox_fault" not in code and "x_sandbox_delay" not in code  # no sandbox control as API surface
+
+
+def untyped(value, where="parsed") -> list[str]:
+    """Where a generated model holds fields of the answer it does not type (they land in additional_properties)."""
+    import attrs
+    found = []
+    if attrs.has(type(value)):
+        declared = [f.name for f in attrs.fields(type(value)) if f.name != "additional_properties"]
+        if declared and getattr(value, "additional_properties", None):
+            found.append(f"{where}: {sorted(value.additional_properties)} untyped")
+        for name in declared:
+            found += untyped(getattr(value, name), f"{where}.{name}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += untyped(item, f"{where}[{index}]")
+    return found
+
+
+def test_untyped_finds_what_a_model_leaves_untyped():
+    import attrs
+
+    @attrs.define
+    class Data:  # as openapi-python-client typed the by-user-email answer's allOf: items, and the member untyped
+        items: list
+        additional_properties: dict = attrs.field(factory=dict)
+
+    assert untyped(Data(items=[], additional_properties={"user": {}})) == ["parsed: ['user'] untyped"]
+    assert untyped(Data(items=[])) == []
+
+
+def _keyword(function, name: str) -> str:
+    """The generated function's keyword for a spec parameter (purchaseHistoryID -> purchase_history_id)."""
+    wanted = re.sub(r"[^0-9a-z]", "", name.lower())
+    return next(p for p in inspect.signature(function).parameters if p.replace("_", "") == wanted)
+
+
+@pytest.mark.parametrize("vendor", VENDORS)
+def test_generated_client_calls_each_documented_operation_and_parses_typed_models(generated, live, vendor):
+    package_dir, status, _ = generated[vendor]
+    assert status == 0
+    package = package_dir.name
+    client_module = importlib.import_module(f"{package}.client")
+    scheme, _, token = credential_headers(live, vendor)["Authorization"].partition(" ")
+    base_url = live.base_url + Spec(SPECS / f"{vendor}.yaml").base_paths[0]
+    authenticated = client_module.AuthenticatedClient(base_url=base_url, token=token, prefix=scheme)
+    anonymous = client_module.Client(base_url=base_url)
+    operations = {op.operation_id: op for op in Spec(SPECS / f"{vendor}.yaml").operations}
+    modules = {path.stem.replace("_", ""): path for path in (package_dir / "api").rglob("*.py")}
+    live.reset()
+    called = set()
+    for row in (r for r in RECORDED[vendor] if r["status"] < 300):
+        operation = operations[row["operation"]]
+        path = modules[operation.operation_id.lower()]
+        module = importlib.import_module(".".join([package, *path.relative_to(package_dir).with_suffix("").parts]))
+        function = module.sync_detailed
+        kwargs = dict(template_regex(operation.path).match(row["path"]).groupdict())
+        given = {**row.get("query", {}), **credential_headers(live, vendor), **row.get("headers", {})}
+        for param in operation.parameters:
+            if param.name in kwargs or param.name in given and param.location != "path":
+                raw = kwargs.pop(param.name, None) or given[param.name]
+                if param.location != "header" or param.name.lower() != "authorization":
+                    kwargs[param.name] = _coerce(str(raw), param.schema)
+        kwargs = {_keyword(function, name): value for name, value in kwargs.items()
+                  if name.lower() != "authorization" and not name.lower().startswith("x-sandbox")}
+        if "body" in row:
+            hints = typing.get_type_hints(module._get_kwargs)["body"]
+            model = next(t for t in typing.get_args(hints) or (hints,) if hasattr(t, "from_dict"))
+            kwargs["body"] = model.from_dict(row["body"])
+        response = function(client=anonymous if row.get("auth") == "none" else authenticated, **kwargs)
+        assert response.status_code == row["status"], (row, response.content[:300])
+        parsed = response.parsed
+        assert type(parsed).__module__.startswith(f"{package}.models."), (row["operation"], type(parsed))
+        assert untyped(parsed) == [], row["operation"]
+        called.add(row["operation"])
+    assert called == set(operations)
+
+
+# -- Prism: a validating proxy in front of the sandbox reports no violation the sandbox does not also refuse --------
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def prism(live, tmp_path_factory):
+    """A Prism proxy per vendor (started together: each takes seconds to start), each on the spec the sandbox serves,
+    forwarding to the sandbox."""
+    binary = node_tool("prism")
+    logs = tmp_path_factory.mktemp("prism")
+    running = {}
+    try:
+        for vendor in VENDORS:
+            port = _free_port()
+            upstream = live.base_url + Spec(SPECS / f"{vendor}.yaml").base_paths[0]
+            log = open(logs / f"{vendor}.log", "w")
+            process = subprocess.Popen([binary, "proxy", f"{live.base_url}/_sandbox/specs/{vendor}.yaml", upstream,
+                                        "--host", "127.0.0.1", "--port", str(port), "--errors=false"],
+                                       stdout=log, stderr=subprocess.STDOUT)
+            running[vendor] = (process, port, logs / f"{vendor}.log", log)
+        deadline = time.monotonic() + 120
+        for vendor, (process, port, path, _) in running.items():
+            while "Prism is listening" not in path.read_text():
+                assert process.poll() is None and time.monotonic() < deadline, path.read_text()[-2000:]
+                time.sleep(0.2)
+        yield {vendor: f"http://127.0.0.1:{port}" for vendor, (_, port, _, _) in running.items()}
+    finally:
+        for process, _, _, log in running.values():
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+            log.close()
+
+
+def _send(url: str, row: dict, headers: dict) -> tuple[int, list[dict], bytes]:
+    query = "?" + urllib.parse.urlencode(row["query"]) if row.get("query") else ""
+    data = json.dumps(row["body"]).encode() if "body" in row else None
+    headers = {**({} if row.get("auth") == "none" else headers), **row.get("headers", {})}
+    if data is not None:
+        headers["Content-Type"] = "application/json"
+    request = urllib.request.Request(url + row["path"] + query, data=data, method=row["method"], headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.headers.get("sl-violations") or "[]"), response.read()
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.headers.get("sl-violations") or "[]"), refused.read()
+
+
+@pytest.mark.parametrize("vendor", VENDORS)
+def test_prism_proxy_reports_no_violation_of_valid_requests_or_any_response(prism, live, vendor):
+    live.reset()
+    headers = credential_headers(live, vendor)
+    seen = []
+    for row in RECORDED[vendor]:
+        status, violations, body = _send(prism[vendor], row, headers)
+        where = {v["location"][0] for v in violations}
+        seen.append((row["operation"], row["method"], row["path"], status, sorted(where)))
+        assert status == row["status"], (row, body[:300])
+        assert "response" not in where, (row, violations)  # the sandbox's answer conforms, valid request or not
+        if row["status"] < 300:
+            assert violations == [], (row, violations)  # Prism agrees the request is valid
+        else:
+            assert "request" in where, (row, body[:300])  # Prism agrees it is invalid, as the sandbox said
+    assert {operation for operation, *_ in seen} == set(operation_ids(vendor))
