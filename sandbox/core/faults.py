@@ -4,8 +4,9 @@ One model for all three: a request ends up with at most one fault and a delay. G
 transport faults) are carried out here (`carry_out`), before the operation runs, so they write nothing. A vendor's
 own faults (a publisher timeout, Capillary's 750) are handed to its domain code as a `VendorFault`, which strikes
 where the vendor's documents place the failure (after its 404 and 409); a rule for one is spent only there. Which
-faults an operation accepts is the enum of its `X-Sandbox-Fault` parameter in the spec, and its magic values are its
-`x-sandbox-magic-values`: the spec stays the catalogue.
+faults an operation accepts is the enum of its `X-Sandbox-Fault` header (the spec's `x-sandbox-headers` plus the
+operation's `x-sandbox-faults`, which core/spec.py turns into a header parameter the vendor's API does not list), and
+its magic values are its `x-sandbox-magic-values`: the spec stays the catalogue.
 """
 from __future__ import annotations
 
@@ -177,7 +178,7 @@ def _warn_once(message: str) -> None:
 
 
 def accepted_faults(operation) -> list[str]:
-    """The faults an operation accepts: its X-Sandbox-Fault parameter's enum."""
+    """The faults an operation accepts: its X-Sandbox-Fault header's enum (see Spec._sandbox_headers)."""
     for param in operation.parameters:
         if param.name.lower() == FAULT_HEADER.lower():
             return list(param.schema.get("enum", []))
