@@ -25,12 +25,17 @@ class RunningSandbox:
     credentials: list[dict]  # as GET /_sandbox/credentials lists them
     app: object  # the Flask app, for direct access to the sandbox (app.extensions["sandbox"])
 
-    def headers(self, vendor: str, purpose_contains: str = "") -> dict:
-        """The headers of the vendor's first demo credential whose purpose contains the given words."""
-        for credential in self.credentials:
-            if credential["vendor"] == vendor and purpose_contains in credential["purpose"]:
+    def headers(self, vendor: str, name: str | None = None) -> dict:
+        """The headers to send with one of the vendor's demo credentials, chosen by its stable name (as
+        GET /_sandbox/credentials lists it: "XXXXXX", "rai_test_no_read", "fabric-second-tenant-token",
+        "till.second", ...); without a name, the vendor's first, the one its documents' examples use."""
+        mine = [c for c in self.credentials if c["vendor"] == vendor]
+        for credential in mine:
+            if name is None or credential["name"] == name:
                 return dict(credential["headers"])
-        raise LookupError(f"no {vendor} credential whose purpose mentions {purpose_contains!r}")
+        if not mine:
+            raise LookupError(f"no vendor {vendor!r}; vendors: {', '.join(sorted({c['vendor'] for c in self.credentials}))}")
+        raise LookupError(f"no {vendor} credential named {name!r}; its names: {', '.join(c['name'] for c in mine)}")
 
     def reset(self) -> None:
         self.app.extensions["sandbox"].reset()

@@ -33,7 +33,7 @@ def test_credentials_list_the_documented_demo_keys(client):
     assert any(c["vendor"] == "returning-ai" and c["tenant"] != DOC_COMMUNITY
                and "purchase-history" in c["permissions"] for c in creds)
     for c in creds:
-        assert set(c) == {"vendor", "tenant", "permissions", "purpose", "headers"}
+        assert set(c) == {"name", "vendor", "tenant", "permissions", "purpose", "headers"}
     assert {c["vendor"] for c in creds} == {"returning-ai", "fabric", "capillary"}
 
 

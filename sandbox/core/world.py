@@ -145,7 +145,11 @@ class World:
                 vendor.seed(self.store, fake, size, fixtures, current["suffix"])
 
     def credentials(self) -> list[dict]:
-        return [c for vendor in self.vendors for c in vendor.credentials(self.store)]
+        """Every demo credential, named by its key, token, till or client without the workspace's suffix: the
+        same name in every world (sandbox.testing's headers(vendor, name) selects by it)."""
+        suffix = self.suffix
+        return [{**c, "name": c["name"].removesuffix(suffix)} if suffix else c
+                for vendor in self.vendors for c in vendor.credentials(self.store)]
 
 
 def _shown(value: str) -> str:

@@ -67,13 +67,15 @@ def _generate(store, fake, size: int, fixtures: dict) -> None:
 
 def credentials(store) -> list[dict]:
     tills = [
-        {"vendor": "capillary", "tenant": str(t["orgId"]), "permissions": ["points"], "purpose": t["purpose"],
+        {"name": t["username"], "vendor": "capillary", "tenant": str(t["orgId"]), "permissions": ["points"],
+         "purpose": t["purpose"],
          "headers": {"Authorization": "Basic " + base64.b64encode(
              f"{t['username']}:{t['passwordMd5']}".encode()).decode()}}
         for t in store.all(TILLS)
     ]
     clients = [
-        {"vendor": "capillary", "tenant": str(store.get(TILLS, c["username"])["orgId"]), "permissions": ["points"],
+        {"name": c["key"], "vendor": "capillary", "tenant": str(store.get(TILLS, c["username"])["orgId"]),
+         "permissions": ["points"],
          "purpose": c["purpose"] + f" Body: {{\"key\": \"{c['key']}\", \"secret\": \"{c['secret']}\"}}.",
          "headers": {"X-CAP-API-OAUTH-TOKEN": "<accessToken from POST /capillary/v3/oauth/token/generate>"}}
         for c in store.all(OAUTH_CLIENTS)

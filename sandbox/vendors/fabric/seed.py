@@ -65,6 +65,7 @@ def _generate(store, fake, size: int, tenants: list[str]) -> None:
 def credentials(store) -> list[dict]:
     return [
         {
+            "name": token["token"],
             "vendor": "fabric",
             "tenant": token["tenantId"],
             "permissions": ["redemptions:read", "redemptions:write"],

@@ -127,6 +127,7 @@ def credentials(store) -> list[dict]:
     demo = [k for k in store.all(API_KEYS) if not k.get("generated")]
     return [
         {
+            "name": key["key"],
             "vendor": "returning-ai",
             "tenant": key["communityID"],
             "permissions": key["permissions"],
