@@ -1,8 +1,13 @@
 """`run.py contract`: the vendor's contract against a live server, with JUnit XML and a Markdown report."""
+import os
+import socket
+import subprocess
 import threading
+import time
+import xml.etree.ElementTree as ElementTree
 
 import pytest
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 from werkzeug.serving import make_server
 
 from sandbox import Settings, create_app
@@ -33,29 +38,77 @@ def test_vendor_contract_drops_sandbox_only_headers_of_older_specs():
     assert "SandboxFault" not in document["components"]["parameters"]
 
 
-def test_contract_passes_against_the_sandbox(sandbox_url, tmp_path):
+def test_contract_passes_against_the_sandbox(sandbox_url, tmp_path, capsys):
     status = contract.main(["--spec", "returning-ai", "--base-url", f"{sandbox_url}/returning-ai/v1",
+                            "--exclude", "getRedemptionStatusById",
                             "--max-time", "8", "--phases", "examples,coverage", "--report-dir", str(tmp_path)])
-    assert status == 0
-    assert (tmp_path / "contract-returning-ai.xml").exists()
+    out = capsys.readouterr().out
+    assert status == 0, out
+    # the project's own schemathesis.toml gives each spec only its own credential: no warning about the others
+    assert "Warning" not in out and "WARNING" not in out and "Unused OpenAPI auth" not in out
+    assert "7 selected / 8 total" in out
+    tested = {case.get("name") for case in ElementTree.parse(tmp_path / "contract-returning-ai.xml").iter("testcase")}
+    assert len(tested) == 7 and not any("redemption-statuses/get" in name for name in tested)
     assert "0 with failures" in (tmp_path / "contract-returning-ai.md").read_text()
 
 
-def test_contract_fails_against_a_broken_server_and_reports_curl(tmp_path):
+def test_contract_selects_operations_by_id(sandbox_url, tmp_path, capsys):
+    """A partner implementing only the two documented Returning.AI operations tests only those."""
+    status = contract.main(["--spec", "returning-ai", "--base-url", f"{sandbox_url}/returning-ai/v1",
+                            "--operation", "updatePurchaseHistory", "--operation", "updateRedemptionTransactionStatus",
+                            "--max-time", "5", "--phases", "examples", "--report-dir", str(tmp_path)])
+    assert status == 0
+    tested = sorted(case.get("name") for case in
+                    ElementTree.parse(tmp_path / "contract-returning-ai.xml").iter("testcase"))
+    assert tested == ["PATCH /purchase-histories/{purchaseHistoryID}", "PUT /redemption-transactions/status"]
+    with pytest.raises(SystemExit, match="No operation updatePurchaseHistorie in the spec; its operations: "
+                                         "updatePurchaseHistory, updateRedemptionTransactionStatus"):
+        contract.main(["--spec", "returning-ai", "--base-url", sandbox_url, "--operation", "updatePurchaseHistorie"])
+
+
+def test_contract_fails_fast_when_nothing_answers(tmp_path, capsys):
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    started = time.monotonic()
+    status = contract.main(["--spec", "fabric", "--base-url", f"http://127.0.0.1:{port}/fabric/v3",
+                            "--report-dir", str(tmp_path)])
+    assert status == contract.UNREACHABLE == 2 and time.monotonic() - started < 10
+    err = capsys.readouterr().err
+    assert f"Nothing answers at http://127.0.0.1:{port}/fabric/v3" in err and "No case was run" in err
+    assert not list(tmp_path.iterdir())  # no report of a run that never was
+
+
+def test_contract_fails_against_a_broken_server_and_reports_curl_that_runs(tmp_path, capsys):
     broken = Flask("broken")
+    seen = []
 
     @broken.route("/<path:anything>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
     def anything(anything):
+        seen.append((request.method, request.path, request.headers.get("Authorization")))
         return jsonify(oops=True)
 
     server = serve(broken)
+    base = f"http://127.0.0.1:{server.server_port}/fabric/v3"
     try:
-        status = contract.main(["--spec", "fabric", "--base-url", f"http://127.0.0.1:{server.server_port}/fabric/v3",
-                                "--auth", "bearer:whatever", "--max-time", "8", "--phases", "examples",
-                                "--report-dir", str(tmp_path)])
+        status = contract.main(["--spec", "fabric", "--base-url", base, "--auth", "bearer:partner-secret-token",
+                                "--max-time", "8", "--phases", "examples", "--report-dir", str(tmp_path)])
+        out = capsys.readouterr().out
+        assert status == 1
+        report = (tmp_path / "contract-fabric.md").read_text()
+        assert "with failures" in report and "0 with failures" not in report
+        assert "curl -X" in report and "Response violates schema" in report
+        # the secret reaches neither the console nor the reports: the commands read it from a variable
+        for text in (out, report, (tmp_path / "contract-fabric.xml").read_text()):
+            assert "partner-secret-token" not in text and "[Filtered]" not in text
+        assert "export CONTRACT_AUTHORIZATION='Bearer <the TOKEN given to --auth>'" in report
+        curls = [line.strip() for line in report.splitlines() if line.strip().startswith("curl -X DELETE")
+                 and '"Authorization: $CONTRACT_AUTHORIZATION"' in line]
+        assert curls, report
+        seen.clear()
+        # as printed, with the variable set: the request arrives with the credential
+        subprocess.run(["bash", "-c", curls[0] + " --silent --fail --output /dev/null"], check=True, timeout=30,
+                       env={"PATH": os.environ["PATH"], "CONTRACT_AUTHORIZATION": "Bearer partner-secret-token"})
+        assert seen == [("DELETE", "/fabric/v3/redemptions/614b58924e92f6861ac9d43b", "Bearer partner-secret-token")]
     finally:
         server.shutdown()
-    assert status == 1
-    report = (tmp_path / "contract-fabric.md").read_text()
-    assert "with failures" in report and "0 with failures" not in report
-    assert "curl -X" in report and "Response violates schema" in report

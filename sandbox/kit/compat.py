@@ -150,10 +150,14 @@ def breaking_changes(old_path: Path, new_path: Path) -> list[str]:
 
 
 def main(argv) -> int:
-    parser = argparse.ArgumentParser(prog=f"{Path(sys.argv[0]).name} compat",
-                                     description="List the breaking changes from OLD to NEW; exit 1 if any.")
-    parser.add_argument("old", type=Path)
-    parser.add_argument("new", type=Path)
+    parser = argparse.ArgumentParser(
+        prog=f"{Path(sys.argv[0]).name} compat",
+        description="List the changes from OLD to NEW that break an existing client (removed operations or "
+                    "responses; new required parameters or fields; narrowed types, enums, limits or patterns; "
+                    "response fields no longer guaranteed). Exit status 1 if there is any, 0 otherwise.",
+        epilog="example: run.py compat specs/released/fabric.yaml specs/fabric.yaml")
+    parser.add_argument("old", type=Path, metavar="OLD", help="the spec clients were written against (YAML or JSON)")
+    parser.add_argument("new", type=Path, metavar="NEW", help="the spec about to be released")
     args = parser.parse_args(argv)
     found = breaking_changes(args.old, args.new)
     for change in found:
