@@ -1,5 +1,7 @@
 """The redemption API sandbox: Returning.AI, fabric and Capillary partner APIs, from their specs."""
-from .app import Sandbox, create_app
-from .config import Settings
+__version__ = "0.1.0"  # the package's version (pyproject.toml reads it from here)
 
-__all__ = ["Sandbox", "Settings", "create_app"]
+from .app import Sandbox, create_app  # noqa: E402
+from .config import Settings  # noqa: E402
+
+__all__ = ["Sandbox", "Settings", "create_app", "__version__"]

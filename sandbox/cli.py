@@ -10,20 +10,23 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import ipaddress
 import json
 import os
+import socket
 import sys
+import textwrap
 from pathlib import Path
 
 import yaml
 
-from . import Settings, create_app
+from . import Settings, __version__, create_app
 from .control.scenarios import load_scenario, scenarios
 
 from .core.backends import BACKENDS, BackendUnavailable
 
-TOOLS = ("contract", "compat")  # subcommands besides `proxy` (which serves); anything else is a server option
+TOOLS = ("contract", "compat")  # the subcommands that run a tool; `proxy` serves
 SERVERS = ("gunicorn", "granian")
 SETTINGS_ENV = "SANDBOX_SERVE_SETTINGS"  # how run.py hands its settings to granian's worker processes
 
@@ -39,16 +42,54 @@ DEFAULT_WORKERS = max(2, min(2 * (os.cpu_count() or 1), 8))
 DEFAULT_THREADS = 1
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        epilog="Contract testing: add `contract --help`.",
-        description="Serve the Returning.AI, fabric and Capillary partner APIs from their OpenAPI specs, "
-        "with seeded data, documented errors and on-demand faults.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+# The subcommands, as `run.py --help` lists them; anything else on the command line is a server option.
+COMMANDS = {
+    "contract": "run a vendor's contract (its spec) against any server: Schemathesis, JUnit XML and a Markdown "
+                "report with curl commands that reproduce each failure",
+    "proxy": "serve the sandbox with a validation proxy in front of a real server (takes every server option too)",
+    "compat": "list the breaking changes between two versions of a spec; exit 1 if any (a CI gate)",
+}
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Option defaults shown, and the epilog's list of commands kept as written."""
+
+
+def _commands_epilog() -> str:
+    lines = ["commands (each has its own --help, e.g. `run.py contract --help`):",
+             "  (none)      serve the sandbox with the options above"]
+    lines += [textwrap.fill(summary, 100, initial_indent=f"  {name:<11} ", subsequent_indent=" " * 14)
+              for name, summary in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def _wrapped(text: str) -> str:
+    """A description as the help formatter would wrap it (the raw formatter keeps the epilog's layout)."""
+    return textwrap.fill(text, 100)
+
+
+def parse_args(argv=None, proxy: bool = False) -> argparse.Namespace:
+    """The server's options; with proxy, `run.py proxy`'s: --spec and --upstream, then the same server options."""
+    if proxy:
+        parser = argparse.ArgumentParser(
+            prog=f"{Path(sys.argv[0]).name} proxy", formatter_class=_HelpFormatter,
+            description=_wrapped("Serve the sandbox with /proxy/<spec>/... forwarding a partner's traffic, unchanged, "
+                                 "to a real server, recording per exchange whether request and response conform to "
+                                 "the spec (GET /_sandbox/proxy/findings). Every server option applies."))
+        parser.add_argument("--spec", required=True, choices=["returning-ai", "fabric", "capillary"],
+                            help="the vendor whose spec the traffic is checked against")
+        parser.add_argument("--upstream", required=True, help="the real server's API base URL, e.g. "
+                            "https://staging.example/v3")
+    else:
+        parser = argparse.ArgumentParser(
+            epilog=_commands_epilog(), formatter_class=_HelpFormatter,
+            description=_wrapped("Serve the Returning.AI, fabric and Capillary partner APIs from their OpenAPI specs, "
+                                 "with seeded data, documented errors and on-demand faults."),
+        )
+    parser.add_argument("--version", action="version", version=f"redemption-sandbox {__version__}")
     parser.add_argument("--host", default=os.environ.get("SANDBOX_HOST", "127.0.0.1"),
                         help="address to listen on (env SANDBOX_HOST)")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("SANDBOX_PORT", "8080")),
+    parser.add_argument("--port", type=_port, default=int(os.environ.get("SANDBOX_PORT", "8080")),
                         help="port to listen on (env SANDBOX_PORT)")
     parser.add_argument("--seed", type=int, default=Settings.seed,
                         help="seed of the generated data: the same seed always gives the same data")
@@ -59,7 +100,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "(shared by sandbox instances on many hosts) or memory (one process only; with "
                              "--workers 1 or --dev) (env SANDBOX_BACKEND)")
     parser.add_argument("--db", metavar="FILE",
-                        help="with --backend sqlite: the database file, kept across restarts (default: a temporary one)")
+                        help="with --backend sqlite: the database file, kept across restarts (default: a temporary "
+                             "one). A world already in it is served as it is: --seed and --size apply to a new one")
+    parser.add_argument("--reseed", action="store_true",
+                        help="reseed a world the backend already holds (a --db file from an earlier run, a shared "
+                             "Redis) with --seed and --size, instead of serving it as it is")
     parser.add_argument("--redis-url", default=Settings.redis_url_default(),
                         help="with --backend redis: the server every instance shares (env SANDBOX_REDIS_URL)")
     parser.add_argument("--publisher-timeout", type=float, default=Settings.publisher_timeout,
@@ -114,6 +159,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a port number, not {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be from 1 to 65535, not {value}")
+    return value
+
+
 def _at_least_one(text: str) -> int:
     try:
         value = int(text)
@@ -142,11 +197,14 @@ def main(argv=None) -> int | None:
     if argv and argv[0] in TOOLS:
         from .kit import compat, contract
         return {"contract": contract, "compat": compat}[argv[0]].main(argv[1:])
-    proxies = {}
-    if argv and argv[0] == "proxy":
-        proxy_args, argv = _proxy_args(argv[1:])
-        proxies = {proxy_args.spec: proxy_args.upstream}
-    args = parse_args(argv)
+    proxying = bool(argv) and argv[0] == "proxy"
+    args = parse_args(argv[1:] if proxying else argv, proxy=proxying)
+    proxies = {args.spec: args.upstream} if proxying else {}
+    # Before anything is seeded or printed: a port another server holds is one line and exit status 1, not a
+    # banner that says "listening" followed by the server's own failure.
+    problem = port_problem(args.host, args.port)
+    if problem:
+        sys.exit(problem)
     settings = Settings(backend=args.backend, db=args.db, redis_url=args.redis_url, seed=args.seed, size=args.size, publisher_timeout=args.publisher_timeout,
                         strict_responses=args.strict, admin_token=args.admin_token, workspace_ttl=args.workspace_ttl,
                         journal_size=args.journal_size, control_open=_is_loopback(args.host), proxies=proxies,
@@ -158,6 +216,7 @@ def main(argv=None) -> int | None:
     except BackendUnavailable as exc:
         sys.exit(str(exc))
     world = app.extensions["sandbox"].default
+    world_note = _existing_world(world, args)
     if args.scenario:
         found = scenarios(settings.scenarios_dir)
         if args.scenario not in found:
@@ -167,6 +226,8 @@ def main(argv=None) -> int | None:
         for rule in yaml.safe_load(args.faults.read_text(encoding="utf-8")) or []:
             world.faults.add_rule(rule)
     print(banner(f"http://{args.host}:{args.port}", app), flush=True)
+    if world_note:
+        print(world_note, flush=True)
     print("  serving       " + ("Flask's development server (--dev)" if args.dev else
                                  f"{_server_name(args)}, {args.workers} worker process(es) x {args.threads} thread(s)"), flush=True)
     for spec, upstream in proxies.items():
@@ -197,14 +258,38 @@ def _server_name(args) -> str:
     return "gunicorn gthread" if args.threads > 1 else "gunicorn sync, waiting in an event loop (sandbox/serving.py)"
 
 
-def _proxy_args(argv):
-    parser = argparse.ArgumentParser(
-        prog=f"{Path(sys.argv[0]).name} proxy",
-        description="Forward a partner's traffic to a real server through /proxy/<spec>/..., recording per exchange "
-                    "whether request and response conform to the spec. Other options are the server's (--port ...).")
-    parser.add_argument("--spec", required=True, choices=["returning-ai", "fabric", "capillary"])
-    parser.add_argument("--upstream", required=True, help="the real server's API base URL")
-    return parser.parse_known_args(argv)
+def port_problem(host: str, port: int) -> str | None:
+    """Why the server could not listen on host:port (a one-line message), or None when it can. Checked by binding
+    as gunicorn will (SO_REUSEADDR, so a port whose old connections linger in TIME_WAIT is free) and letting go."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+    except (socket.gaierror, OverflowError) as exc:
+        return f"Cannot listen on {host}:{port}: {getattr(exc, 'strerror', None) or exc}"
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return (f"Port {port} on {host} is already in use (another sandbox?): stop that server, or choose "
+                        f"another port with --port")
+            return f"Cannot listen on {host}:{port}: {exc.strerror or exc}"
+    return None
+
+
+def _existing_world(world, args) -> str | None:
+    """A world the backend already held keeps its seed and size (--reseed reseeds it); say so when they differ from
+    the ones asked for, so that `--seed 7` on an existing --db is never silently ignored."""
+    if (world.seed, world.size) == (args.seed, args.size):
+        return None
+    held = f"seed {world.seed}, size {world.size}"
+    if args.reseed:
+        world.reset(args.seed, args.size)
+        return f"  state note    reseeded the world it held ({held}) with seed {args.seed}, size {args.size} (--reseed)"
+    return (f"  state note    the backend already held a world ({held}): serving it as it is, not seed {args.seed}, "
+            f"size {args.size}; add --reseed to reseed it, or POST /_sandbox/reset {{\"seed\": {args.seed}, "
+            f"\"size\": {args.size}}}")
 
 
 def _is_loopback(host: str) -> bool:

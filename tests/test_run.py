@@ -1,9 +1,14 @@
 """run.py: options, start-up faults and scenarios, and the control API's protection beyond loopback."""
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+import sandbox
 from sandbox import cli as run
+from services import free_port
 
 ROOT = Path(__file__).parent.parent
 
@@ -24,7 +29,7 @@ def test_loopback_detection_decides_the_control_api():
 def test_startup_faults_file_and_scenario(monkeypatch):
     served = {}
     monkeypatch.setattr(run, "serve", lambda app, args: served.update(app=app))
-    run.main(["--size", "5", "--faults", str(ROOT / "fixtures/faults/flaky-everything.yaml"),
+    run.main(["--size", "5", "--port", str(free_port()), "--faults", str(ROOT / "fixtures/faults/flaky-everything.yaml"),
               "--scenario", "fulfilment-refund"])
     world = served["app"].extensions["sandbox"].default
     assert [r.fault for r in world.faults.all()] == ["latency", "publisher-timeout", "rate-limit",
@@ -36,7 +41,7 @@ def test_startup_faults_file_and_scenario(monkeypatch):
 def test_beyond_loopback_without_token_turns_control_api_off(monkeypatch, capsys):
     served = {}
     monkeypatch.setattr(run, "serve", lambda app, args: served.update(app=app))
-    run.main(["--size", "5", "--host", "0.0.0.0"])
+    run.main(["--size", "5", "--host", "0.0.0.0", "--port", str(free_port())])
     assert "control API   OFF" in capsys.readouterr().out
     assert served["app"].test_client().get("/_sandbox/health").status_code == 403
 
@@ -88,3 +93,64 @@ def test_one_thread_serves_with_the_sync_worker_and_more_with_gthread(capsys):
         with pytest.raises(SystemExit):
             run.parse_args(bad)
         assert "must be" in capsys.readouterr().err
+
+
+def test_help_lists_every_subcommand_and_the_version():
+    out = subprocess.run([sys.executable, "run.py", "--help"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    commands = out.split("commands (", 1)[1]
+    for name in ("contract", "proxy", "compat"):
+        assert f"\n  {name} " in commands
+    assert "--version" in out
+    version = subprocess.run([sys.executable, "run.py", "--version"], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout
+    assert version == f"redemption-sandbox {sandbox.__version__}\n" and sandbox.__version__.count(".") == 2
+
+
+@pytest.mark.parametrize("command, says", [
+    # the proxy's own options and every server option
+    (["proxy"], ["--spec", "--upstream", "the real server's API base URL", "--port", "--backend", "--db",
+                 "--admin-token", "--workers"]),
+    (["compat"], ["OLD", "NEW", "the spec clients were written against", "Exit status 1"]),
+    (["contract"], ["--spec", "--base-url", "--auth", "--operation", "--exclude", "CONTRACT_AUTHORIZATION",
+                    "2 when nothing answers"]),
+])
+def test_every_subcommand_has_complete_help(command, says):
+    out = subprocess.run([sys.executable, "run.py", *command, "--help"], cwd=ROOT, capture_output=True, text=True,
+                         check=True).stdout
+    for text in says:
+        assert text in " ".join(out.split()), text
+
+
+def test_a_busy_port_is_one_line_and_exit_status_1_before_any_banner():
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        out = subprocess.run([sys.executable, "run.py", "--port", str(port)], cwd=ROOT, capture_output=True,
+                             text=True, timeout=60)
+    assert out.returncode == 1 and out.stdout == ""
+    assert out.stderr == (f"Port {port} on 127.0.0.1 is already in use (another sandbox?): stop that server, or "
+                          f"choose another port with --port\n")
+    assert run.port_problem("127.0.0.1", port) is None  # let go: free again
+
+
+def test_an_existing_database_keeps_its_world_and_says_so_or_reseeds(tmp_path, monkeypatch, capsys):
+    served = {}
+    monkeypatch.setattr(run, "serve", lambda app, args: served.update(app=app))
+    db = str(tmp_path / "kept.db")
+
+    def start(*options):
+        run.main(["--db", db, "--port", str(free_port()), *options])
+        return served["app"].extensions["sandbox"], capsys.readouterr().out
+
+    first, out = start("--size", "5")
+    assert (first.seed, first.size) == (2026, 5) and "state note" not in out
+    kept, out = start("--seed", "7", "--size", "6")
+    assert (kept.seed, kept.size) == (2026, 5)
+    assert ("the backend already held a world (seed 2026, size 5): serving it as it is, not seed 7, size 6; add "
+            "--reseed to reseed it") in out
+    reseeded, out = start("--seed", "7", "--size", "6", "--reseed")
+    assert (reseeded.seed, reseeded.size) == (7, 6)
+    assert "reseeded the world it held (seed 2026, size 5) with seed 7, size 6 (--reseed)" in out
+    again, out = start("--seed", "7", "--size", "6")
+    assert (again.seed, again.size) == (7, 6) and "state note" not in out
