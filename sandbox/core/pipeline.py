@@ -105,7 +105,7 @@ def handle(x: Exchange) -> Response:
         log.exception("unexpected failure on %s %s", x.request.method, x.request.path)
         x.response = render_error(x, rendering.crash(x.mount))
     rendering.echo_headers(x.mount, x.request, x.response)
-    journal(x)
+    journal_answered(x)
     return x.response
 
 
@@ -115,7 +115,7 @@ def refuse(x: Exchange, error: SandboxError) -> Response:
     x.world = x.sandbox.default
     x.response = render_error(x, error)
     rendering.echo_headers(x.mount, x.request, x.response)
-    journal(x)
+    journal_answered(x)
     return x.response
 
 
@@ -229,6 +229,15 @@ def journal(x: Exchange) -> None:
     body = _body_as_read(x)
     x.world.journal.record(journal_entry(x.request, body, x.response, x.mount.name, operation, rule, duration,
                                          now_iso(), x.sandbox.secrets, dropped=x.dropped, delay_ms=x.delay_ms))
+
+
+def journal_answered(x: Exchange) -> None:
+    """`journal`, for a request already answered: if the store went away meanwhile (Redis down), the entry is lost
+    and the client keeps its answer (the store logs the outage once)."""
+    try:
+        journal(x)
+    except StoreUnavailable:
+        pass
 
 
 def _body_as_read(x: Exchange) -> bytes:
