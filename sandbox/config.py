@@ -2,17 +2,26 @@
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 
 def _data_root() -> Path:
-    """specs/, fixtures/ and scenarios/: beside the package in a checkout, under share/ when pip-installed."""
+    """Where specs/, fixtures/, scenarios/ and schemathesis.toml are. Installed (a wheel into a venv, `pip install
+    --user`, a system install), they are package data, sandbox/data/, copied there by the build (setup.py) and read
+    through importlib.resources, so they are found wherever the package is; in a checkout (or an editable install),
+    the repository's own top-level folders."""
+    packaged = resources.files(__package__).joinpath("data")
+    if packaged.joinpath("specs").is_dir():
+        if not isinstance(packaged, Path):  # a zip import: the loaders read files from disk
+            raise RuntimeError(f"the sandbox's data must be on the file system, not in {packaged}")
+        return packaged
     checkout = Path(__file__).resolve().parent.parent
     if (checkout / "specs").is_dir():
         return checkout
-    return Path(sys.prefix) / "share" / "redemption-sandbox"
+    raise RuntimeError(f"the sandbox's specs are missing: neither {packaged}/specs nor {checkout}/specs exists; "
+                       "reinstall the package")
 
 
 ROOT = _data_root()

@@ -7,7 +7,6 @@ of its own, so that one world's writes never queue behind another's: SQLite has 
 """
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import sqlite3
@@ -16,6 +15,8 @@ import threading
 import weakref
 from contextlib import contextmanager
 from typing import Iterator
+
+from filelock import FileLock
 
 from .codec import decode, encode
 from .store import Store, internal
@@ -94,17 +95,44 @@ def _after_fork() -> None:
     _THREADS.clear()
 
 
-os.register_at_fork(after_in_child=_after_fork)
+if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
+    os.register_at_fork(after_in_child=_after_fork)
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+# Where the system has flock (Linux, macOS, the BSDs) a writer blocks in the kernel, which wakes the next one the
+# moment the lock is free (measured: p99 32 ms where SQLite's sleeping busy handler gave 179 ms). Elsewhere
+# (Windows) filelock's lock, which retries every millisecond. Tests switch this off to run the portable lock here.
+FLOCK = fcntl is not None
 
 
 class _LockFile:
     """One thread's handle on the writers' lock file, closed when the thread's connection goes."""
 
     def __init__(self, path: str):
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        self.fd = None
+        if FLOCK:
+            self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        else:
+            self.portable = FileLock(path, poll_interval=0.001, thread_local=False)
+
+    def acquire(self) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        else:
+            self.portable.acquire()
+
+    def release(self) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+        else:
+            self.portable.release()
 
     def __del__(self):
-        os.close(self.fd)
+        if self.fd is not None:
+            os.close(self.fd)
 
 
 def _no_writes_in_snapshot(local) -> None:
@@ -182,11 +210,11 @@ class SQLiteStore(Store):
     @contextmanager
     def _writer(self):
         local = self._local
-        fcntl.flock(local.lock_file.fd, fcntl.LOCK_EX)
+        local.lock_file.acquire()
         try:
             yield local.connection
         finally:
-            fcntl.flock(local.lock_file.fd, fcntl.LOCK_UN)
+            local.lock_file.release()
 
     # -- reads -------------------------------------------------------------------------------------------------
     def get(self, collection: str, key: str) -> dict | None:
