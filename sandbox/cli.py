@@ -13,6 +13,7 @@ import dataclasses
 import errno
 import ipaddress
 import json
+import logging
 import os
 import socket
 import sys
@@ -24,6 +25,7 @@ import yaml
 from . import Settings, __version__, create_app
 from .control.scenarios import load_scenario, scenarios
 
+from .core import logs
 from .core.backends import BACKENDS, BackendUnavailable
 
 TOOLS = ("contract", "compat")  # the subcommands that run a tool; `proxy` serves
@@ -31,14 +33,11 @@ SERVERS = ("gunicorn", "granian")
 SETTINGS_ENV = "SANDBOX_SERVE_SETTINGS"  # how run.py hands its settings to granian's worker processes
 
 
-# Measured on 2 cores (valid PATCH, SQLite, wrk at 16 connections). A kept-alive connection stays with the worker
-# that accepted it, so the load followed how connections happened to spread (760 to 1,790 req/s between runs); the
-# server closes each connection after its answer and a free worker takes the next. gunicorn's sync worker (one
-# request at a time per process) spends far less per request than gthread's selector and thread-pool machinery:
-# 2,000-2,190 req/s, p99 11-27 ms, against 1,620-1,730 and 25-31 ms for gthread with the same number of processes.
-# --threads above 1 selects gthread, for when a few slow requests (publisher timeouts, delays) must not hold a
-# whole process each.
-DEFAULT_WORKERS = max(2, min(2 * (os.cpu_count() or 1), 8))
+# One worker process per core (at least 2): each runs the app one request at a time and never waits for a client
+# (sandbox/serving.py), so more processes than cores only add memory. Measured on 2 cores (valid PATCH, SQLite, wrk
+# at 16 connections, three alternating 8 s rounds): 2 workers 1,061-1,345 req/s, p99 23-34 ms, RSS 186 MB; 4 workers
+# 1,120-1,270 req/s, p99 32-47 ms, RSS 304 MB. --threads above 1 selects gunicorn's gthread worker instead.
+DEFAULT_WORKERS = max(2, min(os.cpu_count() or 1, 8))
 DEFAULT_THREADS = 1
 
 
@@ -149,6 +148,12 @@ def parse_args(argv=None, proxy: bool = False) -> argparse.Namespace:
                         help="gunicorn (the default: transport faults reset or close the real connection) or granian "
                              "(Rust; transport faults answer an empty 502 as in-process calls do, held answers hold a "
                              "thread, and it needs a shared backend)")
+    parser.add_argument("--log-level", choices=logs.LEVELS, default=os.environ.get("SANDBOX_LOG_LEVEL", "info"),
+                        help="info: a line per request and the warnings; warning: the warnings only (a Redis outage, a "
+                             "damaged world); debug adds the servers' own detail (env SANDBOX_LOG_LEVEL)")
+    parser.add_argument("--log-format", choices=logs.FORMATS, default=os.environ.get("SANDBOX_LOG_FORMAT", "text"),
+                        help="text lines, or one JSON object a line (time, level, logger, message; a request's method, "
+                             "path, status, durationMs, vendor, operation, world, fault) (env SANDBOX_LOG_FORMAT)")
     parser.add_argument("--dev", action="store_true",
                         help="use Flask's development server (one process, auto-reload off) instead of gunicorn")
     args = parser.parse_args(argv)
@@ -205,6 +210,9 @@ def main(argv=None) -> int | None:
     problem = port_problem(args.host, args.port)
     if problem:
         sys.exit(problem)
+    logs.configure(args.log_level, args.log_format)
+    # granian's worker processes import the app anew: they configure the same log from these (granian_app)
+    os.environ["SANDBOX_LOG_LEVEL"], os.environ["SANDBOX_LOG_FORMAT"] = args.log_level, args.log_format
     settings = Settings(backend=args.backend, db=args.db, redis_url=args.redis_url, seed=args.seed, size=args.size, publisher_timeout=args.publisher_timeout,
                         strict_responses=args.strict, admin_token=args.admin_token, workspace_ttl=args.workspace_ttl,
                         journal_size=args.journal_size, control_open=_is_loopback(args.host), proxies=proxies,
@@ -238,6 +246,7 @@ def main(argv=None) -> int | None:
           + (" and any IP address" if args.host in ("0.0.0.0", "::") else "") + "; any other Host is refused"
           + (f"; CORS open to {', '.join(settings.cors_origins)}" if settings.cors_origins else ""), flush=True)
     if args.dev:
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # its access log: the sandbox logs each request
         app.run(host=args.host, port=args.port, threaded=True)
         return
     serve(app, args)
@@ -373,4 +382,5 @@ def serve_granian(app, args) -> None:
 def granian_app():
     """The app of one granian worker process (see serve_granian)."""
     fields = json.loads(os.environ[SETTINGS_ENV])
+    logs.configure(os.environ.get("SANDBOX_LOG_LEVEL", "info"), os.environ.get("SANDBOX_LOG_FORMAT", "text"))
     return create_app(Settings(**{k: Path(v) if k.endswith("_dir") else v for k, v in fields.items()}))
