@@ -15,6 +15,7 @@ from .core.routing import install_error_handlers, mount
 from .core.spec import load_spec
 from .core.backends import open_backend
 from .core.guard import Guard
+from .core.logs import RequestLog
 from .core.world import DEFAULT, World, new_suffix, suffix_of
 from . import ui
 from .kit import proxy
@@ -180,8 +181,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(ui.bp)
     app.register_blueprint(proxy.bp)
     install_error_handlers(app)
-    # The first thing every request meets: the Host allow-list, then the control API's cross-site checks.
-    app.wsgi_app = Guard(app.wsgi_app, settings, control_prefix="/" + control.name)
+    # The first thing every request meets: the Host allow-list, then the control API's cross-site checks; around
+    # them, the log line of a request the pipeline does not log (pages, the proxy, refusals).
+    app.wsgi_app = RequestLog(Guard(app.wsgi_app, settings, control_prefix="/" + control.name), sandbox.secrets)
     return app
 
 

@@ -229,7 +229,9 @@ def drop_connection(environ, reset: bool) -> bool:
         sock.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass
-    sock.close()
+    # Not closed here: the server closes its own socket. Closed under its feet, its next write failed with EBADF,
+    # which gunicorn's gthread worker logged as a 17-line traceback for a fault that was asked for; on a socket shut
+    # down it gets EPIPE, which servers take as the client gone (gthread logs it at debug level, werkzeug not at all).
     return True
 
 

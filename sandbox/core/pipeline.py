@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from flask import Request, Response
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from . import limits, rendering
+from . import limits, logs, rendering
 from .clock import now_iso
 from .errors import RequestContext, SandboxError
 from .faults import (DELAY_HEADER, FAULT_HEADER, GENERIC_FAULTS, VendorFault, carry_out, held_by_server,
@@ -233,11 +233,25 @@ def journal(x: Exchange) -> None:
 
 def journal_answered(x: Exchange) -> None:
     """`journal`, for a request already answered: if the store went away meanwhile (Redis down), the entry is lost
-    and the client keeps its answer (the store logs the outage once)."""
+    and the client keeps its answer (the store logs the outage once). Then the request's line in the log."""
     try:
         journal(x)
     except StoreUnavailable:
         pass
+    log_line(x)
+
+
+def log_line(x: Exchange) -> None:
+    """The request's one line in the log (core/logs.py): what the journal holds, in brief, secrets masked."""
+    if not logs.requests.isEnabledFor(logging.INFO):
+        return
+    x.request.environ[logs.LOGGED] = True
+    fault = x.decided_by[6:] if x.decided_by and x.decided_by.startswith("fault:") else None
+    logs.request_line(x.request.method, x.sandbox.secrets.query_of(x.request.full_path.rstrip("?")),
+                      None if x.dropped else x.response.status_code,
+                      (time.perf_counter() - x.started) * 1000 + x.deferred_ms, x.mount.name,
+                      x.operation.operation_id if x.operation is not None else None,
+                      x.world.id if x.world is not None else None, fault)
 
 
 def _body_as_read(x: Exchange) -> bytes:
