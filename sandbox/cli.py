@@ -138,6 +138,11 @@ def parse_args(argv=None, proxy: bool = False) -> argparse.Namespace:
                              "stalled clients never hold a worker meanwhile)")
     parser.add_argument("--max-import-bytes", type=_at_least_one, default=Settings.max_import_bytes,
                         help="the largest body POST /_sandbox/state/import accepts (an exported world)")
+    parser.add_argument("--max-url-bytes", type=_at_least_one, default=Settings.max_url_bytes,
+                        help="the longest path and query accepted (longer: 414 in the API's envelope; the server "
+                             "itself refuses request lines over 8,190 bytes)")
+    parser.add_argument("--max-header-bytes", type=_at_least_one, default=Settings.max_header_bytes,
+                        help="the most header bytes accepted in all (more: 431 in the API's envelope)")
     parser.add_argument("--workers", type=_at_least_one, default=DEFAULT_WORKERS,
                         help="gunicorn worker processes (they share state through the backend)")
     parser.add_argument("--threads", type=_at_least_one, default=DEFAULT_THREADS,
@@ -217,6 +222,7 @@ def main(argv=None) -> int | None:
                         strict_responses=args.strict, admin_token=args.admin_token, workspace_ttl=args.workspace_ttl,
                         journal_size=args.journal_size, control_open=_is_loopback(args.host), proxies=proxies,
                         max_body_bytes=args.max_body_bytes, max_import_bytes=args.max_import_bytes,
+                        max_url_bytes=args.max_url_bytes, max_header_bytes=args.max_header_bytes,
                         request_timeout=args.request_timeout,
                         host=args.host, allowed_hosts=args.allowed_hosts, cors_origins=args.cors_origins)
     try:
