@@ -28,7 +28,7 @@ from .control.scenarios import load_scenario, scenarios
 from .core import logs
 from .core.backends import BACKENDS, BackendUnavailable
 
-TOOLS = ("contract", "compat")  # the subcommands that run a tool; `proxy` serves
+TOOLS = ("contract", "compat", "verify")  # the subcommands that run a tool; `proxy` serves
 SERVERS = ("gunicorn", "granian")
 SETTINGS_ENV = "SANDBOX_SERVE_SETTINGS"  # how run.py hands its settings to granian's worker processes
 
@@ -47,6 +47,8 @@ COMMANDS = {
                 "report with curl commands that reproduce each failure",
     "proxy": "serve the sandbox with a validation proxy in front of a real server (takes every server option too)",
     "compat": "list the breaking changes between two versions of a spec; exit 1 if any (a CI gate)",
+    "verify": "assert what a client sent to a running sandbox (method, path, query, headers, JSON body); when it "
+              "did not, print the closest requests with what differs; exit 1",
 }
 
 
@@ -205,8 +207,8 @@ def banner(base: str, app) -> str:
 def main(argv=None) -> int | None:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in TOOLS:
-        from .kit import compat, contract
-        return {"contract": contract, "compat": compat}[argv[0]].main(argv[1:])
+        from .kit import compat, contract, verify
+        return {"contract": contract, "compat": compat, "verify": verify}[argv[0]].main(argv[1:])
     proxying = bool(argv) and argv[0] == "proxy"
     args = parse_args(argv[1:] if proxying else argv, proxy=proxying)
     proxies = {args.spec: args.upstream} if proxying else {}

@@ -52,9 +52,10 @@ def test_journal_filters_count_and_verify(client):
     since = client.get("/_sandbox/requests").get_json()["requests"][-1]["time"]
     assert client.get(f"/_sandbox/requests/count?since={since}").get_json()["count"] >= 1
     r = client.post("/_sandbox/requests/verify", json={"operation": "listRedemptions", "count": 3})
-    assert r.status_code == 200 and r.get_json() == {"verified": True, "count": 3}
+    assert r.status_code == 200 and r.get_json() == {"verified": True, "count": 3, "expected": {"count": 3}}
     r = client.post("/_sandbox/requests/verify", json={"operation": "listRedemptions", "atLeast": 4})
-    assert r.status_code == 409 and r.get_json() == {"verified": False, "count": 3}
+    assert r.status_code == 409 and r.get_json()["count"] == 3 and r.get_json()["expected"] == {"atLeast": 4}
+    assert [m["request"]["operation"] for m in r.get_json()["nearMisses"]] == ["getRedemption"]  # the only one left
 
 
 def test_journal_records_the_fault_that_decided(client):

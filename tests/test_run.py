@@ -98,7 +98,7 @@ def test_one_thread_serves_with_the_sync_worker_and_more_with_gthread(capsys):
 def test_help_lists_every_subcommand_and_the_version():
     out = subprocess.run([sys.executable, "run.py", "--help"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     commands = out.split("commands (", 1)[1]
-    for name in ("contract", "proxy", "compat"):
+    for name in ("contract", "proxy", "compat", "verify"):
         assert f"\n  {name} " in commands
     assert "--version" in out
     version = subprocess.run([sys.executable, "run.py", "--version"], cwd=ROOT, capture_output=True, text=True,
@@ -113,6 +113,8 @@ def test_help_lists_every_subcommand_and_the_version():
     (["compat"], ["OLD", "NEW", "the spec clients were written against", "Exit status 1"]),
     (["contract"], ["--spec", "--base-url", "--auth", "--operation", "--exclude", "CONTRACT_AUTHORIZATION",
                     "2 when nothing answers"]),
+    (["verify"], ["--url", "--method", "--path", "--query", "--header", "--body", "--subset", "--body-path",
+                  "--count", "--at-least", "Exit status 0 when verified, 1 when not, 2 when"]),
 ])
 def test_every_subcommand_has_complete_help(command, says):
     out = subprocess.run([sys.executable, "run.py", *command, "--help"], cwd=ROOT, capture_output=True, text=True,

@@ -11,6 +11,7 @@ from .errors import Conflict, NotFound
 from .errors import error_for_status
 from .scenarios import load_scenario as apply_scenario
 from .scenarios import scenarios
+from .verification import verify
 
 
 def get_health(call):
@@ -133,11 +134,8 @@ def count_requests(call):
 
 def verify_requests(call):
     body = call.body or {}
-    count = len(call.world.journal.entries(**_journal_filter(body)))
-    expected = body.get("count")
-    at_least = body.get("atLeast")
-    verified = (expected is None or count == expected) and (at_least is None or count >= at_least)
-    return (200 if verified else 409), {"verified": verified, "count": count}
+    verified, result = verify(call.world.journal.entries(since=body.get("since")), body, call.sandbox.secrets.headers)
+    return (200 if verified else 409), result
 
 
 def clear_requests(call):

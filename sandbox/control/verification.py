@@ -1,0 +1,238 @@
+"""POST /_sandbox/requests/verify: which recorded requests match a pattern, whether as many as expected did, and
+when not, the closest requests with a field-by-field difference (WireMock's near misses).
+
+A pattern is any of: vendor, operation, method, status, path (exact) or pathMatches (a regular expression over the
+whole path), query (each parameter given, equal), headers (each header given, equal; names in any case), body (a
+JSON value: `bodyMatch` equal, the default, or subset: every field given present and equal, recursively, arrays
+element by element) and bodyPaths (JSON Path expressions, RFC 9535 syntax with filters, by jsonpath-ng: some value
+at the path equals `equals`, or matches the regular expression `matches`, or, with neither, the path exists;
+`exists: false`, that nothing is there). Every criterion given must hold. The journal masks secrets, and so is the
+pattern: an expected credential header or query parameter is compared by its fingerprint.
+
+Count: `count` exactly, `atLeast`, or (neither) at least one.
+"""
+from __future__ import annotations
+
+import json
+import re
+from urllib.parse import parse_qsl, urlsplit
+
+from sandbox.core.masking import QUERY_PARAMETERS, mask
+
+from .errors import error_for_status
+
+MISSING = "<missing>"
+NEAR_MISSES = 3  # the closest requests a failed verification shows
+DIFFERENCES = 20  # at most this many differences per near miss
+MATCHES_SHOWN = 10  # the requests shown when more matched than expected
+
+
+class Pattern:
+    def __init__(self, body: dict, secret_headers: set[str]):
+        self.spec = body
+        self.checks = []  # (name, function(entry) -> list of differences)
+        for field in ("vendor", "operation", "method", "status"):
+            if body.get(field) is not None:
+                self.checks.append((field, _equal_field(field, body[field], upper=field == "method")))
+        if body.get("path") is not None:
+            self.checks.append(("path", _path_equal(body["path"])))
+        if body.get("pathMatches") is not None:
+            self.checks.append(("pathMatches", _path_matches(_regex(body["pathMatches"], "pathMatches"))))
+        for name, value in (body.get("query") or {}).items():
+            expected = mask(value) if name.lower() in QUERY_PARAMETERS else value
+            self.checks.append((f"query.{name}", _query(name, expected)))
+        for name, value in (body.get("headers") or {}).items():
+            expected = mask(value) if name.lower() in secret_headers else value
+            self.checks.append((f"headers.{name}", _header(name, expected)))
+        if "body" in body:
+            self.checks.append(("body", _body(body["body"], body.get("bodyMatch", "equal"))))
+        for number, item in enumerate(body.get("bodyPaths") or []):
+            self.checks.append((f"bodyPaths[{number}]", _body_path(item, number)))
+        if not self.checks:
+            self.checks.append(("any", lambda entry: []))
+
+    def differences(self, entry: dict) -> tuple[int, list[dict]]:
+        """How many criteria the entry meets, and the differences of those it does not."""
+        met, found = 0, []
+        for _, check in self.checks:
+            problems = check(entry)
+            if problems:
+                found.extend(problems)
+            else:
+                met += 1
+        return met, found
+
+
+def verify(entries: list[dict], body: dict, secret_headers: set[str]) -> tuple[bool, dict]:
+    pattern = Pattern(body, secret_headers)
+    scored = [(entry, *pattern.differences(entry)) for entry in entries]
+    matched = [entry for entry, _, problems in scored if not problems]
+    count = len(matched)
+    if body.get("count") is not None:
+        expected, verified = {"count": body["count"]}, count == body["count"]
+    else:
+        at_least = 1 if body.get("atLeast") is None else body["atLeast"]
+        expected, verified = {"atLeast": at_least}, count >= at_least
+    result = {"verified": verified, "count": count, "expected": expected}
+    if verified:
+        return True, result
+    if count < expected.get("count", expected.get("atLeast", 0)):
+        misses = sorted(((e, met, problems) for e, met, problems in scored if problems),
+                        key=lambda item: (-item[1], -item[0].get("id", 0)))[:NEAR_MISSES]
+        result["nearMisses"] = [{"request": summary(entry), "met": met, "of": len(pattern.checks),
+                                 "differences": problems[:DIFFERENCES]} for entry, met, problems in misses]
+    else:
+        result["matches"] = [summary(entry) for entry in matched[-MATCHES_SHOWN:]]
+    return False, result
+
+
+def summary(entry: dict) -> dict:
+    return {k: entry.get(k) for k in ("id", "time", "vendor", "operation", "method", "path", "status")}
+
+
+# -- criteria ----------------------------------------------------------------------------------------------
+def _equal_field(field: str, expected, upper: bool = False):
+    expected = expected.upper() if upper else expected
+
+    def check(entry):
+        actual = entry.get(field)
+        if (actual.upper() if upper and isinstance(actual, str) else actual) == expected:
+            return []
+        return [{"field": field, "expected": expected, "actual": actual}]
+    return check
+
+
+def _path_of(entry) -> str:
+    return urlsplit(entry.get("path", "")).path
+
+
+def _path_equal(expected: str):
+    def check(entry):
+        actual = _path_of(entry)
+        return [] if actual == expected else [{"field": "path", "expected": expected, "actual": actual}]
+    return check
+
+
+def _path_matches(regex: re.Pattern):
+    def check(entry):
+        actual = _path_of(entry)
+        return [] if regex.fullmatch(actual) else [{"field": "path", "expected": f"matches {regex.pattern}",
+                                                     "actual": actual}]
+    return check
+
+
+def _query(name: str, expected: str):
+    def check(entry):
+        values = [v for k, v in parse_qsl(urlsplit(entry.get("path", "")).query, keep_blank_values=True) if k == name]
+        if expected in values:
+            return []
+        return [{"field": f"query.{name}", "expected": expected,
+                 "actual": values[0] if len(values) == 1 else (values or MISSING)}]
+    return check
+
+
+def _header(name: str, expected: str):
+    lowered = name.lower()
+
+    def check(entry):
+        actual = next((v for k, v in (entry.get("headers") or {}).items() if k.lower() == lowered), MISSING)
+        return [] if actual == expected else [{"field": f"headers.{name}", "expected": expected, "actual": actual}]
+    return check
+
+
+def _parsed_body(entry):
+    text = entry.get("body") or ""
+    if entry.get("truncated") and len(text) >= 16_384:
+        return MISSING, "the recorded body was cut to 16,384 characters: not comparable"
+    try:
+        return json.loads(text), None
+    except ValueError:
+        return MISSING, "not JSON" if text else "no body"
+
+
+def _body(expected, mode: str):
+    def check(entry):
+        actual, why = _parsed_body(entry)
+        if why:
+            return [{"field": "body", "expected": expected, "actual": why}]
+        found = []
+        _compare(expected, actual, "body", mode == "subset", found)
+        return found
+    return check
+
+
+def _compare(expected, actual, where: str, subset: bool, found: list) -> None:
+    if len(found) >= DIFFERENCES:
+        return
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        for key, value in expected.items():
+            if key not in actual:
+                found.append({"field": f"{where}.{key}", "expected": value, "actual": MISSING})
+            else:
+                _compare(value, actual[key], f"{where}.{key}", subset, found)
+        if not subset:
+            for key in actual.keys() - expected.keys():
+                found.append({"field": f"{where}.{key}", "expected": MISSING, "actual": actual[key]})
+        return
+    if isinstance(expected, list) and isinstance(actual, list) and len(expected) == len(actual):
+        for index, (value, other) in enumerate(zip(expected, actual)):
+            _compare(value, other, f"{where}[{index}]", subset, found)
+        return
+    if not _same(expected, actual):
+        found.append({"field": where, "expected": expected, "actual": actual})
+
+
+def _same(a, b) -> bool:
+    """JSON equality: 1 and 1.0 are the same number, true is not 1."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    return a == b
+
+
+def _body_path(item: dict, number: int):
+    expression = _json_path(item["path"], number)
+    regex = _regex(item["matches"], f"bodyPaths[{number}].matches") if "matches" in item else None
+    where = f"body {item['path']}"
+
+    def check(entry):
+        actual, why = _parsed_body(entry)
+        if why:
+            return [{"field": where, "expected": _wanted(item), "actual": why}]
+        values = [m.value for m in expression.find(actual)]
+        if "equals" in item:
+            ok = any(_same(item["equals"], v) for v in values)
+        elif regex is not None:
+            ok = any(isinstance(v, str) and regex.fullmatch(v) for v in values)
+        else:
+            ok = bool(values) == item.get("exists", True)
+        if ok:
+            return []
+        return [{"field": where, "expected": _wanted(item),
+                 "actual": (values[0] if len(values) == 1 else values) if values else MISSING}]
+    return check
+
+
+def _wanted(item: dict):
+    if "equals" in item:
+        return item["equals"]
+    if "matches" in item:
+        return f"matches {item['matches']}"
+    return "present" if item.get("exists", True) else MISSING
+
+
+def _json_path(text: str, number: int):
+    from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
+    from jsonpath_ng.ext import parse
+
+    try:
+        return parse(text)
+    except (JsonPathLexerError, JsonPathParserError, ValueError, TypeError, AttributeError) as error:
+        raise error_for_status(400, f"bodyPaths[{number}].path is not a JSON Path ({error}); e.g. $.voucherCode, "
+                                    "$.data[0].status, $.items[?(@.status == 'ACTIVE')].id", []) from None
+
+
+def _regex(text: str, where: str) -> re.Pattern:
+    try:
+        return re.compile(text)
+    except re.error as error:
+        raise error_for_status(400, f"{where} is not a regular expression ({error})", []) from None

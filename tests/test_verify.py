@@ -1,0 +1,193 @@
+"""POST /_sandbox/requests/verify: match by method, path, query, headers and a JSON body (equal, subset, JSON Path),
+count or at least; a failed verification shows the closest requests with a field-by-field diff; `run.py verify`
+prints it and exits non-zero."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sandbox import Settings, create_app
+from sandbox.testing import start_sandbox
+
+from conftest import FABRIC, PATCH_URL, bearer
+
+ROOT = Path(__file__).parent.parent
+VERIFY = "/_sandbox/requests/verify"
+FABRIC_LIST = "/fabric/v3/redemptions"
+
+
+@pytest.fixture(scope="module")
+def recorded():
+    """One world with a known journal: a 409 voucher, a 200 instructions update, a fabric list with a query."""
+    client = create_app(Settings(size=5, strict_responses=True)).test_client()
+    answers = [
+        client.patch(PATCH_URL, json={"voucherCode": "GOLD-TAKEN-0001", "voucherExpiryDate": "31/12/2026"},
+                     headers=bearer()),
+        client.patch(PATCH_URL, json={"redemptionInstructions": "Collect at the counter", "tags": [1, {"a": True}]},
+                     headers={**bearer(), "X-Trace": "abc"}),
+        client.get(FABRIC_LIST + "?size=10&orderId=1590-2016-12345", headers=FABRIC),
+    ]
+    assert [a.status_code for a in answers] == [409, 400, 200]  # tags is not a field: the second is a 400
+    answers[1] = client.patch(PATCH_URL, json={"redemptionInstructions": "Collect at the counter"},
+                              headers={**bearer(), "X-Trace": "abc"})
+    assert answers[1].status_code == 200
+    return client
+
+
+def verify(client, pattern, **headers):
+    before = client.get("/_sandbox/requests").get_json()["requests"]
+    answer = client.post(VERIFY, json=pattern, headers=headers)
+    assert client.get("/_sandbox/requests").get_json()["requests"] == before  # verifying records nothing
+    return answer
+
+
+@pytest.mark.parametrize("pattern, count", [
+    ({"method": "PATCH"}, 3),
+    ({"method": "patch", "status": 200}, 1),
+    ({"vendor": "fabric", "operation": "listRedemptions"}, 1),
+    ({"path": PATCH_URL}, 3),
+    ({"path": PATCH_URL + "x"}, 0),
+    ({"pathMatches": r"/returning-ai/v1/purchase-histories/ORD\d+"}, 3),
+    ({"pathMatches": r"/purchase-histories/ORD\d+"}, 0),  # the whole path, not a part of it
+    ({"query": {"size": "10", "orderId": "1590-2016-12345"}}, 1),
+    ({"query": {"size": "11"}}, 0),
+    ({"headers": {"x-trace": "abc"}}, 2),  # names in any case
+    ({"headers": {"Authorization": "Bearer XXXXXX"}}, 3),  # a credential, compared by its fingerprint
+    ({"headers": {"Authorization": "Bearer rai_test_no_read"}}, 0),
+    ({"body": {"redemptionInstructions": "Collect at the counter"}}, 1),
+    ({"body": {"voucherCode": "GOLD-TAKEN-0001"}}, 0),  # equal by default: the expiry date is missing
+    ({"body": {"voucherCode": "GOLD-TAKEN-0001"}, "bodyMatch": "subset"}, 1),
+    ({"body": {"tags": [1, {}]}, "bodyMatch": "subset"}, 1),  # arrays element by element, objects as subsets
+    ({"body": {"tags": [1]}, "bodyMatch": "subset"}, 0),
+    ({"body": {"tags": [True, {"a": True}]}, "bodyMatch": "subset"}, 0),  # true is not 1
+    ({"bodyPaths": [{"path": "$.voucherCode", "equals": "GOLD-TAKEN-0001"}]}, 1),
+    ({"bodyPaths": [{"path": "$.voucherCode", "matches": "GOLD-.*-0001"}]}, 1),
+    ({"bodyPaths": [{"path": "$.voucherCode", "matches": "GOLD"}]}, 0),  # the whole value
+    ({"bodyPaths": [{"path": "$.tags[?(@.a == true)].a"}]}, 1),  # a filter
+    ({"bodyPaths": [{"path": "$.voucherCode", "exists": False}], "method": "PATCH"}, 2),
+    ({"bodyPaths": [{"path": "$..a", "equals": True}, {"path": "$.redemptionInstructions"}]}, 1),
+])
+def test_each_criterion_matches_what_was_sent(recorded, pattern, count):
+    answer = verify(recorded, {**pattern, "atLeast": 0})
+    assert answer.status_code == 200 and answer.get_json()["count"] == count
+
+
+def test_count_at_least_and_the_default_of_one(recorded):
+    assert verify(recorded, {"method": "PATCH", "count": 3}).status_code == 200
+    assert verify(recorded, {"method": "PATCH", "atLeast": 3}).get_json() == {
+        "verified": True, "count": 3, "expected": {"atLeast": 3}}
+    assert verify(recorded, {"method": "PATCH", "atLeast": 4}).status_code == 409
+    assert verify(recorded, {"method": "DELETE"}).get_json()["expected"] == {"atLeast": 1}  # neither: at least one
+    too_many = verify(recorded, {"method": "PATCH", "count": 1})
+    assert too_many.status_code == 409
+    body = too_many.get_json()
+    assert body["count"] == 3 and "nearMisses" not in body
+    assert [m["status"] for m in body["matches"]] == [409, 400, 200]
+
+
+def test_a_failed_verification_shows_the_closest_requests_field_by_field(recorded):
+    answer = verify(recorded, {"vendor": "returning-ai", "method": "PATCH", "path": PATCH_URL, "status": 200,
+                               "body": {"voucherCode": "GOLD-0001"}, "bodyMatch": "subset", "count": 1})
+    assert answer.status_code == 409
+    body = answer.get_json()
+    assert (body["verified"], body["count"], body["expected"]) == (False, 0, {"count": 1})
+    near = body["nearMisses"]
+    assert len(near) == 3  # of four recorded, the three closest
+    best, second = near[0], near[1]
+    # most criteria met first: the 200 misses only the voucher code; then the newest of those missing two
+    assert (best["request"]["status"], best["met"], best["of"]) == (200, 4, 5)
+    assert best["differences"] == [{"field": "body.voucherCode", "expected": "GOLD-0001", "actual": "<missing>"}]
+    assert [(m["met"], m["request"]["status"]) for m in near] == [(4, 200), (3, 400), (3, 409)]  # ties: newest first
+    assert second["request"]["id"] > near[2]["request"]["id"]
+    voucher = next(m for m in near if m["request"]["status"] == 409)
+    assert voucher["differences"] == [
+        {"field": "status", "expected": 200, "actual": 409},
+        {"field": "body.voucherCode", "expected": "GOLD-0001", "actual": "GOLD-TAKEN-0001"}]
+    assert set(best["request"]) == {"id", "time", "vendor", "operation", "method", "path", "status"}
+
+
+def test_differences_name_query_headers_paths_and_extra_fields(recorded):
+    near = verify(recorded, {"vendor": "fabric", "query": {"size": "20", "startCursor": "a"},
+                             "headers": {"Authorization": "Bearer fabric-second-tenant-token"}}).get_json()["nearMisses"]
+    fabric = next(m for m in near if m["request"]["vendor"] == "fabric")["differences"]
+    assert {"field": "query.size", "expected": "20", "actual": "10"} in fabric
+    assert {"field": "query.startCursor", "expected": "a", "actual": "<missing>"} in fabric
+    header = next(d for d in fabric if d["field"] == "headers.Authorization")
+    # both sides as the journal keeps a credential: a fingerprint, never the secret
+    assert header["expected"].startswith("Bearer ‹secret ") and header["actual"].startswith("Bearer ‹secret ")
+    assert header["expected"] != header["actual"]
+    equal = verify(recorded, {"status": 200, "method": "PATCH", "body": {}}).get_json()["nearMisses"][0]
+    assert {"field": "body.redemptionInstructions", "expected": "<missing>",
+            "actual": "Collect at the counter"} in equal["differences"]
+    paths = verify(recorded, {"method": "PATCH", "status": 409, "bodyPaths": [
+        {"path": "$.voucherCode", "matches": "SILVER-.*"}]}).get_json()["nearMisses"][0]
+    assert paths["differences"] == [{"field": "body $.voucherCode", "expected": "matches SILVER-.*",
+                                     "actual": "GOLD-TAKEN-0001"}]
+
+
+def test_no_recorded_request_means_no_near_miss_and_no_secret_echoed(client):
+    answer = client.post(VERIFY, json={"headers": {"Authorization": "Bearer XXXXXX"}})
+    assert answer.status_code == 409
+    assert answer.get_json() == {"verified": False, "count": 0, "expected": {"atLeast": 1}, "nearMisses": []}
+    client.patch(PATCH_URL, json={"redemptionInstructions": "x"}, headers=bearer("rai_test_no_read"))
+    answer = client.post(VERIFY, json={"headers": {"Authorization": "Bearer XXXXXX"}})
+    assert answer.status_code == 409 and "XXXXXX" not in answer.get_data(as_text=True)
+    assert "rai_test_no_read" not in answer.get_data(as_text=True)
+
+
+def test_a_workspace_verifies_its_own_journal(client):
+    workspace = client.post("/_sandbox/workspaces", json={"size": 5}).get_json()
+    key = next(c for c in workspace["credentials"] if c["name"] == "XXXXXX")["headers"]
+    assert client.patch(PATCH_URL, json={"redemptionInstructions": "in the workspace"}, headers=key).status_code == 200
+    pattern = {"bodyPaths": [{"path": "$.redemptionInstructions", "equals": "in the workspace"}], "count": 1}
+    assert client.post(VERIFY, json=pattern, headers={"X-Sandbox-Workspace": workspace["id"]}).status_code == 200
+    assert client.post(VERIFY, json=pattern).status_code == 409  # the default world saw none of it
+
+
+@pytest.mark.parametrize("pattern, says", [
+    ({"bodyPaths": [{"path": "$.[[["}]}, "bodyPaths[0].path is not a JSON Path"),
+    ({"pathMatches": "(unclosed"}, "pathMatches"),
+    ({"bodyPaths": [{"path": "$.a", "matches": "["}]}, "matches"),
+    ({"bodyMatch": "roughly"}, "bodyMatch"),
+    ({"method": "PATCH", "unknown": 1}, "unknown"),
+])
+def test_a_pattern_that_cannot_be_used_is_a_400_saying_why(recorded, pattern, says):
+    answer = verify(recorded, pattern)
+    assert answer.status_code == 400 and says in answer.get_json()["error"]["message"]
+
+
+def _run_verify(base_url, *options):
+    return subprocess.run([sys.executable, "run.py", "verify", "--url", base_url, *options], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_run_py_verify_prints_the_near_misses_and_exits_non_zero():
+    with start_sandbox(Settings(size=5)) as sandbox:
+        client = sandbox.app.test_client()
+        client.patch(PATCH_URL, json={"voucherCode": "GOLD-TAKEN-0001", "voucherExpiryDate": "31/12/2026"},
+                     headers=sandbox.headers("returning-ai"))
+        failed = _run_verify(sandbox.base_url, "--operation", "updatePurchaseHistory", "--status", "200",
+                             "--body", '{"voucherCode": "GOLD-0001"}', "--subset", "--count", "1")
+        passed = _run_verify(sandbox.base_url, "--method", "PATCH", "--body-path-equals", "$.voucherCode",
+                             "GOLD-TAKEN-0001", "-H", "Authorization: Bearer XXXXXX")
+        refused = _run_verify(sandbox.base_url, "--body-path", "$.[[[")
+    assert failed.returncode == 1, failed.stderr
+    assert failed.stdout.splitlines() == [
+        "NOT VERIFIED: 0 requests matched (expected exactly 1)",
+        '  pattern: operation=updatePurchaseHistory, status=200, body contains {"voucherCode": "GOLD-0001"}',
+        "Closest requests:",
+        failed.stdout.splitlines()[3],
+        '      status            expected 200, got 409',
+        '      body.voucherCode  expected "GOLD-0001", got "GOLD-TAKEN-0001"']
+    assert failed.stdout.splitlines()[3].endswith(
+        f"PATCH {PATCH_URL} -> 409 (returning-ai updatePurchaseHistory): 1 of 3 criteria met")
+    assert passed.returncode == 0 and passed.stdout.startswith("Verified: 1 request matched (expected at least 1)")
+    assert refused.returncode == 2 and "is not a JSON Path" in refused.stderr
+
+
+def test_run_py_verify_when_nothing_answers():
+    from services import free_port
+
+    out = _run_verify(f"http://127.0.0.1:{free_port()}", "--method", "PATCH")
+    assert out.returncode == 2 and "Nothing answers at" in out.stderr and out.stdout == ""
