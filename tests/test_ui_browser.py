@@ -7,6 +7,7 @@ import json
 import shutil
 import threading
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -14,7 +15,7 @@ from PIL import Image
 from werkzeug.serving import make_server
 
 from sandbox import Settings, create_app
-from conftest import FABRIC
+from conftest import CAP_UPDATE, CAPILLARY, FABRIC
 
 CHROMEDRIVER = shutil.which("chromedriver")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -60,45 +61,178 @@ def rows(browser, tbody_id):
     return browser.execute_script(f"return [...document.querySelectorAll('#{tbody_id} tr')].map(r => r.innerText)")
 
 
-def test_demo_page_shows_credentials_faults_and_live_feed(base_url, browser, tmp_path):
-    from selenium.webdriver.common.by import By
+PATCH_URL = "/returning-ai/v1/purchase-histories/ORD202641612055614747"
+DOC_KEY = {"Authorization": "Bearer XXXXXX", "Content-Type": "application/json"}
 
+
+def call(base_url, method, path, body=None, headers=None):
+    """A request as a client makes it; (status, parsed body or None)."""
+    request = urllib.request.Request(base_url + path, method=method, headers=headers or {},
+                                     data=None if body is None else json.dumps(body).encode())
+    if body is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            text = answer.read()
+            return answer.status, json.loads(text) if text else None
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+def open_page(browser, base_url):
+    call(base_url, "POST", "/_sandbox/reset", {})
     browser.get(base_url + "/")
-    wait_for(lambda: any("Bearer XXXXXX" in r for r in rows(browser, "credential-rows")))
-    assert len(rows(browser, "vendor-rows")) == 3
+    browser.execute_script("localStorage.clear()")
+    browser.get(base_url + "/")
+    wait_for(lambda: rows(browser, "credential-rows"))
 
-    # A request made elsewhere appears in the live feed.
-    request = urllib.request.Request(base_url + "/fabric/v3/redemptions/614b58924e92f6861ac9d43b", headers=FABRIC)
-    assert urllib.request.urlopen(request, timeout=5).status == 200
-    wait_for(lambda: any("getRedemption" in r and "200" in r for r in rows(browser, "request-rows")))
 
-    # Switch a fault on from the page: the next request fails, and the page lists the rule.
-    browser.find_element(By.ID, "fault-vendor").send_keys("fabric")
-    browser.find_element(By.ID, "fault-name").send_keys("server-error")
-    browser.find_element(By.ID, "add-fault").click()
-    wait_for(lambda: any("server-error" in r for r in rows(browser, "fault-rows")))
-    with pytest.raises(urllib.error.HTTPError) as failed:
-        urllib.request.urlopen(request, timeout=5)
-    assert failed.value.code == 500
-    # ...and off again.
-    browser.execute_script("document.querySelector('#fault-rows button.off').click()")
-    wait_for(lambda: rows(browser, "fault-rows") == [])
-    assert urllib.request.urlopen(request, timeout=5).status == 200
+def test_the_feed_is_above_the_fold_and_a_request_opens_with_its_bodies_headers_and_why(base_url, browser, tmp_path):
+    open_page(browser, base_url)
+    call(base_url, "PATCH", PATCH_URL, {"voucherCode": "GOLD-TAKEN-0001", "voucherExpiryDate": "31/12/2026"}, DOC_KEY)
+    call(base_url, "PATCH", PATCH_URL, {"redemptionInstructions": "Ring twice"}, {**DOC_KEY, "X-Sandbox-Fault": "rate-limit"})
+    wait_for(lambda: len(rows(browser, "request-rows")) == 2)
 
-    # Create a workspace and reset from the page.
-    browser.find_element(By.ID, "create-workspace").click()
-    wait_for(lambda: "Workspace ws" in browser.find_element(By.ID, "workspace-result").text)
-    listed = json.load(urllib.request.urlopen(base_url + "/_sandbox/workspaces", timeout=5))["workspaces"]
-    assert len(listed) == 1
-    browser.find_element(By.ID, "reset").click()
-    wait_for(lambda: "reset" in browser.find_element(By.ID, "story").text)
-
-    # Screenshot check: a full-size, non-blank page.
+    # At 1400x1000 the live feed is in view, above the credentials and vendors, with its rows.
+    box = browser.execute_script("""const r = document.getElementById('feed').getBoundingClientRect();
+        const c = document.getElementById('credentials').getBoundingClientRect();
+        return {top: r.top, bottom: r.bottom, left: r.left, right: r.right, height: innerHeight, width: innerWidth,
+                credentials: c.top, ratio: devicePixelRatio}""")
+    assert box["width"] >= 1380 and box["top"] < 120 and box["bottom"] < box["height"] and box["credentials"] > box["bottom"]
     png = browser.get_screenshot_as_png()
     (tmp_path / "demo.png").write_bytes(png)
     image = Image.open(io.BytesIO(png)).convert("RGB")
-    assert image.size[0] >= 1200 and image.size[1] >= 800
-    assert len(image.resize((200, 150)).getcolors(maxcolors=30000) or []) > 50  # text, tables, buttons: not blank
+    scale = box["ratio"]
+    feed = image.crop(tuple(int(v * scale) for v in (box["left"], box["top"], box["right"], box["bottom"])))
+    assert feed.size[1] > 60 and len(feed.getcolors(maxcolors=100000) or []) > 20  # drawn text and rows, in the picture
+
+    # A row opens: the bodies, both sets of headers, and why it was decided.
+    browser.execute_script("[...document.querySelectorAll('#request-rows tr')].find(r => r.innerText.includes('429')).click()")
+    wait_for(lambda: browser.execute_script("return !document.getElementById('request-detail').hidden"))
+    detail = browser.execute_script("""return {title: detail('detail-title'), why: detail('detail-why'),
+        requestBody: detail('detail-request-body'), responseBody: detail('detail-response-body'),
+        requestHeaders: detail('detail-request-headers'), responseHeaders: detail('detail-response-headers')};
+        function detail(id) { return document.getElementById(id).innerText; }""")
+    assert detail["title"].startswith("#") and f"PATCH {PATCH_URL} → 429" in detail["title"]
+    assert "fault rate-limit" in detail["why"] and "X-Sandbox-Fault: rate-limit" in detail["why"]
+    assert '"redemptionInstructions": "Ring twice"' in detail["requestBody"]
+    assert "Too many requests" in detail["responseBody"] and "Retry-After" in detail["responseHeaders"]
+    assert "Bearer ‹secret" in detail["requestHeaders"] and "XXXXXX" not in detail["requestHeaders"]
+    browser.execute_script("[...document.querySelectorAll('#request-rows tr')].find(r => r.innerText.includes('409')).click()")
+    wait_for(lambda: "Refused by the rule" in browser.find_element("id", "detail-why").text)
+    assert "GOLD-TAKEN-0001" in browser.find_element("id", "detail-why").text  # the vendor's own message
+
+
+def test_faults_are_chosen_by_vendor_operation_and_fault_with_a_visible_latency(base_url, browser):
+    from selenium.webdriver.support.ui import Select
+
+    open_page(browser, base_url)
+    wait_for(lambda: Select(browser.find_element("id", "fault-operation")).options)
+    form = lambda: browser.execute_script("""return ['fault-vendor', 'fault-operation', 'fault-name', 'fault-latency']
+        .map(id => document.getElementById(id).value)""")
+    assert form() == ["returning-ai", "updatePurchaseHistory", "latency", "1500"]  # a delay the room can see
+    offered = [o.get_attribute("value") for o in Select(browser.find_element("id", "fault-name")).options]
+    assert {"latency", "rate-limit", "store-unavailable", "publisher-timeout"} <= set(offered)
+    browser.find_element("id", "add-fault").click()
+    wait_for(lambda: any("latency" in r and "1500" in r for r in rows(browser, "fault-rows")))
+    assert [(r["operation"], r["fault"], r["latencyMs"]) for r in call(base_url, "GET", "/_sandbox/faults")[1]["rules"]] \
+        == [("updatePurchaseHistory", "latency", 1500)]
+    started = time.monotonic()
+    assert call(base_url, "PATCH", PATCH_URL, {"redemptionInstructions": "slow"}, DOC_KEY)[0] == 200
+    assert time.monotonic() - started >= 1.5
+
+    # A vendor's own fault, on one operation: no latency unless asked for.
+    Select(browser.find_element("id", "fault-vendor")).select_by_value("capillary")
+    Select(browser.find_element("id", "fault-operation")).select_by_value("updateRedeemPoints")
+    Select(browser.find_element("id", "fault-name")).select_by_value("redemption-update-failed")
+    assert form() == ["capillary", "updateRedeemPoints", "redemption-update-failed", "0"]
+    browser.find_element("id", "add-fault").click()
+    wait_for(lambda: any("redemption-update-failed" in r for r in rows(browser, "fault-rows")))
+    status, body = call(base_url, "PUT", "/capillary/v2/points/updateRedemption", CAP_UPDATE, CAPILLARY)
+    assert status == 409 and body["errors"][0]["code"] == 750
+    # every operation of a vendor offers only the faults every one of them accepts
+    Select(browser.find_element("id", "fault-operation")).select_by_value("*")
+    assert "redemption-update-failed" not in [o.get_attribute("value") for o in
+                                              Select(browser.find_element("id", "fault-name")).options]
+    for _ in range(2):
+        browser.execute_script("document.querySelector('#fault-rows button.off').click()")
+        time.sleep(0.3)
+    wait_for(lambda: rows(browser, "fault-rows") == [])
+    assert call(base_url, "GET", "/_sandbox/faults")[1]["rules"] == []
+
+
+def test_events_read_as_rows(base_url, browser):
+    open_page(browser, base_url)
+    call(base_url, "PATCH", PATCH_URL, {"redemptionInstructions": "Ring twice"}, DOC_KEY)
+    event = wait_for(lambda: [r for r in rows(browser, "event-rows") if "update:purchase-history" in r])[0]
+    time_cell, name, details = event.split("\t")
+    assert name == "update:purchase-history" and not details.startswith("{")
+    assert "purchaseHistoryID: 507f1f77bcf86cd799439012" in details and " · " in details
+
+
+def test_a_workspace_shows_every_vendors_credentials_and_can_be_watched(base_url, browser):
+    open_page(browser, base_url)
+    browser.find_element("id", "create-workspace").click()
+    listed = wait_for(lambda: rows(browser, "workspace-credential-rows"))
+    workspaces = call(base_url, "GET", "/_sandbox/workspaces")[1]["workspaces"]
+    workspace = workspaces[-1]["id"]
+    credentials = call(base_url, "GET", "/_sandbox/credentials", headers={"X-Sandbox-Workspace": workspace})[1]["credentials"]
+    assert len(listed) == len(credentials) >= 8
+    assert {r.split("\t")[1] for r in listed} == {"returning-ai", "fabric", "capillary"}
+    assert any(f"Bearer XXXXXX.{credentials[0]['headers']['Authorization'].rsplit('.', 1)[1]}" in r for r in listed)
+    browser.find_element("id", "watch-workspace").click()
+    wait_for(lambda: browser.find_element("id", "world").get_attribute("value") == workspace)
+    key = next(c for c in credentials if c["name"] == "XXXXXX")["headers"]
+    call(base_url, "PATCH", PATCH_URL, {"redemptionInstructions": "in the workspace"}, {**key, "Content-Type": "application/json"})
+    wait_for(lambda: len(rows(browser, "request-rows")) == 1)  # the workspace's journal only
+    call(base_url, "DELETE", f"/_sandbox/workspaces/{workspace}")
+
+
+def test_loading_a_scenario_says_what_it_replaces(base_url, browser):
+    open_page(browser, base_url)
+    assert call(base_url, "POST", "/_sandbox/faults", {"vendor": "fabric", "operation": "*", "fault": "server-error",
+                                                       "probability": 1})[0] == 201
+    call(base_url, "PATCH", PATCH_URL, {"redemptionInstructions": "before"}, DOC_KEY)
+    wait_for(lambda: rows(browser, "fault-rows") and rows(browser, "request-rows"))
+    browser.execute_script("document.querySelector('#scenario-buttons button[data-name=\"store-outage\"]').click()")
+    says = wait_for(lambda: browser.find_element("id", "scenario-replaces").text)
+    assert "replaces the 1 fault rule(s) now on (server-error on fabric *" in says
+    assert "clears the journal (1 request(s))" in says and "sets 1 rule(s): store-unavailable on returning-ai" in says
+    assert call(base_url, "GET", "/_sandbox/faults")[1]["rules"][0]["fault"] == "server-error"  # nothing yet
+    browser.find_element("id", "scenario-load").click()
+    story = wait_for(lambda: browser.find_element("id", "story").text)
+    assert "Replaced 1 fault rule(s), 1 request(s)" in story
+    assert [r["fault"] for r in call(base_url, "GET", "/_sandbox/faults")[1]["rules"]] == ["store-unavailable"]
+
+
+@pytest.fixture(scope="module")
+def guarded_url():
+    app = create_app(Settings(size=5, admin_token="s3cret-token"))
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def test_with_an_admin_token_the_page_asks_for_it_and_fills_in_without_a_reload(guarded_url, browser):
+    browser.get(guarded_url + "/")
+    browser.execute_script("localStorage.clear()")
+    browser.get(guarded_url + "/")
+    prompt = wait_for(lambda: browser.find_element("id", "token-prompt").text)
+    assert "started with --admin-token" in prompt and rows(browser, "credential-rows") == []
+    browser.execute_script("window.sameDocument = true")
+    token = browser.find_element("id", "admin-token")
+    token.send_keys("wrong")
+    browser.find_element("id", "use-token").click()
+    wait_for(lambda: "refused" in browser.find_element("id", "token-prompt").text)
+    token.clear()
+    token.send_keys("s3cret-token")
+    browser.find_element("id", "use-token").click()
+    wait_for(lambda: any("Bearer XXXXXX" in r for r in rows(browser, "credential-rows")))
+    assert browser.execute_script("return window.sameDocument === true")  # filled in, not reloaded
+    assert not browser.find_element("id", "token-prompt").is_displayed()
+    call(guarded_url, "GET", "/fabric/v3/redemptions/614b58924e92f6861ac9d43b", headers=FABRIC)
+    wait_for(lambda: any("200" in r for r in rows(browser, "request-rows")))  # the feed polls with the token
 
 
 def test_docs_render_every_spec_offline(base_url, browser):

@@ -175,7 +175,9 @@ def delete_workspace(call):
 
 # -- scenarios ---------------------------------------------------------------------------------------------
 def list_scenarios(call):
-    return {"scenarios": [{"name": name, "title": s["title"], "story": s["story"]}
+    return {"scenarios": [{"name": name, "title": s["title"], "story": s["story"], "faults": s.get("faults", []),
+                           "changes": [{"collection": c["collection"], "key": c["key"]} for c in s.get("changes", [])],
+                           **({"seed": s["seed"]} if "seed" in s else {})}
                           for name, s in scenarios(call.settings.scenarios_dir).items()]}
 
 
@@ -184,9 +186,11 @@ def load_scenario(call):
     found = scenarios(call.settings.scenarios_dir)
     if name not in found:
         raise NotFound(f"No scenario {name}; available: {', '.join(found)}")
+    replaced = {"faultRules": [rule.to_json() for rule in call.world.faults.all()],
+                "requests": len(call.world.journal.entries()), "events": len(read_events(call.store))}
     rules = apply_scenario(call.world, found[name])
     return {"name": name, "title": found[name]["title"], "story": found[name]["story"],
-            "faults": [rule.to_json() for rule in rules]}
+            "faults": [rule.to_json() for rule in rules], "replaced": replaced}
 
 
 # -- specs -------------------------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """The request journal: what each vendor request sent and got, bounded by count and by bytes, secrets masked.
 
 Kept in the world's store (log `_journal`), so every worker process of a sandbox writes to and reads the same one.
-An entry holds at most: the path and query up to PATH_LIMIT characters, HEADER_COUNT headers of up to HEADER_LIMIT
-characters each, the request and response bodies up to BODY_LIMIT characters each; what was cut is said by
+An entry holds at most: the path and query up to PATH_LIMIT characters, HEADER_COUNT request headers and as many
+response headers of up to HEADER_LIMIT characters each, the request and response bodies up to BODY_LIMIT characters
+each; what was cut is said by
 `truncated: true`. So an entry is under 40 KB, and a journal of the default 1,000 entries under 40 MB a world.
 """
 from __future__ import annotations
@@ -48,10 +49,12 @@ def journal_entry(request, body: bytes, response, vendor: str, operation: str | 
         cut.append(True)
     sent = _kept(secrets.body_of(_text(body)), BODY_LIMIT, cut)
     answer = "" if dropped or response.is_streamed else _kept(secrets.body_of(_text(response.get_data())), BODY_LIMIT, cut)
+    answered = {} if dropped else secrets.headers_of((k, _kept(v, HEADER_LIMIT, cut))
+                                                     for k, v in list(response.headers.items())[:HEADER_COUNT])
     entry = {
         "time": time, "vendor": vendor, "operation": operation or "", "method": request.method, "path": path,
         "headers": headers, "body": sent, "status": None if dropped else response.status_code, "response": answer,
-        "rule": rule, "durationMs": round(duration_ms, 3), "delayMs": delay_ms,
+        "responseHeaders": answered, "rule": rule, "durationMs": round(duration_ms, 3), "delayMs": delay_ms,
     }
     if cut:
         entry["truncated"] = True
