@@ -181,12 +181,12 @@ def test_a_user_install_finds_its_data(wheel, tmp_path):
     """`pip install --user` put the data under the user base's share/, and the sandbox looked under sys.prefix:
     FileNotFoundError. Package data is found beside the package, wherever that is."""
     userbase = tmp_path / "userbase"
-    env = {**os.environ, "PYTHONUSERBASE": str(userbase), "PIP_BREAK_SYSTEM_PACKAGES": "1"}
-    env.pop("PYTHONPATH", None)
-    base_python = sys._base_executable  # --user is refused inside a venv
+    # The interpreter this venv was made from (--user is refused inside a venv), with this venv's packages (pip
+    # among them, whether or not that interpreter has its own) after its own: the sandbox is only in the user site.
+    env = {**os.environ, "PYTHONUSERBASE": str(userbase), "PIP_BREAK_SYSTEM_PACKAGES": "1", "PYTHONPATH": SITE_PACKAGES}
+    base_python = sys._base_executable
     _run(base_python, "-m", "pip", "install", "-q", "--user", "--no-index", "--no-deps", "--no-warn-script-location",
          wheel, env=env)
-    env["PYTHONPATH"] = SITE_PACKAGES  # the dependencies; the sandbox itself is only in the user site
     lines = _run(base_python, "-c", WITHOUT_FCNTL.replace('sys.modules["fcntl"] = None', "") +
                  "import sandbox; print(json.dumps(sandbox.__file__))", cwd=tmp_path, env=env).splitlines()
     assert json.loads(lines[-2])["answers"] == [["memory", 200, "portable"], ["sqlite", 200, "portable"]]
