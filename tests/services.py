@@ -67,3 +67,14 @@ def drop_prefix(url: str, prefix: str) -> None:
     keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
     if keys:
         client.unlink(*keys)
+
+
+def wait_for(predicate, timeout: float = 15.0, what: str = "the condition"):
+    """The first true value `predicate` returns, polled every 0.2 s; an AssertionError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")

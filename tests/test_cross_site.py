@@ -7,12 +7,12 @@ Flask's test client sends `Host: localhost` unless told otherwise.
 import io
 import shutil
 import threading
-import time
 
 import pytest
 from werkzeug.serving import make_server
 
 from conftest import FABRIC, PATCH_URL, bearer
+from services import wait_for
 from sandbox import Settings, create_app
 from sandbox import cli as run
 
@@ -370,12 +370,3 @@ def test_in_a_real_browser_a_foreign_page_and_a_rebound_name_get_nothing_and_the
         sandbox.shutdown()
         attacker.shutdown()
 
-
-def wait_for(predicate, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError("timed out waiting")

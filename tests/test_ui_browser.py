@@ -16,6 +16,7 @@ from werkzeug.serving import make_server
 
 from sandbox import Settings, create_app
 from conftest import CAP_UPDATE, CAPILLARY, FABRIC
+from services import wait_for
 
 CHROMEDRIVER = shutil.which("chromedriver")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -45,15 +46,6 @@ def browser():
     yield driver
     driver.quit()
 
-
-def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError("timed out waiting for the page")
 
 
 def rows(browser, tbody_id):
