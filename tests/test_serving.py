@@ -93,7 +93,8 @@ def test_publisher_timeout_is_a_502_after_the_timeout_in_the_vendor_envelope(ser
     base, port, _ = server
     started = time.monotonic()
     answer = raw(port, b"PATCH " + PATCH_URL.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer XXXXXX"
-                 b"\r\nContent-Type: application/json\r\nX-Sandbox-Fault: publisher-timeout\r\nContent-Length: 32\r\n\r\n"
+                 b"\r\nContent-Type: application/json\r\nX-Sandbox-Fault: publisher-timeout\r\nConnection: close\r\n"
+                 b"Content-Length: 32\r\n\r\n"
                  b'{"redemptionInstructions": "Ok"}')
     assert time.monotonic() - started >= 1.0
     head, _, body = answer.partition(b"\r\n\r\n")
@@ -102,7 +103,8 @@ def test_publisher_timeout_is_a_502_after_the_timeout_in_the_vendor_envelope(ser
 
 def fault_request(fault: str) -> bytes:
     return (f"GET /fabric/v3/redemptions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {FABRIC['Authorization']}\r\n"
-            f"x-fabric-tenant-id: {FABRIC['x-fabric-tenant-id']}\r\nX-Sandbox-Fault: {fault}\r\n\r\n").encode()
+            f"x-fabric-tenant-id: {FABRIC['x-fabric-tenant-id']}\r\nX-Sandbox-Fault: {fault}\r\nConnection: close\r\n\r\n"
+            ).encode()
 
 
 def test_connection_reset_is_a_tcp_reset(server):
