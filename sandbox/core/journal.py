@@ -44,8 +44,9 @@ def journal_entry(request, body: bytes, response, vendor: str, operation: str | 
     purpose."""
     cut = []
     path = _kept(secrets.query_of(request.full_path.rstrip("?")), PATH_LIMIT, cut)
-    headers = secrets.headers_of((k, _kept(v, HEADER_LIMIT, cut)) for k, v in list(request.headers.items())[:HEADER_COUNT])
-    if len(request.headers) > HEADER_COUNT:
+    sent_headers = list(request.headers.items())  # read once: werkzeug walks the whole environ each time
+    headers = secrets.headers_of((k, _kept(v, HEADER_LIMIT, cut)) for k, v in sent_headers[:HEADER_COUNT])
+    if len(sent_headers) > HEADER_COUNT:
         cut.append(True)
     sent = _kept(secrets.body_of(_text(body)), BODY_LIMIT, cut)
     answer = "" if dropped or response.is_streamed else _kept(secrets.body_of(_text(response.get_data())), BODY_LIMIT, cut)
