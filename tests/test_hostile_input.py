@@ -278,3 +278,20 @@ def served(app):
         yield server.server_port
     finally:
         server.shutdown()
+
+
+def test_rule_a_secret_body_nested_past_the_limit_is_a_400_journaled_without_the_secret(client):
+    """Masking walked the body recursively: 600 levels under an OAuth `secret` turned the 400 into a 500."""
+    raw = b'{"key": "cap-demo-client", "secret": "deep-secret-1", "a": ' + b"[" * 600 + b"]" * 600 + b"}"
+    r = client.post("/capillary/v3/oauth/token/generate", data=raw, headers={"Content-Type": "application/json"})
+    assert r.status_code == 400
+    journal = json.dumps(client.get("/_sandbox/requests").get_json(), ensure_ascii=False)
+    assert "deep-secret-1" not in journal and '"status": 400' in journal
+
+
+def test_rule_secrets_hidden_behind_escapes_or_encodings_are_masked_too(client):
+    client.post("/capillary/v3/oauth/token/generate?access%5Ftoken=query-secret-2",
+                data=b'{"key": "cap-demo-client", "\\u0073ecret": "escaped-secret-3"}',
+                headers={"Content-Type": "application/json"})
+    journal = json.dumps(client.get("/_sandbox/requests").get_json(), ensure_ascii=False)
+    assert "query-secret-2" not in journal and "escaped-secret-3" not in journal

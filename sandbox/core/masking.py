@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from urllib.parse import unquote_plus
 
 import orjson
 
@@ -58,22 +59,28 @@ class Secrets:
         parts = []
         for pair in query.split("&"):
             name, eq, value = pair.partition("=")
-            parts.append(f"{name}={mask(value)}" if eq and name.lower() in QUERY_PARAMETERS else pair)
+            secret = eq and unquote_plus(name).lower() in QUERY_PARAMETERS  # access%5Ftoken is access_token
+            parts.append(f"{name}={mask(value)}" if secret else pair)
         return path + sep + "&".join(parts)
 
     def body_of(self, text: str) -> str:
-        """A JSON body with every secret field's value masked (the text as it came when it holds none)."""
-        if not any(needle in text for needle in self._needles):
+        """A JSON body with every secret field's value masked (the text as it came when it holds none). A key can
+        hide behind escapes (\\u0073ecret), so a body with a backslash is parsed too; one nested too deeply to mask
+        (validation refuses it anyway) is not shown at all."""
+        if "\\" not in text and not any(needle in text for needle in self._needles):
             return text
         try:
             document = orjson.loads(text)
         except orjson.JSONDecodeError:
             return text
-        return json.dumps(self._masked(document), ensure_ascii=False)
+        try:
+            return json.dumps(self._masked(document), ensure_ascii=False)
+        except RecursionError:
+            return "‹body not shown: nested too deeply to mask›"
 
     def _masked(self, value):
         if isinstance(value, dict):
-            return {k: (mask(str(v)) if k in self.fields and isinstance(v, (str, int)) else self._masked(v))
+            return {k: (mask(str(v)) if k in self.fields and not isinstance(v, (dict, list)) else self._masked(v))
                     for k, v in value.items()}
         if isinstance(value, list):
             return [self._masked(v) for v in value]
