@@ -8,7 +8,8 @@ process. This worker keeps the one-at-a-time processing and moves the waiting in
 - a connection is read without blocking until its request is complete (head, and body by Content-Length or to the
   last chunk), and only then handed to the app, so a slow or stalled client costs a buffer, not a process. One that
   has not sent a whole request within the request timeout (Settings.request_timeout, run.py --request-timeout,
-  10 s) of connecting is closed;
+  10 s) of connecting is closed, and while the bytes buffered over every connection pass twice the largest body
+  accepted (two whole-world imports), the connection that would add more gets a 503 instead, so memory stays bounded;
 - the app answers at once; an answer held on purpose (`environ["sandbox.hold"]`) is written when its time comes, by
   the loop, while the process serves others;
 - the connection is the app's to drop (`environ["gunicorn.socket"].drop`): a real TCP reset or an empty close for the
@@ -30,6 +31,7 @@ import time
 from datetime import datetime
 
 from gunicorn.http import wsgi
+from sandbox.core.limits import IMPORT_PATH
 from gunicorn.workers.sync import SyncWorker
 
 MAX_CONNECTIONS = 512  # open connections per worker process; more wait in the listen backlog
@@ -40,6 +42,10 @@ _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.IGNORECASE)
 _CHUNKED = re.compile(rb"\r\ntransfer-encoding:[^\r\n]*chunked", re.IGNORECASE)
 _EXPECT = re.compile(rb"\r\nexpect:[ \t]*100-continue", re.IGNORECASE)
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_BUSY_BODY = (b'{"error": {"code": 503, "message": "The server is holding too many large request bodies at once; '
+              b'retry after a second"}}')
+_BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\nContent-Type: application/json"
+         b"\r\nContent-Length: %d\r\n\r\n%s" % (len(_BUSY_BODY), _BUSY_BODY))
 
 
 class Connection:
@@ -172,7 +178,9 @@ class SandboxWorker(SyncWorker):
         self.draining: dict[int, Connection] = {}
         self.held: list = []  # heap of (when, n, connection)
         self.order = itertools.count()
-        self.body_limits, self.request_timeout = self._limits()
+        self.body_limits, self.request_timeout, self.buffer_limit = self._limits()
+        self.buffered = 0  # bytes received and not yet handed to the app, over every connection being read
+        self.accept_paused = False
         self.keepalive_timeout = self.cfg.keepalive
         while self.alive:
             self.notify()
@@ -180,6 +188,7 @@ class SandboxWorker(SyncWorker):
                 break
             self._release_due()
             self._expire_stalled()
+            self._resume_accepting()
             for key, _ in self.selector.select(self._next_wakeup()):
                 kind, item = key.data
                 if kind == "accept":
@@ -242,16 +251,35 @@ class SandboxWorker(SyncWorker):
 
     # -- the loop's parts ------------------------------------------------------------------------------------------
     def _limits(self):
-        """The sandbox's body limits (by the request line) and request timeout; defaults for another app."""
+        """The sandbox's body limits (by the request line), request timeout, and the most bytes buffered at once over
+        every connection (two whole-world imports); defaults for another app."""
         sandbox = getattr(self.wsgi, "extensions", {}).get("sandbox")
         settings = sandbox.settings if sandbox is not None else None
         vendor, whole_world = ((settings.max_body_bytes, settings.max_import_bytes) if settings is not None
                                else _BODY_LIMITS)
 
         def body_limit(head: bytes) -> int:
-            return whole_world if b" /_sandbox/state/import" in head[:200] else vendor
+            """By the request target, as limits.body_limit decides once the app has routed it."""
+            target = head.split(b" ", 2)[1] if head.count(b" ") >= 2 else b""
+            path = "/" + target.split(b"?", 1)[0].decode("latin-1").lstrip("/")
+            return whole_world if path == IMPORT_PATH else vendor
 
-        return body_limit, settings.request_timeout if settings is not None else _REQUEST_TIMEOUT
+        timeout = settings.request_timeout if settings is not None else _REQUEST_TIMEOUT
+        return body_limit, timeout, 2 * whole_world
+
+    def _pause_accepting(self) -> None:
+        """Stop watching the listeners (the selector would report them ready again at once, spinning the CPU);
+        the loop watches them again on its next turn with room."""
+        if not self.accept_paused:
+            for listener in self.sockets:
+                self.selector.unregister(listener)
+            self.accept_paused = True
+
+    def _resume_accepting(self) -> None:
+        if self.accept_paused and len(self.reading) < MAX_CONNECTIONS:
+            for listener in self.sockets:
+                self.selector.register(listener, selectors.EVENT_READ, ("accept", listener))
+            self.accept_paused = False
 
     def _next_wakeup(self) -> float:
         soonest = 1.0
@@ -263,10 +291,14 @@ class SandboxWorker(SyncWorker):
         """One connection at a time, read at once: a request that is already whole is served right away, as the
         sync worker would, and the next connection goes to whichever worker is free first."""
         if len(self.reading) >= MAX_CONNECTIONS:
+            self._pause_accepting()
             return
         try:
             client, addr = listener.accept()
         except OSError as e:
+            if e.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                self._pause_accepting()  # out of descriptors: the backlog waits until connections close
+                return
             if e.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.ECONNABORTED):
                 return
             raise
@@ -289,11 +321,19 @@ class SandboxWorker(SyncWorker):
             connection.sock.close()
             return True
         connection.received += data
-        if not connection.complete(self.body_limits):
-            return False
-        self._forget(connection)
-        self._serve(connection)
-        return True
+        self.buffered += len(data)
+        if connection.complete(self.body_limits):
+            self._forget(connection)
+            self._serve(connection)
+            return True
+        if self.buffered > self.buffer_limit:
+            # Many clients each sending a large body slowly: refuse this one rather than hold them all.
+            self._forget(connection)
+            connection.out += _BUSY
+            connection.whole = False
+            self._start_writing(connection)
+            return True
+        return False
 
     def _serve(self, connection: Connection) -> None:
         """The request, to the app, as the sync worker would hand it; its answer, held or sent."""
@@ -379,5 +419,7 @@ class SandboxWorker(SyncWorker):
         connection.sock.close()
 
     def _forget(self, connection: Connection) -> None:
+        """The connection is done with reading: its buffer no longer counts against the worker's."""
+        self.buffered -= len(connection.received)
         if self.reading.pop(connection.sock.fileno(), None) is not None:
             self.selector.unregister(connection.sock)

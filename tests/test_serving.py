@@ -138,3 +138,41 @@ def test_keep_alive_serves_one_connection_request_after_request(server):
     assert statuses == [(200, "keep-alive", True)] * 3
     assert sockets[0] is sockets[1] is sockets[2]  # one connection throughout
     connection.close()
+
+
+def test_many_large_bodies_sent_slowly_are_refused_beyond_the_buffer_bound(tmp_path):
+    """A worker buffers at most twice the largest body it accepts (here 2 x 200,000 bytes) over all connections:
+    clients that would add more get a 503, and the server goes on answering."""
+    port = free_port()
+    with (tmp_path / "server.log").open("w") as out:
+        process = subprocess.Popen([sys.executable, "run.py", "--port", str(port), "--size", "5", "--workers", "1",
+                                    "--backend", "sqlite", "--max-import-bytes", "200000"],
+                                   cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(300):
+            try:
+                get(f"http://127.0.0.1:{port}/_sandbox/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.05)
+        senders = []
+        for _ in range(5):  # each announces an import the limit allows, sends most of it, and stalls
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            sock.sendall(b"POST /_sandbox/state/import HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json"
+                         b"\r\nContent-Length: 190000\r\n\r\n" + b" " * 150000)
+            senders.append(sock)
+            time.sleep(0.1)
+        answers = []
+        for sock in senders:
+            sock.settimeout(1)
+            try:
+                answers.append(sock.recv(100))
+            except (TimeoutError, ConnectionResetError):
+                answers.append(b"")
+            sock.close()
+        refused = [a for a in answers if a.startswith(b"HTTP/1.1 503")]
+        assert 1 <= len(refused) <= 3  # 2 x 150,000 bytes fit; the rest did not
+        assert get(f"http://127.0.0.1:{port}/_sandbox/health")[0] == 200
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -15,6 +15,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wsgi import LimitedStream
 
 IMPORT_ENDPOINT = "_sandbox:importState:0"  # POST /_sandbox/state/import takes a whole exported world
+IMPORT_PATH = "/_sandbox/state/import"
 
 
 def body_limit(request: Request, settings) -> int:
