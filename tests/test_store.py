@@ -367,3 +367,19 @@ def test_redis_reads_served_from_the_cache_never_miss_a_write_made_before_they_b
             assert ours.get("people", "z") == {"email": "z", "n": 9}
     finally:
         drop_prefix(redis_url, prefix)
+
+
+def test_the_redis_read_cache_is_bounded_by_the_lookups_it_remembers(monkeypatch):
+    """A lookup of a value nothing has (a random token) is remembered too: a client sending new ones must not grow
+    a world's cache without bound."""
+    import types
+
+    import sandbox.core.redis_cache as redis_cache
+
+    link = types.SimpleNamespace(client=types.SimpleNamespace(register_script=lambda script: None))
+    cache = redis_cache.ReadCache(link, "feed")
+    monkeypatch.setattr(redis_cache, "MOST_QUERIES", 50)
+    for n in range(500):
+        cache.fill_query("w", "rai_api_keys", "key", f"token-{n}", [], cache.version())
+    world = cache._worlds["w"]
+    assert world.query_count <= 51 and sum(len(q) for q in world.queries.values()) <= 51

@@ -21,6 +21,7 @@ from .redis_client import RedisLink
 from .redis_scripts import SYNC
 
 MOST_RECORDS = 50_000  # per world: past this, a world's cache is dropped and starts again
+MOST_QUERIES = 5_000  # cached find() answers a world keeps before it starts afresh
 
 
 class ReadCache:
@@ -101,13 +102,18 @@ class ReadCache:
             if version != self.version():
                 return
             cached = self._world(world)
-            cached.queries.setdefault(collection, {})[(field, value)] = sorted((score, key) for key, score, _ in rows)
+            queries = cached.queries.setdefault(collection, {})
+            if (field, value) not in queries:
+                cached.query_count += 1
+            queries[(field, value)] = sorted((score, key) for key, score, _ in rows)
             for key, _, text in rows:
                 cached.records[(collection, key)] = text
 
     def _world(self, world: str) -> "_WorldCache":
         cached = self._worlds.get(world)
-        if cached is None or len(cached.records) > MOST_RECORDS:
+        # Bounded by what it holds: records, and queries (a lookup of a value nothing has still remembers its answer,
+        # and every change is checked against every query).
+        if cached is None or len(cached.records) > MOST_RECORDS or cached.query_count > MOST_QUERIES:
             cached = self._worlds[world] = _WorldCache()
         return cached
 
@@ -117,6 +123,7 @@ class _WorldCache:
         self.records: dict[tuple[str, str], bytes | None] = {}
         # collection -> (indexed field or None for all, encoded value) -> sorted [(order score, key)]
         self.queries: dict[str, dict[tuple, list]] = {}
+        self.query_count = 0
 
     def change(self, collection: str, key: str, text: bytes | None, score: bytes | None) -> None:
         self.records[(collection, key)] = text
