@@ -92,6 +92,7 @@ class Sandbox:
             return False
         with self._lock:
             self.worlds.pop(workspace_id, None)
+        self._touched.pop(workspace_id, None)
         for suffix in self.registry.find(self.SUFFIXES, workspace=workspace_id):
             self.registry.delete(self.SUFFIXES, suffix["suffix"])
         self.backend.drop(workspace_id)

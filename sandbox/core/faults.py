@@ -172,7 +172,7 @@ class VendorFault:
         return fault
 
 
-@functools.cache
+@functools.lru_cache(maxsize=64)  # bounded: the messages name stored records
 def _warn_once(message: str) -> None:
     log.warning(message)
 

@@ -15,7 +15,7 @@ import logging
 import re
 import secrets
 import zlib
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import yaml
@@ -156,7 +156,7 @@ def _shown(value: str) -> str:
     return value if len(value) <= 100 else value[:100] + "…"
 
 
-@cache
+@lru_cache(maxsize=64)  # once per world and fields, for the worlds seen lately: workspaces come and go
 def _damaged(world_id: str, fields: str) -> None:
     log.warning("world %s: its stored settings lack a valid %s; serving with the configured values until "
                 "POST /_sandbox/reset writes them anew", world_id, fields)
