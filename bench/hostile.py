@@ -14,10 +14,11 @@ import os
 import random
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
+
+from sandbox_server import running
 
 ROOT = Path(__file__).resolve().parent.parent
 PORT = 18560
@@ -88,16 +89,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--every", type=int, default=10)
     args = parser.parse_args()
-    server = subprocess.Popen([sys.executable, "run.py", "--port", str(PORT)], cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(600):
-            try:
-                if send("GET", "/_sandbox/health", {}, None) == "200":
-                    break
-            except OSError:
-                pass
-            time.sleep(0.05)
+    with running(PORT) as server:
         counts: collections.Counter = collections.Counter()
         stop = time.monotonic() + args.seconds
         catalogue = attacks()
@@ -122,9 +114,6 @@ def main() -> None:
               f"{' '.join(map(str, samples))}; max {max(samples)}")
         print("answers:", dict(counts.most_common()))
         print("a valid PATCH afterwards:", final)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 if __name__ == "__main__":

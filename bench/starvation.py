@@ -15,13 +15,11 @@ import argparse
 import http.client
 import json
 import socket
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from sandbox_server import running
+
 PORT = 18570
 PATCH = "/returning-ai/v1/purchase-histories/ORD202641612055614747"
 FABRIC = {"Authorization": "Bearer fabric-demo-token", "x-fabric-tenant-id": "61a5f0c2b3d4e5f6a7b8c9d0"}
@@ -69,15 +67,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--longest", action="store_true")
     args = parser.parse_args()
-    server = subprocess.Popen([sys.executable, "run.py", "--port", str(PORT)], cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(600):
-            try:
-                call("GET", "/_sandbox/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.05)
+    with running(PORT):
         print("idle:", probes())
 
         stalled = []
@@ -113,9 +103,6 @@ def main() -> None:
             entry = json.loads(call("GET", "/_sandbox/requests?operation=getRedemption")[1])["requests"][-1]
             print(f"longest hold: {status} after {time.monotonic() - started:.1f} s, body {body[:60]!r}..., "
                   f"journaled with delayMs {entry['delayMs']}")
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 if __name__ == "__main__":
