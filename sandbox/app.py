@@ -9,7 +9,7 @@ from flask import Flask
 
 from .config import Settings
 from .control import control
-from .control.errors import NotFound as ControlNotFound
+from .control.errors import NotFound as ControlNotFound, TooManyWorkspaces
 from .core.masking import Secrets
 from .core.routing import install_error_handlers, mount
 from .core.spec import load_spec
@@ -77,15 +77,31 @@ class Sandbox:
     # -- workspaces ----------------------------------------------------------------------------------------
     def create_workspace(self, seed: int | None = None, size: int | None = None) -> World:
         """A new world. Its ID and its credentials' suffix are 128 bits each from `secrets`, drawn separately: neither
-        can be guessed, and a credential says nothing of the ID or of another workspace's credentials."""
+        can be guessed, and a credential says nothing of the ID or of another workspace's credentials.
+
+        At most `settings.max_workspaces` exist at once (TooManyWorkspaces). The count is checked before seeding,
+        so a refusal costs nothing, and again as the workspace is registered, in one transaction of the registry,
+        so workers creating at the same moment never pass it together; the one that would is undone whole."""
+        self._check_room()
         workspace_id = "ws" + secrets.token_hex(16)
         world = self._open(workspace_id, self.settings.seed if seed is None else seed,
                            self.settings.size if size is None else size, suffix=new_suffix())
-        self.registry.put(self.SUFFIXES, world.suffix, {"suffix": world.suffix, "workspace": workspace_id})
-        self._note_use(workspace_id)  # registered once seeded, so no worker serves it half-made
+        try:
+            with self.registry.transaction():  # registered once seeded, so no worker serves it half-made
+                self._check_room()
+                self.registry.put(self.SUFFIXES, world.suffix, {"suffix": world.suffix, "workspace": workspace_id})
+                self._note_use(workspace_id)
+        except BaseException:
+            self._touched.pop(workspace_id, None)
+            self.backend.drop(workspace_id)
+            raise
         with self._lock:
             self.worlds[workspace_id] = world
         return world
+
+    def _check_room(self) -> None:
+        if len(self.registry.all(self.REGISTRY)) >= self.settings.max_workspaces:
+            raise TooManyWorkspaces(self.settings.max_workspaces)
 
     def drop_workspace(self, workspace_id: str) -> bool:
         if workspace_id == DEFAULT or not self.registry.delete(self.REGISTRY, workspace_id):

@@ -131,6 +131,9 @@ def parse_args(argv=None, proxy: bool = False) -> argparse.Namespace:
                         help="load a demo scenario from scenarios/ at start-up (GET /_sandbox/scenarios lists them)")
     parser.add_argument("--workspace-ttl", type=float, default=Settings.workspace_ttl,
                         help="seconds an unused workspace lives before it is dropped")
+    parser.add_argument("--max-workspaces", type=_at_least_one, default=Settings.max_workspaces,
+                        help="workspaces alive at once; POST /_sandbox/workspaces beyond it is a 409 until one is "
+                             "deleted or expires")
     parser.add_argument("--journal-size", type=int, default=Settings.journal_size,
                         help="requests kept in each world's journal")
     parser.add_argument("--max-body-bytes", type=_at_least_one, default=Settings.max_body_bytes,
@@ -222,6 +225,7 @@ def main(argv=None) -> int | None:
     os.environ["SANDBOX_LOG_LEVEL"], os.environ["SANDBOX_LOG_FORMAT"] = args.log_level, args.log_format
     settings = Settings(backend=args.backend, db=args.db, redis_url=args.redis_url, seed=args.seed, size=args.size, publisher_timeout=args.publisher_timeout,
                         strict_responses=args.strict, admin_token=args.admin_token, workspace_ttl=args.workspace_ttl,
+                        max_workspaces=args.max_workspaces,
                         journal_size=args.journal_size, control_open=_is_loopback(args.host), proxies=proxies,
                         max_body_bytes=args.max_body_bytes, max_import_bytes=args.max_import_bytes,
                         max_url_bytes=args.max_url_bytes, max_header_bytes=args.max_header_bytes,

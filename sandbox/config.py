@@ -58,6 +58,9 @@ class Settings:
     request_timeout: float = 10.0
     # Seconds a workspace may stay unused before it is dropped.
     workspace_ttl: float = 3600.0
+    # Workspaces alive at once: each is a seeded world (up to 4 MB at size 500, plus its journal); the next
+    # POST /_sandbox/workspaces is a 409 until one is deleted or expires.
+    max_workspaces: int = 100
     # When set, the control API answers only requests that send it as X-Sandbox-Admin-Token.
     admin_token: str | None = None
     # Without an admin token, the control API is served only while this is true (run.py: bound to loopback).

@@ -16,8 +16,8 @@ ROOT = Path(__file__).parent.parent
 def test_help_explains_every_option():
     out = subprocess.run([sys.executable, "run.py", "--help"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     for option in ("--host", "--port", "--seed", "--size", "--publisher-timeout", "--strict", "--admin-token",
-                   "--faults", "--scenario", "--workspace-ttl", "--journal-size", "--workers", "--threads", "--dev",
-                   "--backend", "--db", "--redis-url", "--server"):
+                   "--faults", "--scenario", "--workspace-ttl", "--max-workspaces", "--journal-size", "--workers",
+                   "--threads", "--dev", "--backend", "--db", "--redis-url", "--server"):
         assert option in out
 
 
