@@ -11,7 +11,7 @@ from .config import Settings
 from .control import control
 from .control.errors import NotFound as ControlNotFound, TooManyWorkspaces
 from .core.masking import Secrets
-from .core.routing import install_error_handlers, mount
+from .core.routing import Dispatch, install_error_handlers, mount
 from .core.spec import load_spec
 from .core.backends import open_backend
 from .core.guard import Guard
@@ -199,8 +199,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(proxy.bp)
     install_error_handlers(app)
     # The first thing every request meets: the Host allow-list, then the control API's cross-site checks; around
-    # them, the log line of a request the pipeline does not log (pages, the proxy, refusals).
-    app.wsgi_app = RequestLog(Guard(app.wsgi_app, settings, control_prefix="/" + control.name), sandbox.secrets)
+    # them, the log line of a request the pipeline does not log (pages, the proxy, refusals). Then a documented
+    # operation goes straight to the pipeline, anything else to Flask (core/routing.py).
+    app.wsgi_app = RequestLog(Guard(Dispatch(app), settings, control_prefix="/" + control.name), sandbox.secrets)
     return app
 
 

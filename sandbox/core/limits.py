@@ -14,13 +14,12 @@ from flask import Request
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wsgi import LimitedStream
 
-IMPORT_ENDPOINT = "_sandbox:importState:0"  # POST /_sandbox/state/import takes a whole exported world
-IMPORT_PATH = "/_sandbox/state/import"
+IMPORT_PATH = "/_sandbox/state/import"  # POST /_sandbox/state/import takes a whole exported world
 
 
 def body_limit(request: Request, settings) -> int:
-    endpoint = request.url_rule.endpoint if request.url_rule is not None else ""
-    return settings.max_import_bytes if endpoint == IMPORT_ENDPOINT else settings.max_body_bytes
+    """By the request's target, as the server (sandbox/serving.py) decides before the app sees it."""
+    return settings.max_import_bytes if request.path == IMPORT_PATH else settings.max_body_bytes
 
 
 def refusal(request: Request, settings) -> tuple[int, str] | None:
