@@ -6,11 +6,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import requests
 
 from sandbox import Settings, create_app
 from sandbox.testing import start_sandbox
 
 from conftest import FABRIC, PATCH_URL, bearer
+from services import free_port, wait_for
 
 ROOT = Path(__file__).parent.parent
 VERIFY = "/_sandbox/requests/verify"
@@ -64,6 +66,7 @@ def verify(client, pattern, **headers):
     ({"bodyPaths": [{"path": "$.voucherCode", "equals": "GOLD-TAKEN-0001"}]}, 1),
     ({"bodyPaths": [{"path": "$.voucherCode", "matches": "GOLD-.*-0001"}]}, 1),
     ({"bodyPaths": [{"path": "$.voucherCode", "matches": "GOLD"}]}, 0),  # the whole value
+    ({"bodyPaths": [{"path": "$.voucherCode", "matches": r"(?i)gold-\pL+-\d{4}"}]}, 1),  # RE2: flags, Unicode classes
     ({"bodyPaths": [{"path": "$.tags[?(@.a == true)].a"}]}, 1),  # a filter
     ({"bodyPaths": [{"path": "$.voucherCode", "exists": False}], "method": "PATCH"}, 2),
     ({"bodyPaths": [{"path": "$..a", "equals": True}, {"path": "$.redemptionInstructions"}]}, 1),
@@ -149,12 +152,67 @@ def test_a_workspace_verifies_its_own_journal(client):
     ({"bodyPaths": [{"path": "$.[[["}]}, "bodyPaths[0].path is not a JSON Path"),
     ({"pathMatches": "(unclosed"}, "pathMatches"),
     ({"bodyPaths": [{"path": "$.a", "matches": "["}]}, "matches"),
+    # RE2 reads neither lookaround nor backreferences: the message says so, and what it does read
+    ({"pathMatches": "/returning-ai/(?!fabric).*"},
+     "pathMatches is not a regular expression RE2 can run (invalid perl operator: (?!): RE2 reads Python's syntax "
+     "without lookaround"),
+    ({"bodyPaths": [{"path": "$.a", "matches": r"(a)\1"}]}, "bodyPaths[0].matches is not a regular expression RE2"),
+    ({"pathMatches": ".{0,255}"}, "pathMatches is too large once compiled (2,299 instructions, at most 2,000): use "
+                                  "smaller repetition counts, e.g. .* instead of .{0,255}"),
+    ({"pathMatches": "a" * 513}, "is too long"),  # the spec's maxLength
+    # jsonpath-ng would run these on Python's backtracking re
+    ({"bodyPaths": [{"path": '$.tags[?(@.a =~ "(a+)+$")]'}]}, "bodyPaths[0].path holds a regular expression (=~ or "
+                                                              "sub()), which the sandbox does not run inside a JSON "
+                                                              "Path: select the values with the path and give the "
+                                                              "expression as bodyPaths[0].matches"),
+    ({"bodyPaths": [{"path": "$.a"}, {"path": '$[?(@.c == 1 || (@.d == 2 && @.b =~ "x"))].e'}]},
+     "bodyPaths[1].path holds"),
+    ({"bodyPaths": [{"path": "$.voucherCode.`sub(/(a+)+$/, b)`"}]}, "bodyPaths[0].path holds a regular expression"),
     ({"bodyMatch": "roughly"}, "bodyMatch"),
     ({"method": "PATCH", "unknown": 1}, "unknown"),
 ])
 def test_a_pattern_that_cannot_be_used_is_a_400_saying_why(recorded, pattern, says):
     answer = verify(recorded, pattern)
     assert answer.status_code == 400 and says in answer.get_json()["error"]["message"]
+
+
+@pytest.fixture(scope="module")
+def served():
+    """run.py in a process of its own, so that a pattern that hung it would fail the request's timeout, not hang the
+    suite: Python's re holds the GIL while it backtracks, so an in-process server would stop the tests with it."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "run.py", "--dev", "--backend", "memory", "--size", "5", "--port",
+                                str(port)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _answers(base + "/_sandbox/health"), what="run.py to answer")
+        yield base
+    finally:
+        process.kill()
+        process.wait(10)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=1).ok
+    except requests.ConnectionError:
+        return False
+
+
+def test_a_pattern_that_backtracks_forever_on_pythons_re_answers_at_once(served):
+    """(a+)+ takes Python's re time exponential in the run of a's when it fails; RE2 runs it in linear time."""
+    path = "/returning-ai/v1/purchase-histories/" + "a" * 1900 + "!"
+    requests.patch(served + path, json={"redemptionInstructions": "a" * 900 + "!"}, headers=bearer(), timeout=5)
+    for pattern, count in [({"pathMatches": "/returning-ai/v1/purchase-histories/(a+)+"}, 0),
+                           ({"pathMatches": "/returning-ai/v1/purchase-histories/(a+)+!"}, 1),
+                           ({"bodyPaths": [{"path": "$.redemptionInstructions", "matches": "(a+)+$"}]}, 0),
+                           ({"bodyPaths": [{"path": "$.redemptionInstructions", "matches": "(a|aa)+!"}]}, 1)]:
+        answer = requests.post(served + VERIFY, json={**pattern, "atLeast": 0}, timeout=5)  # a guard, not a benchmark
+        assert (answer.status_code, answer.json()["count"]) == (200, count), pattern
+    cli = _run_verify(served, "--path-matches", "/returning-ai/v1/purchase-histories/(a+)+", "--count", "0")
+    assert cli.returncode == 0 and cli.stdout.startswith("Verified: 0 requests matched (expected exactly 0)")
+    refused = _run_verify(served, "--body-path-matches", "$.redemptionInstructions", "(?=a)")
+    assert refused.returncode == 2 and "bodyPaths[0].matches is not a regular expression RE2 can run" in refused.stderr
 
 
 def _run_verify(base_url, *options):
@@ -187,7 +245,5 @@ def test_run_py_verify_prints_the_near_misses_and_exits_non_zero():
 
 
 def test_run_py_verify_when_nothing_answers():
-    from services import free_port
-
     out = _run_verify(f"http://127.0.0.1:{free_port()}", "--method", "PATCH")
     assert out.returncode == 2 and "Nothing answers at" in out.stderr and out.stdout == ""

@@ -2,20 +2,22 @@
 when not, the closest requests with a field-by-field difference (WireMock's near misses).
 
 A pattern is any of: vendor, operation, method, status, path (exact) or pathMatches (a regular expression over the
-whole path), query (each parameter given, equal), headers (each header given, equal; names in any case), body (a
-JSON value: `bodyMatch` equal, the default, or subset: every field given present and equal, recursively, arrays
-element by element) and bodyPaths (JSON Path expressions, RFC 9535 syntax with filters, by jsonpath-ng: some value
-at the path equals `equals`, or matches the regular expression `matches`, or, with neither, the path exists;
-`exists: false`, that nothing is there). Every criterion given must hold. The journal masks secrets, and so is the
-pattern: an expected credential header or query parameter is compared by its fingerprint.
+whole path, run by RE2: see _regex), query (each parameter given, equal), headers (each header given, equal; names
+in any case), body (a JSON value: `bodyMatch` equal, the default, or subset: every field given present and equal,
+recursively, arrays element by element) and bodyPaths (JSON Path expressions, RFC 9535 syntax with filters, by
+jsonpath-ng: some value at the path equals `equals`, or matches the regular expression `matches`, or, with neither,
+the path exists; `exists: false`, that nothing is there; jsonpath-ng's own regular expressions, `=~` and `sub()`,
+are refused: see _json_path). Every criterion given must hold. The journal masks secrets, and so is the pattern: an
+expected credential header or query parameter is compared by its fingerprint.
 
 Count: `count` exactly, `atLeast`, or (neither) at least one.
 """
 from __future__ import annotations
 
 import json
-import re
 from urllib.parse import parse_qsl, urlsplit
+
+import re2
 
 from sandbox.core.masking import QUERY_PARAMETERS, mask
 
@@ -25,6 +27,15 @@ MISSING = "<missing>"
 NEAR_MISSES = 3  # the closest requests a failed verification shows
 DIFFERENCES = 20  # at most this many differences per near miss
 MATCHES_SHOWN = 10  # the requests shown when more matched than expected
+
+# A client's regular expression runs on RE2 (google-re2), never on Python's re: RE2 does not backtrack, so its time
+# is linear in the text, where re takes exponential time on a pattern such as (a+)+$ against a long path and holds
+# the worker. Linear in the size of the compiled pattern too: at most 512 characters (the spec), compiling to at
+# most PROGRAM_SIZE instructions (.{0,200} is about 1,800, \pL+ 1,201, ORD\d+ a dozen). At that size the worst
+# pattern measured takes about 12 ms over a path of 2,048 characters, the longest the journal keeps.
+PROGRAM_SIZE = 2000
+_RE2 = re2.Options()
+_RE2.log_errors = False  # a bad pattern is the client's 400, not a line on the server's stderr
 
 
 class Pattern:
@@ -113,7 +124,7 @@ def _path_equal(expected: str):
     return check
 
 
-def _path_matches(regex: re.Pattern):
+def _path_matches(regex):
     def check(entry):
         actual = _path_of(entry)
         return [] if regex.fullmatch(actual) else [{"field": "path", "expected": f"matches {regex.pattern}",
@@ -221,18 +232,51 @@ def _wanted(item: dict):
 
 
 def _json_path(text: str, number: int):
+    """The parsed path. jsonpath-ng runs the regular expressions of its `=~` filters and `sub()` with Python's re,
+    whose backtracking a hostile pattern turns into a hang: a path that holds one is refused, `matches` being the
+    way to match a value."""
     from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
     from jsonpath_ng.ext import parse
+    from jsonpath_ng.ext.filter import Expression
+    from jsonpath_ng.ext.string import Sub
 
     try:
-        return parse(text)
+        expression = parse(text)
     except (JsonPathLexerError, JsonPathParserError, ValueError, TypeError, AttributeError) as error:
         raise error_for_status(400, f"bodyPaths[{number}].path is not a JSON Path ({error}); e.g. $.voucherCode, "
                                     "$.data[0].status, $.items[?(@.status == 'ACTIVE')].id", []) from None
+    if any(isinstance(node, Sub) or (isinstance(node, Expression) and node.op == "=~") for node in _nodes(expression)):
+        raise error_for_status(400, f"bodyPaths[{number}].path holds a regular expression (=~ or sub()), which the "
+                                    "sandbox does not run inside a JSON Path: select the values with the path and "
+                                    f"give the expression as bodyPaths[{number}].matches, e.g. "
+                                    '{"path": "$.items[*].code", "matches": "GOLD-.*"}', [])
+    return expression
 
 
-def _regex(text: str, where: str) -> re.Pattern:
+def _nodes(root):
+    """Every node of a parsed JSON Path: its attributes that are nodes, or lists and tuples holding some."""
+    from jsonpath_ng import JSONPath
+
+    pending = [root]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, (list, tuple)):
+            pending.extend(value)
+        elif isinstance(value, JSONPath):
+            yield value
+            pending.extend(vars(value).values())
+
+
+def _regex(text: str, where: str):
     try:
-        return re.compile(text)
-    except re.error as error:
-        raise error_for_status(400, f"{where} is not a regular expression ({error})", []) from None
+        regex = re2.compile(text, _RE2)
+    except re2.error as error:
+        reason = error.args[0].decode("utf-8", "replace") if isinstance(error.args[0], bytes) else error.args[0]
+        raise error_for_status(400, f"{where} is not a regular expression RE2 can run ({reason}): RE2 reads Python's "
+                                    r"syntax without lookaround ((?=, (?!, (?<=) or backreferences (\1), e.g. ORD\d+",
+                               []) from None
+    if regex.programsize > PROGRAM_SIZE:
+        raise error_for_status(400, f"{where} is too large once compiled ({regex.programsize:,} instructions, at most "
+                                    f"{PROGRAM_SIZE:,}): use smaller repetition counts, e.g. .* instead of "
+                                    ".{0,255}", [])
+    return regex
