@@ -118,6 +118,19 @@ def test_a_failed_clear_or_load_leaves_nothing_changed(store):
         assert store.find("people", email="a") == [{"_id": "a", "email": "a"}]
 
 
+def test_many_appends_in_one_transaction_keep_their_order_and_numbers(store):
+    # SQLite inserts a transaction's log rows together (at most 256 a statement): order and numbering as one by one.
+    store.append_log("_journal", {"n": -1}, keep=1000, number="id")
+    with store.transaction():
+        for n in range(600):
+            store.append_log("_journal" if n % 2 else "events", {"n": n}, keep=1000, number="id")
+        assert [e["n"] for e in store.read_log("events")][-3:] == [594, 596, 598]
+    journal = store.read_log("_journal", last=1000, number="id")
+    assert [e["n"] for e in journal] == [-1, *range(1, 600, 2)]
+    assert [e["id"] for e in journal] == sorted({e["id"] for e in journal})
+    assert len(store.read_log("events")) == 300
+
+
 def test_reads_inside_a_transaction_see_its_own_writes(store):
     store.put_all("people", "_id", [{"_id": k, "email": "same", "n": 0} for k in "abc"])
     store.append_log("events", {"name": "stored"})

@@ -40,6 +40,7 @@ _UPSERT = ("INSERT INTO records(world, collection, key, data) VALUES (?, ?, ?, ?
 # A bounded log is trimmed after every this many appends by one store, so it holds at most `keep` + this many
 # rows per writing process.
 _TRIM_EVERY = 64
+_ROWS_PER_INSERT = 256  # log rows a write transaction holds before inserting them (3 x 256 of SQLite's 32,766 variables)
 # What _prepare has created, per database file: None for the tables, (collection, field) for each index.
 _PREPARED: dict[str, set] = {}
 
@@ -141,6 +142,16 @@ def _no_writes_in_snapshot(local) -> None:
                            "transaction once another process has written; write after the snapshot")
 
 
+def _insert_appended(local) -> None:
+    """Insert the log rows the open write transaction appended (at most _ROWS_PER_INSERT), in their order, before
+    anything reads or changes the logs and before it commits (a rollback drops them). A statement per row costs
+    about as much again as the insert itself."""
+    rows, local.appended = local.appended, []
+    if rows:
+        local.connection.execute("INSERT INTO logs(world, name, data) VALUES " + ", ".join(["(?, ?, ?)"] * len(rows)),
+                                 [value for row in rows for value in row])
+
+
 def _index_name(collection: str, field: str) -> str:
     name = f"ix_{collection}_{field}"
     if not re.fullmatch(r"\w+", name):  # collection and field names come from the code, never from a request
@@ -189,6 +200,7 @@ class SQLiteStore(Store):
         if not hasattr(state, "connection"):
             state.connection = self._connect()
             state.depth = 0
+            state.appended = []  # log rows appended in the open write transaction, inserted together at its end
             # Writers queue on a lock file: the kernel wakes the next one the moment the lock is free, where
             # SQLite's own busy handler would sleep and retry (tens of ms under load between worker processes).
             state.lock_file = _LockFile(self.path + "-lock")
@@ -244,6 +256,7 @@ class SQLiteStore(Store):
 
     def read_log(self, name: str, last: int | None = None, number: str | None = None) -> list[dict]:
         """An entry's number is its row's seq, set in the `number` field only when asked."""
+        _insert_appended(self._local)
         if last is None:
             rows = self._db.execute("SELECT seq, data FROM logs WHERE world=? AND name=? ORDER BY seq",
                                     (self._world, name)).fetchall()
@@ -291,7 +304,9 @@ class SQLiteStore(Store):
             local.depth = 1
             try:
                 yield self
+                _insert_appended(local)
             except BaseException:
+                local.appended.clear()
                 db.execute("ROLLBACK")
                 raise
             else:
@@ -313,15 +328,23 @@ class SQLiteStore(Store):
     def append_log(self, name: str, entry: dict, keep: int | None = None, number: str | None = None) -> None:
         """A bounded log is trimmed every _TRIM_EVERY appends. An entry's number is its row's: unique and
         increasing, at no extra cost (read_log puts it back when asked), so `number` is not stored."""
-        self._write("INSERT INTO logs(world, name, data) VALUES (?, ?, ?)", (self._world, name, encode(entry)))
+        local = self._local
+        if local.depth > 0:  # a write transaction: one INSERT for its appends (a PATCH makes three), 256 at most
+            local.appended.append((self._world, name, encode(entry)))
+            if len(local.appended) >= _ROWS_PER_INSERT:
+                _insert_appended(local)
+        else:
+            self._write("INSERT INTO logs(world, name, data) VALUES (?, ?, ?)", (self._world, name, encode(entry)))
         self._appends[name] = self._appends.get(name, 0) + 1
         if keep is not None and self._appends[name] >= _TRIM_EVERY:
             self._appends[name] = 0
+            _insert_appended(local)
             self._write("DELETE FROM logs WHERE world=? AND name=? AND seq <= (SELECT seq FROM logs WHERE "
                         "world=? AND name=? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
                         (self._world, name, self._world, name, keep))
 
     def clear_log(self, name: str) -> None:
+        _insert_appended(self._local)
         self._write("DELETE FROM logs WHERE world=? AND name=?", (self._world, name))
 
     def next_value(self, name: str) -> int:
@@ -330,11 +353,13 @@ class SQLiteStore(Store):
 
     def clear(self) -> None:
         with self.transaction():
+            _insert_appended(self._local)
             for table in ("records", "logs", "counters"):
                 self._db.execute(f"DELETE FROM {table} WHERE world=?", (self._world,))
 
     # -- snapshots ---------------------------------------------------------------------------------------------
     def dump(self) -> dict:
+        _insert_appended(self._local)
         collections: dict[str, dict] = {}
         for collection, key, data in self._db.execute(
                 "SELECT collection, key, data FROM records WHERE world=? ORDER BY seq", (self._world,)):
@@ -347,6 +372,7 @@ class SQLiteStore(Store):
         return {"collections": collections, "logs": logs}
 
     def _clear_vendor_data(self) -> None:
+        _insert_appended(self._local)
         for table, column in (("records", "collection"), ("logs", "name")):
             self._db.execute(f"DELETE FROM {table} WHERE world=? AND {column} NOT LIKE '\\_%' ESCAPE '\\'",
                              (self._world,))
