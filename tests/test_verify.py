@@ -168,12 +168,24 @@ def test_a_workspace_verifies_its_own_journal(client):
     ({"bodyPaths": [{"path": "$.a"}, {"path": '$[?(@.c == 1 || (@.d == 2 && @.b =~ "x"))].e'}]},
      "bodyPaths[1].path holds"),
     ({"bodyPaths": [{"path": "$.voucherCode.`sub(/(a+)+$/, b)`"}]}, "bodyPaths[0].path holds a regular expression"),
+    # its arithmetic: `*` would repeat each recorded string a billion times
+    ({"bodyPaths": [{"path": "$.voucherCode * 1000000000"}]}, "bodyPaths[0].path computes (+, -, *, /)"),
     ({"bodyMatch": "roughly"}, "bodyMatch"),
     ({"method": "PATCH", "unknown": 1}, "unknown"),
 ])
 def test_a_pattern_that_cannot_be_used_is_a_400_saying_why(recorded, pattern, says):
     answer = verify(recorded, pattern)
     assert answer.status_code == 400 and says in answer.get_json()["error"]["message"]
+
+
+def test_a_json_path_that_fails_on_a_body_is_a_difference_not_a_500(recorded):
+    """jsonpath-ng's sorting ([\\field]) raises on a string: that request does not match, and says why."""
+    sorted_string = "$.redemptionInstructions[\\a]"
+    answer = verify(recorded, {"method": "PATCH", "status": 200, "bodyPaths": [{"path": sorted_string}]})
+    assert answer.status_code == 409
+    difference = answer.get_json()["nearMisses"][0]["differences"][0]
+    assert difference["field"] == "body " + sorted_string
+    assert difference["actual"].startswith("the JSON Path does not apply to this body (TypeError: ")
 
 
 @pytest.fixture(scope="module")
