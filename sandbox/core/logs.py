@@ -47,7 +47,11 @@ def request_line(method: str, path: str, status: int | None, duration_ms: float,
         return
     fields = {"method": method, "path": _bounded(path), "status": status, "durationMs": round(duration_ms, 1),
               "vendor": vendor, "operation": operation or None, "world": world, "fault": fault}
-    requests.info("%s %s %s", method, fields["path"], "-" if status is None else status, extra={"request": fields})
+    # As requests.info(...) does, without its walk up the stack for the caller (a tenth of a line's cost), which
+    # no format of ours shows and which would always be this function.
+    requests.handle(requests.makeRecord(requests.name, logging.INFO, __file__, 0, "%s %s %s",
+                                        (method, fields["path"], "-" if status is None else status), None,
+                                        "request_line", {"request": fields}))
 
 
 class TextFormatter(logging.Formatter):
@@ -132,4 +136,6 @@ def _shown(value) -> str:
 
 def _printable(text: str) -> str:
     """No control character (a newline in a path) can start a forged line of its own."""
+    if text.isascii() and text.isprintable():  # nearly every line, at a tenth of the substitution's cost
+        return text
     return _UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
