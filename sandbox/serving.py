@@ -14,6 +14,15 @@ process. This worker keeps the one-at-a-time processing and moves the waiting in
   the loop, while the process serves others;
 - the connection is the app's to drop (`environ["gunicorn.socket"].drop`): a real TCP reset or an empty close for the
   transport faults, with nothing written after it.
+- an operation on a whole world (the spec's `x-sandbox-own-process`: a reset or a new workspace seeds one, an import
+  or an export moves one, a verification reads a whole journal; 100-200 ms at the default size, seconds for large
+  ones) is handed, connection and request, to the worker's *lane*: a copy of the worker forked when it starts, which
+  answers such operations one at a time while the worker goes on serving its other connections. So one world's
+  reseed does not hold up another world's requests that the same worker happens to hold (issue 15). State is in
+  the shared store, never in the process, so the lane acts as any other worker would. A fork per request would
+  cost the worker ~2 ms and its next request ~2 ms more (copy-on-write). At most LANE_QUEUE operations wait for
+  the lane; past that, or without a lane (the memory backend, whose state is the process's own), the worker
+  answers them itself.
 
 The app runs in the loop's thread, exactly as under the sync worker; what it writes is collected and sent by the loop.
 """
@@ -22,11 +31,13 @@ from __future__ import annotations
 import errno
 import heapq
 import itertools
+import json
 import os
 import re
 import selectors
 import socket
 import struct
+import tempfile
 import time
 from datetime import datetime
 
@@ -35,6 +46,7 @@ from sandbox.core.limits import IMPORT_PATH
 from gunicorn.workers.sync import SyncWorker
 
 MAX_CONNECTIONS = 512  # open connections per worker process; more wait in the listen backlog
+LANE_QUEUE = 8  # whole-world operations handed to a worker's lane and not yet answered; past that it answers them
 HEAD_LIMIT = 32 * 1024  # bytes of request line and headers buffered before the parser is left to refuse them
 _BODY_LIMITS = (1024 * 1024, 64 * 1024 * 1024)  # fallbacks when the app is not the sandbox (vendor, import)
 _REQUEST_TIMEOUT = 10.0
@@ -182,6 +194,8 @@ class SandboxWorker(SyncWorker):
         self.buffered = 0  # bytes received and not yet handed to the app, over every connection being read
         self.accept_paused = False
         self.keepalive_timeout = self.cfg.keepalive
+        self.own_process = self._own_process_test()
+        self.lane, self.lane_queue = self._start_lane(), 0
         while self.alive:
             self.notify()
             if not self.is_parent_alive():
@@ -199,6 +213,8 @@ class SandboxWorker(SyncWorker):
                     self._write(item)
                 elif kind == "drain":
                     self._drain(item)
+                elif kind == "lane":
+                    self._lane_answered()
                 else:
                     try:
                         os.read(self.PIPE[0], 1)
@@ -337,6 +353,12 @@ class SandboxWorker(SyncWorker):
 
     def _serve(self, connection: Connection) -> None:
         """The request, to the app, as the sync worker would hand it; its answer, held or sent."""
+        if self.lane is not None and self.lane_queue < LANE_QUEUE and self.own_process(connection.received):
+            self._hand_to_lane(connection)
+        else:
+            self._serve_here(connection)
+
+    def _serve_here(self, connection: Connection) -> None:
         listener = self.sockets[0]
         self.handle(listener, connection, connection.addr)  # writes into connection.out; never closes the socket
         if connection.dropped:
@@ -345,6 +367,102 @@ class SandboxWorker(SyncWorker):
             heapq.heappush(self.held, (time.monotonic() + connection.hold_ms / 1000, next(self.order), connection))
         else:
             self._start_writing(connection)
+
+    # -- the lane: whole-world operations, answered by a copy of the worker --------------------------------------
+    def _start_lane(self):
+        """Fork the lane (the module's docstring says why); this process keeps its end of their socket pair."""
+        if self.own_process(bytearray()) is None:
+            return None
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        if os.fork() == 0:
+            ours.close()
+            self._run_lane(theirs)  # never returns
+        theirs.close()
+        self.selector.register(ours, selectors.EVENT_READ, ("lane", None))
+        return ours
+
+    def _hand_to_lane(self, connection: Connection) -> None:
+        """The connection's socket and its whole request (in a memory file: an import may be 64 MiB) go to the lane,
+        which answers and closes it; this process's copy is closed now."""
+        request = os.memfd_create("sandbox-request") if hasattr(os, "memfd_create") else _unnamed_file()
+        try:
+            os.write(request, connection.received)
+            socket.send_fds(self.lane, [json.dumps(list(connection.addr)[:2]).encode()],
+                            [connection.sock.fileno(), request])
+        except OSError:  # the lane is gone: this process answers from now on
+            self.log.warning("the lane of worker %s is gone; the worker answers whole-world operations itself", self.pid)
+            self.selector.unregister(self.lane)
+            self.lane = None
+            self._serve_here(connection)
+            return
+        finally:
+            os.close(request)
+        self.lane_queue += 1
+        connection.sock.close()
+
+    def _lane_answered(self) -> None:
+        answered = self.lane.recv(64)
+        if not answered:  # the lane is gone
+            self.selector.unregister(self.lane)
+            self.lane = None
+        self.lane_queue = max(0, self.lane_queue - len(answered))
+
+    def _run_lane(self, link: socket.socket) -> None:
+        """The lane's life: one handed request at a time, answered as the sync worker would (blocking), the
+        connection closed after it; a byte back to the worker for each. Ends with the worker (its end closes)."""
+        try:
+            self.selector.close()  # the worker's: the lane never waits on it
+            for connection in [*self.reading.values(), *self.draining.values()]:
+                connection.sock.close()
+            self.keepalive_timeout = 0  # one answer per connection
+            while True:
+                message, fds, _, _ = socket.recv_fds(link, 1024, 2)
+                if not message:
+                    break
+                sock, request = socket.socket(fileno=fds[0]), fds[1]
+                with os.fdopen(request, "rb") as file:
+                    file.seek(0)
+                    connection = Connection(sock, tuple(json.loads(message)), 0.0)
+                    connection.received = bytearray(file.read())
+                try:
+                    self._answer_blocking(connection)
+                finally:
+                    sock.close()
+                    link.send(b".")
+        except BaseException:  # noqa: BLE001 - the worker is gone or stopping; so is the lane
+            pass
+        finally:
+            os._exit(0)
+
+    def _answer_blocking(self, connection: Connection) -> None:
+        self.handle(self.sockets[0], connection, connection.addr)
+        if connection.dropped:
+            return
+        time.sleep(connection.hold_ms / 1000)
+        try:
+            connection.sock.setblocking(True)
+            connection.sock.sendall(connection.out)
+            connection.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass  # the client is gone
+
+    def _own_process_test(self):
+        """Whether a whole request (its request line) names an operation the spec marks `x-sandbox-own-process`;
+        None, for no request, on the memory backend or for an app that is not the sandbox: no lane."""
+        sandbox = getattr(self.wsgi, "extensions", {}).get("sandbox")
+        table = getattr(self.wsgi, "extensions", {}).get("sandbox_routes")
+        if sandbox is None or table is None or sandbox.settings.backend == "memory":
+            return lambda received: None
+
+        def own_process(received: bytearray) -> bool | None:
+            line = bytes(received[:received.find(b"\r\n")]).split(b" ")
+            if len(line) != 3:
+                return False
+            path = "/" + line[1].split(b"?", 1)[0].decode("latin-1").lstrip("/")
+            found = table.operation_for(line[0].decode("latin-1"), path)
+            return found is not None and found[0].operation.own_process
+
+        return own_process
 
     def _release_due(self) -> None:
         now = time.monotonic()
@@ -423,3 +541,9 @@ class SandboxWorker(SyncWorker):
         self.buffered -= len(connection.received)
         if self.reading.pop(connection.sock.fileno(), None) is not None:
             self.selector.unregister(connection.sock)
+
+
+def _unnamed_file() -> int:
+    """Where there is no memfd_create (macOS): a temporary file, already unlinked."""
+    with tempfile.TemporaryFile() as file:
+        return os.dup(file.fileno())

@@ -140,6 +140,53 @@ def test_keep_alive_serves_one_connection_request_after_request(server):
     connection.close()
 
 
+def test_a_whole_world_operation_does_not_hold_up_the_other_connections_of_its_worker(tmp_path):
+    """Issue 15 point 5 (one world cannot slow another), spec `x-sandbox-own-process`: with one worker, a reset (a
+    world of 8,000 records a vendor seeded again: over a second) is answered by the worker's lane, while the worker
+    goes on answering a connection it already holds. The reset still does all it says: the events are gone."""
+    import http.client
+
+    port = free_port()
+    with (tmp_path / "server.log").open("w") as out:
+        process = subprocess.Popen([sys.executable, "run.py", "--port", str(port), "--size", "5", "--workers", "1"],
+                                   cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(600):
+            try:
+                urllib.request.urlopen(base + "/_sandbox/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.05)
+        held = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        held.request("PATCH", PATCH_URL, body=json.dumps({"voucherCode": "LANE-1", "voucherExpiryDate": "31/12/2027"}),
+                     headers={"Authorization": "Bearer XXXXXX", "Content-Type": "application/json"})
+        patched = held.getresponse()
+        assert (patched.status, json.loads(patched.read())["data"]["voucherCode"]) == (200, "LANE-1")
+        assert json.loads(get(base + "/_sandbox/events")[1])["events"]
+        reset = {}
+
+        def reset_world():
+            request = urllib.request.Request(base + "/_sandbox/reset", data=b'{"size": 8000}', method="POST",
+                                             headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=60) as response:
+                reset["status"] = response.status
+
+        thread = threading.Thread(target=reset_world)
+        thread.start()
+        time.sleep(0.3)  # the reset under way
+        held.request("GET", "/fabric/v3/redemptions?size=1", headers=FABRIC)
+        response = held.getresponse()
+        answered = (response.status, bool(json.loads(response.read())["data"]), thread.is_alive())
+        thread.join()
+        assert answered == (200, True, True)  # answered while the reset was still running
+        assert reset == {"status": 200}
+        assert json.loads(get(base + "/_sandbox/events")[1])["events"] == []
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
 def test_many_large_bodies_sent_slowly_are_refused_beyond_the_buffer_bound(tmp_path):
     """A worker buffers at most twice the largest body it accepts (here 2 x 200,000 bytes) over all connections:
     clients that would add more get a 503, and the server goes on answering."""

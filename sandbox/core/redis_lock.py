@@ -131,3 +131,5 @@ class _Keeper:
 
 
 _keeper = _Keeper()
+if hasattr(os, "register_at_fork"):  # a worker's copy (sandbox/serving.py) must not inherit a guard held by its thread
+    os.register_at_fork(after_in_child=lambda: setattr(_keeper, "_guard", threading.Lock()))

@@ -216,6 +216,13 @@ class Operation:
         """Whether the operation may change state (the spec's `x-sandbox-writes`): only those take the write lock."""
         return bool(self.extensions.get("x-sandbox-writes", False))
 
+    @property
+    def own_process(self) -> bool:
+        """Whether run.py's server answers it in a process of its own (the spec's `x-sandbox-own-process`): an
+        operation on a whole world (seeding, an import, an export, a verification over the journal) that would
+        otherwise hold up every other connection of its worker process (sandbox/serving.py)."""
+        return bool(self.extensions.get("x-sandbox-own-process", False))
+
 
 class Spec:
     """One vendor's OpenAPI document, parsed once at start-up."""
