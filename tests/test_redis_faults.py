@@ -24,7 +24,7 @@ import requests
 
 from conftest import CAPILLARY
 from services import REDIS_MISSING, free_port
-from test_concurrency import DOC_TX, MEMBER, ORDER_A, ORDER_B, POOR_CUSTOMER, REFUNDED, race, rai_patch, rai_status
+from test_concurrency import DOC_TX, MEMBER, ORDER_A, ORDER_B, POOR_CUSTOMER, RAI, REFUNDED, race, rai_patch, rai_status
 
 ROOT = Path(__file__).parent.parent
 PREFIX = "faults"
@@ -183,6 +183,42 @@ def test_a_stale_lock_only_delays_writers_and_a_stuck_one_is_a_503_that_writes_n
     server.client.delete(LOCK)
     assert_redemptions_match_answers(other.base, {"WHILE-STUCK": 503}, 1, before=10)
     assert redeem(other.base, "AFTER-STUCK", 1).status_code == 200
+
+
+CONNECTING = ("HELLO", "AUTH", "SELECT", "CLIENT")  # a pooled connection's handshake, once per connection
+
+
+def round_trips(server: PersistentRedis, call) -> int:
+    """The commands clients sent Redis while `call` ran, as MONITOR shows them (a script's own commands are shown
+    as the script's, and not counted): one round trip each."""
+    with server.client.monitor() as monitor:
+        call()
+        server.client.echo("end-of-call")
+        sent = []
+        while (command := monitor.next_command())["command"] != "ECHO end-of-call":
+            name = command["command"].split(" ", 1)[0]
+            if command["client_type"] != "lua" and name not in CONNECTING:
+                sent.append(name)
+    return len(sent)
+
+
+def test_a_write_costs_two_round_trips_its_lookups_included(world):
+    """Issue 17 point 3, `locks_before_lookups`: a PATCH on the default world takes the world's lock with the read
+    cache's catch-up (which its lookups then read), then commits: two round trips; a refusal (401, 400) too, its
+    journal entry committed as the lock is given back. What they did is in the journal all the same."""
+    server, paused, other = world
+    url = f"{paused.base}/returning-ai/v1/purchase-histories/{ORDER_A}"
+    answers = []
+    for body, headers in [({"voucherCode": "TRIPS-1", "voucherExpiryDate": "31/12/2027"}, {}),
+                          ({"voucherCode": 5}, {}), ({"voucherCode": "TRIPS-2"}, {"Authorization": "Bearer nope"})]:
+        def send():
+            answers.append(requests.patch(url, json=body, headers={**RAI, **headers}, timeout=TIMEOUT).status_code)
+
+        send()  # the first time, the worker's cache learns what it needs (that "nope" is no key, say)
+        answers.append(round_trips(server, send))
+    assert answers == [200, 200, 2, 400, 400, 2, 401, 401, 2]
+    journal = requests.get(paused.base + "/_sandbox/requests", timeout=TIMEOUT).json()["requests"]
+    assert [e["status"] for e in journal[-6:]] == [200, 200, 400, 400, 401, 401]
 
 
 def load(bases: list[str], stop: threading.Event, answers: dict, threads: int = 6):

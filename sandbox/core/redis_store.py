@@ -24,8 +24,8 @@ transaction are never seen half-applied. Reads inside see the transaction's own 
 
 Round trips, the cost that matters here (each is a wait on the network plus redis-py's own overhead): reads inside a
 transaction or a snapshot are served by the process's read cache (redis_cache), brought up to date in the round
-trip that takes the lock or opens the snapshot. A PATCH costs three: the lookups' catch-up, the lock with its
-catch-up, the commit.
+trip that takes the lock or opens the snapshot. A PATCH costs two: the lock with its catch-up (taken before the
+request's lookups, which read the cache it brought up to date: `locks_before_lookups`), and the commit.
 """
 from __future__ import annotations
 
@@ -49,6 +49,8 @@ _FIELD_NAME = re.compile(r"\w+")  # a numbered log's field is spliced into JSON 
 
 
 class RedisStore(Store):
+    locks_before_lookups = True  # the lock's round trip catches the cache up: the lookups need none of their own
+
     def __init__(self, client, prefix: str, indexes: dict[str, list[str]] | None = None,
                  link: RedisLink | None = None, cache: ReadCache | None = None):
         """`link` and `cache` are shared by the stores of one backend; a store made alone has its own, its change
