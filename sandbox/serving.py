@@ -28,6 +28,7 @@ The app runs in the loop's thread, exactly as under the sync worker; what it wri
 """
 from __future__ import annotations
 
+import collections
 import errno
 import heapq
 import itertools
@@ -35,11 +36,13 @@ import json
 import os
 import re
 import selectors
+import signal
 import socket
 import struct
 import tempfile
 import time
 from datetime import datetime
+from urllib.parse import unquote_to_bytes
 
 from gunicorn.http import wsgi
 from sandbox.core.limits import IMPORT_PATH
@@ -47,6 +50,7 @@ from gunicorn.workers.sync import SyncWorker
 
 MAX_CONNECTIONS = 512  # open connections per worker process; more wait in the listen backlog
 LANE_QUEUE = 8  # whole-world operations handed to a worker's lane and not yet answered; past that it answers them
+LANE_RESTARTS = 3  # lanes forked again after one exits; past that the worker answers whole-world operations itself
 HEAD_LIMIT = 32 * 1024  # bytes of request line and headers buffered before the parser is left to refuse them
 _BODY_LIMITS = (1024 * 1024, 64 * 1024 * 1024)  # fallbacks when the app is not the sandbox (vendor, import)
 _REQUEST_TIMEOUT = 10.0
@@ -195,7 +199,9 @@ class SandboxWorker(SyncWorker):
         self.accept_paused = False
         self.keepalive_timeout = self.cfg.keepalive
         self.own_process = self._own_process_test()
-        self.lane, self.lane_queue = self._start_lane(), 0
+        self.lane_queue: collections.deque[int] = collections.deque()  # bytes of each request the lane has queued
+        self.lane_restarts = 0
+        self.lane = self._start_lane()
         while self.alive:
             self.notify()
             if not self.is_parent_alive():
@@ -277,8 +283,7 @@ class SandboxWorker(SyncWorker):
         def body_limit(head: bytes) -> int:
             """By the request target, as limits.body_limit decides once the app has routed it."""
             target = head.split(b" ", 2)[1] if head.count(b" ") >= 2 else b""
-            path = "/" + target.split(b"?", 1)[0].decode("latin-1").lstrip("/")
-            return whole_world if path == IMPORT_PATH else vendor
+            return whole_world if _path_of(target) == IMPORT_PATH else vendor
 
         timeout = settings.request_timeout if settings is not None else _REQUEST_TIMEOUT
         return body_limit, timeout, 2 * whole_world
@@ -342,7 +347,7 @@ class SandboxWorker(SyncWorker):
             self._forget(connection)
             self._serve(connection)
             return True
-        if self.buffered > self.buffer_limit:
+        if self.buffered + sum(self.lane_queue) > self.buffer_limit:
             # Many clients each sending a large body slowly: refuse this one rather than hold them all.
             self._forget(connection)
             connection.out += _BUSY
@@ -353,7 +358,7 @@ class SandboxWorker(SyncWorker):
 
     def _serve(self, connection: Connection) -> None:
         """The request, to the app, as the sync worker would hand it; its answer, held or sent."""
-        if self.lane is not None and self.lane_queue < LANE_QUEUE and self.own_process(connection.received):
+        if self._lane_takes(connection):
             self._hand_to_lane(connection)
         else:
             self._serve_here(connection)
@@ -374,77 +379,131 @@ class SandboxWorker(SyncWorker):
         if self.own_process(bytearray()) is None:
             return None
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        if os.fork() == 0:
+        pid = os.fork()
+        if pid == 0:
             ours.close()
             self._run_lane(theirs)  # never returns
         theirs.close()
+        self.lane_pid = pid
         self.selector.register(ours, selectors.EVENT_READ, ("lane", None))
         return ours
+
+    def _lane_takes(self, connection: Connection) -> bool:
+        """Whether the lane answers this request: a whole one naming a whole-world operation, with room in the lane's
+        queue, by count and by bytes (the bytes queued count against the worker's buffer bound)."""
+        return (self.lane is not None and len(self.lane_queue) < LANE_QUEUE and connection.whole
+                and sum(self.lane_queue) + self.buffered + len(connection.received) <= self.buffer_limit
+                and bool(self.own_process(connection.received)))
 
     def _hand_to_lane(self, connection: Connection) -> None:
         """The connection's socket and its whole request (in a memory file: an import may be 64 MiB) go to the lane,
         which answers and closes it; this process's copy is closed now."""
-        request = os.memfd_create("sandbox-request") if hasattr(os, "memfd_create") else _unnamed_file()
         try:
-            os.write(request, connection.received)
-            socket.send_fds(self.lane, [json.dumps(list(connection.addr)[:2]).encode()],
-                            [connection.sock.fileno(), request])
-        except OSError:  # the lane is gone: this process answers from now on
-            self.log.warning("the lane of worker %s is gone; the worker answers whole-world operations itself", self.pid)
-            self.selector.unregister(self.lane)
-            self.lane = None
+            request = os.memfd_create("sandbox-request") if hasattr(os, "memfd_create") else _unnamed_file()
+        except OSError:  # out of descriptors or memory: answered here
+            self._serve_here(connection)
+            return
+        try:
+            view = memoryview(connection.received)
+            while view:
+                view = view[os.write(request, view):]
+            message = json.dumps({"addr": list(connection.addr)[:2], "continued": connection.continued})
+        except OSError:
+            os.close(request)
+            self._serve_here(connection)
+            return
+        try:
+            socket.send_fds(self.lane, [message.encode()], [connection.sock.fileno(), request])
+        except OSError:
+            self._lane_gone()
             self._serve_here(connection)
             return
         finally:
             os.close(request)
-        self.lane_queue += 1
+        self.lane_queue.append(len(connection.received))
         connection.sock.close()
 
     def _lane_answered(self) -> None:
-        answered = self.lane.recv(64)
-        if not answered:  # the lane is gone
-            self.selector.unregister(self.lane)
-            self.lane = None
-        self.lane_queue = max(0, self.lane_queue - len(answered))
+        """One byte from the lane per answer it sent; nothing (or an error) when it is gone."""
+        try:
+            answered = self.lane.recv(64)
+        except OSError:
+            answered = b""
+        if not answered:
+            self._lane_gone()
+        for _ in answered:
+            if self.lane_queue:
+                self.lane_queue.popleft()
+
+    def _lane_gone(self) -> None:
+        """The lane exited (killed, crashed): what it had queued is lost with it. Another is forked, up to
+        LANE_RESTARTS times; after that this worker answers whole-world operations itself."""
+        self.selector.unregister(self.lane)
+        self.lane.close()
+        self.lane = None
+        self.lane_queue.clear()
+        try:
+            os.kill(self.lane_pid, signal.SIGKILL)  # if the pair broke while it lives, it must not answer twice
+            os.waitpid(self.lane_pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+        self.lane_restarts += 1
+        if self.lane_restarts <= LANE_RESTARTS:
+            self.log.warning("the lane of worker %s exited; starting another", self.pid)
+            self.lane = self._start_lane()
+        else:
+            self.log.warning("the lane of worker %s exited %d times; the worker answers whole-world operations "
+                             "itself", self.pid, self.lane_restarts)
 
     def _run_lane(self, link: socket.socket) -> None:
         """The lane's life: one handed request at a time, answered as the sync worker would (blocking), the
-        connection closed after it; a byte back to the worker for each. Ends with the worker (its end closes)."""
+        connection closed after it, and a byte back to the worker for each. It answers what was queued even when
+        the worker has gone (a restart, a reload), and ends when the worker's end of the pair closes."""
         try:
             self.selector.close()  # the worker's: the lane never waits on it
             for connection in [*self.reading.values(), *self.draining.values()]:
                 connection.sock.close()
+            bound = _BoundAddress(self.sockets[0].getsockname())
+            for listener in self.sockets:
+                listener.close()
+            self.tmp.close()  # the worker's heartbeat: the arbiter watches the worker, not its lane
             self.keepalive_timeout = 0  # one answer per connection
             while True:
                 message, fds, _, _ = socket.recv_fds(link, 1024, 2)
                 if not message:
                     break
-                sock, request = socket.socket(fileno=fds[0]), fds[1]
-                with os.fdopen(request, "rb") as file:
+                handed = json.loads(message)
+                sock = socket.socket(fileno=fds[0])
+                with os.fdopen(fds[1], "rb") as file:
                     file.seek(0)
-                    connection = Connection(sock, tuple(json.loads(message)), 0.0)
+                    connection = Connection(sock, tuple(handed["addr"]), 0.0)
                     connection.received = bytearray(file.read())
+                connection.continued = handed["continued"]
                 try:
-                    self._answer_blocking(connection)
+                    self._answer_blocking(bound, connection)
                 finally:
                     sock.close()
+                try:
                     link.send(b".")
-        except BaseException:  # noqa: BLE001 - the worker is gone or stopping; so is the lane
+                except OSError:
+                    pass  # the worker has gone: answer what it queued all the same
+        except BaseException:  # noqa: BLE001 - stopped (a signal), or the pair broke: the lane ends
             pass
         finally:
             os._exit(0)
 
-    def _answer_blocking(self, connection: Connection) -> None:
-        self.handle(self.sockets[0], connection, connection.addr)
+    def _answer_blocking(self, bound, connection: Connection) -> None:
+        """Answer, then send the answer within the request timeout: a client that does not read it loses it."""
+        self.handle(bound, connection, connection.addr)
         if connection.dropped:
             return
         time.sleep(connection.hold_ms / 1000)
         try:
-            connection.sock.setblocking(True)
+            connection.sock.settimeout(self.request_timeout)
             connection.sock.sendall(connection.out)
             connection.sock.shutdown(socket.SHUT_WR)
         except OSError:
-            pass  # the client is gone
+            pass  # the client is gone, or did not read in time
 
     def _own_process_test(self):
         """Whether a whole request (its request line) names an operation the spec marks `x-sandbox-own-process`;
@@ -458,8 +517,7 @@ class SandboxWorker(SyncWorker):
             line = bytes(received[:received.find(b"\r\n")]).split(b" ")
             if len(line) != 3:
                 return False
-            path = "/" + line[1].split(b"?", 1)[0].decode("latin-1").lstrip("/")
-            found = table.operation_for(line[0].decode("latin-1"), path)
+            found = table.operation_for(line[0].decode("latin-1"), _path_of(line[1]))
             return found is not None and found[0].operation.own_process
 
         return own_process
@@ -547,3 +605,19 @@ def _unnamed_file() -> int:
     """Where there is no memfd_create (macOS): a temporary file, already unlinked."""
     with tempfile.TemporaryFile() as file:
         return os.dup(file.fileno())
+
+
+class _BoundAddress:
+    """The listener as the lane hands it to gunicorn: only its address is read (the lane has closed the socket)."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def getsockname(self):
+        return self.name
+
+
+def _path_of(target: bytes) -> str:
+    """A request target's path as the app reads it: gunicorn percent-decodes it into PATH_INFO, werkzeug reads that
+    as UTF-8 and keeps one leading slash."""
+    return "/" + unquote_to_bytes(target.split(b"?", 1)[0]).decode("utf-8", "replace").lstrip("/")

@@ -23,6 +23,7 @@ import redis
 import requests
 
 from conftest import CAPILLARY
+from sandbox import Settings, create_app
 from services import REDIS_MISSING, free_port
 from test_concurrency import DOC_TX, MEMBER, ORDER_A, ORDER_B, POOR_CUSTOMER, RAI, REFUNDED, race, rai_patch, rai_status
 
@@ -180,6 +181,8 @@ def test_a_stale_lock_only_delays_writers_and_a_stuck_one_is_a_503_that_writes_n
     assert answer.status_code == 503 and answer.headers["Retry-After"] == "1"
     error = answer.json()["errors"][0]
     assert error["code"] == 503 and "write lock" in error["message"] and "nothing was written" in error["message"]
+    journal = requests.get(other.base + "/_sandbox/requests", timeout=TIMEOUT).json()["requests"]
+    assert journal[-1]["status"] == 503 and "write lock" in journal[-1]["response"]  # journaled, lock or not
     server.client.delete(LOCK)
     assert_redemptions_match_answers(other.base, {"WHILE-STUCK": 503}, 1, before=10)
     assert redeem(other.base, "AFTER-STUCK", 1).status_code == 200
@@ -219,6 +222,30 @@ def test_a_write_costs_two_round_trips_its_lookups_included(world):
     assert answers == [200, 200, 2, 400, 400, 2, 401, 401, 2]
     journal = requests.get(paused.base + "/_sandbox/requests", timeout=TIMEOUT).json()["requests"]
     assert [e["status"] for e in journal[-6:]] == [200, 200, 400, 400, 401, 401]
+
+
+def test_a_fault_rule_rolls_its_dice_once_a_request_whatever_the_answer(world):
+    """A write takes the lock before its lookups, but a rule that may fire is decided out of that transaction: a
+    roll that did not fire is kept even when the answer is a 404. So run.py on Redis answers the same sequence as
+    the usual path does (an in-process app on memory), the rule's dice seeded alike."""
+    server, paused, other = world
+    rule = {"vendor": "returning-ai", "operation": "updatePurchaseHistory", "fault": "server-error",
+            "probability": 0.5, "seed": 7}
+    body = {"voucherCode": "X-1", "voucherExpiryDate": "31/12/2027"}
+    path = "/returning-ai/v1/purchase-histories/ORD000000000000000001"  # well formed, and no such order: a 404
+    usual = create_app(Settings(backend="memory", size=5)).test_client()
+    assert usual.post("/_sandbox/faults", json=rule).status_code == 201
+    expected = [usual.patch(path, json=body, headers=RAI).status_code for _ in range(12)]
+    assert set(expected) == {404, 500}
+    assert requests.post(paused.base + "/_sandbox/faults", json=rule, timeout=TIMEOUT).status_code == 201
+    try:
+        statuses = [requests.patch(paused.base + path, json=body, headers=RAI, timeout=TIMEOUT).status_code
+                    for _ in range(12)]
+        assert statuses == expected
+        fired = [r["fired"] for r in requests.get(paused.base + "/_sandbox/faults", timeout=TIMEOUT).json()["rules"]]
+        assert fired == [expected.count(500)]
+    finally:
+        requests.delete(paused.base + "/_sandbox/faults", timeout=TIMEOUT)
 
 
 def load(bases: list[str], stop: threading.Event, answers: dict, threads: int = 6):

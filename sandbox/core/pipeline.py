@@ -78,6 +78,7 @@ class Exchange:
 
 def handle(x: Exchange) -> Response:
     try:
+        x.sandbox.sweep()  # never under a lock: dropping an expired workspace takes others
         if locks_before_lookups(x):
             run_locked_from_the_start(x)
         else:
@@ -135,38 +136,46 @@ def locks_before_lookups(x: Exchange) -> bool:
     """Whether the request takes its world's write lock before its lookups (the store's `locks_before_lookups`:
     Redis, where the lock's round trip also catches the reads up, so a PATCH costs two round trips, not three).
     Only for an operation that writes, on the default world (known without a lookup: a credential without a
-    workspace suffix), under run.py's server, which holds delayed answers itself: nothing waits under the lock."""
+    workspace suffix), asking for no fault or delay, under run.py's server, which holds delayed answers itself:
+    nothing waits under the lock."""
     if not (x.operation.writes and x.mount.journaled and x.sandbox.default.store.locks_before_lookups):
         return False
-    if held_by_server(x.request.environ) is None:
+    if held_by_server(x.request.environ) is None or FAULT_HEADER in x.request.headers or DELAY_HEADER in x.request.headers:
         return False
     credential = x.mount.credential(x.request) if x.mount.credential else None
     return not (credential and suffix_of(credential))
 
 
 def run_locked_from_the_start(x: Exchange) -> None:
-    """`look_up`, `validate`, `decide_fault` and `run` in one transaction. A refusal before the operation ran is
-    journaled in it (nothing else was written); a fault is carried out after it, its lock given back, as without."""
-    x.sandbox.sweep()  # before the lock: dropping an expired workspace takes the registry's
-    with x.sandbox.default.store.transaction():
+    """The usual steps, with the lookups inside the operation's transaction. Validation comes first, outside the
+    lock (it reads no store); a refusal by the lookups is journaled in the transaction (nothing else was written).
+    A fault rule that may fire, or a fault the body names, is decided and carried out after the transaction, its
+    lock given back, as on the usual path: its dice are rolled once, and kept whatever the answer."""
+    try:
+        validate(x)
+    except SandboxError:
+        look_up(x)  # a 401 comes before a 400, as on the usual path
+        raise
+    x.world = x.sandbox.default  # the world whose journal keeps a 503 for a busy lock
+    with x.world.store.transaction():
         try:
             look_up(x)
-            validate(x)
-            generic = decide_fault(x)
         except SandboxError as error:
             x.response = render_error(x, error)
             journal(x)
             return
-        if generic is None and x.fault is None:
+        generic = None if x.rules else decide_fault(x)  # with no rule, no dice: only a fault the body names
+        if not x.rules and generic is None and x.fault is None:
             answer(x)
             journal(x)
             return
+    if x.rules:
+        generic = decide_fault(x)
     carry_out_the_answer(x, generic)
 
 
 # -- the steps, in order ---------------------------------------------------------------------------------------
 def resolve_world(x: Exchange) -> None:
-    x.sandbox.sweep()
     x.world = x.sandbox.world_for(x.mount, x.request)
 
 

@@ -146,8 +146,8 @@ def resolve(document: dict, node):
 
 def template_regex(template: str) -> re.Pattern:
     """The URLs a path template matches, each `{name}` a named group: /redemptions/{redemptionId} ->
-    ^/redemptions/(?P<redemptionId>[^/]+)$."""
-    return re.compile("^" + re.sub(r"\\{([^}]+)\\}", r"(?P<\1>[^/]+)", re.escape(template)) + "$")
+    ^/redemptions/(?P<redemptionId>[^/]+), to the end of the text (`$` would also match before a final newline)."""
+    return re.compile("^" + re.sub(r"\\{([^}]+)\\}", r"(?P<\1>[^/]+)", re.escape(template)) + r"\Z")
 
 
 def literal_segments(template: str) -> int:
