@@ -94,6 +94,19 @@ def test_postman_collection_carries_the_workspace_credentials(control):
     assert control.get("/_sandbox/postman/nope.json").get_json()["error"]["code"] == 404
 
 
+def test_postman_collection_of_a_world_without_a_demo_credential_has_no_auth(control):
+    """Found by the hostile-input fuzzing: a world imported without Capillary's tills has no credential to put in
+    its collection (its OAuth client acts as a till that is gone). The collection comes without auth (to fill in),
+    and the credentials list without the client, not a 500."""
+    snapshot = control.get("/_sandbox/state/export").get_json()
+    snapshot["collections"].pop("cap_tills", None)
+    assert control.post("/_sandbox/state/import", json=snapshot).status_code == 200
+    r = control.get("/_sandbox/postman/capillary.json")
+    assert r.status_code == 200 and r.get_json()["auth"] == {"type": "noauth"}
+    credentials = control.get("/_sandbox/credentials").get_json()["credentials"]
+    assert credentials and not [c for c in credentials if c["vendor"] == "capillary"]
+
+
 def test_postman_link_sets_the_created_id_for_the_operations_after_it(control):
     collection = control.get("/_sandbox/postman/fabric.json").get_json()
     by_op = {item["event"][0]["script"]["exec"][0].split(" for ")[1].split('"')[0]: item

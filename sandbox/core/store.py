@@ -65,6 +65,12 @@ class StoreContract(Protocol):
     never raise it.
     """
 
+    # Whether a request that writes should open its transaction before its lookups (pipeline.handle): true where
+    # taking the transaction's lock brings the reads up to date in the same round trip (Redis), so the lookups'
+    # own catch-up is saved; false where it would only hold the write lock through authentication.
+    locks_before_lookups: bool = False
+
+
     # -- reads ---------------------------------------------------------------------------------------------
     def get(self, collection: str, key: str) -> dict | None:
         """The record stored under `key` in `collection`, or None."""
@@ -207,10 +213,7 @@ class Store:
     """What every backend shares: the conveniences built on its find(), put() and transaction(). What each method
     guarantees is declared once, in StoreContract."""
 
-    # Whether a request that writes should open its transaction before its lookups (pipeline.handle): true where
-    # taking the transaction's lock brings the reads up to date in the same round trip (Redis), so the lookups'
-    # own catch-up is saved; false where it would only hold the write lock through authentication and validation.
-    locks_before_lookups = False
+    locks_before_lookups = False  # StoreContract says what it means; Redis's is true
 
     def find_one(self, collection: str, **criteria) -> dict | None:
         found = self.find(collection, **criteria)

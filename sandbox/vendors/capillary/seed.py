@@ -73,11 +73,11 @@ def credentials(store) -> list[dict]:
              f"{t['username']}:{t['passwordMd5']}".encode()).decode()}}
         for t in store.all(TILLS)
     ]
+    # A client acts as its till: one whose till is gone (a world imported without it) can get no token, so none.
     clients = [
-        {"name": c["key"], "vendor": "capillary", "tenant": str(store.get(TILLS, c["username"])["orgId"]),
-         "permissions": ["points"],
+        {"name": c["key"], "vendor": "capillary", "tenant": str(till["orgId"]), "permissions": ["points"],
          "purpose": c["purpose"] + f" Body: {{\"key\": \"{c['key']}\", \"secret\": \"{c['secret']}\"}}.",
          "headers": {"X-CAP-API-OAUTH-TOKEN": "<accessToken from POST /capillary/v3/oauth/token/generate>"}}
-        for c in store.all(OAUTH_CLIENTS)
+        for c in store.all(OAUTH_CLIENTS) for till in [store.get(TILLS, c["username"])] if till is not None
     ]
     return tills + clients
