@@ -11,6 +11,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -21,24 +22,33 @@ from services import free_port
 ROOT = Path(__file__).parent.parent
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
+@contextmanager
+def run_py(log: Path, *options: str):
+    """`python run.py --port P --size 5 OPTIONS`, its output in `log`, answering health: yields (base URL, port,
+    process); stopped after."""
     port = free_port()
-    log = tmp_path_factory.mktemp("serving") / "server.log"
     with log.open("w") as out:
-        process = subprocess.Popen([sys.executable, "run.py", "--port", str(port), "--size", "5", "--workers", "2",
-                                    "--request-timeout", "2", "--publisher-timeout", "1"],
+        process = subprocess.Popen([sys.executable, "run.py", "--port", str(port), "--size", "5", *options],
                                    cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            urllib.request.urlopen(base + "/_sandbox/health", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.05)
-    yield base, port, log
-    process.terminate()
-    process.wait(timeout=30)
+    try:
+        for _ in range(600):
+            try:
+                urllib.request.urlopen(base + "/_sandbox/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.05)
+        yield base, port, process
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    log = tmp_path_factory.mktemp("serving") / "server.log"
+    with run_py(log, "--workers", "2", "--request-timeout", "2", "--publisher-timeout", "1") as (base, port, _):
+        yield base, port, log
 
 
 def get(url, headers=None, timeout=10):
@@ -149,18 +159,7 @@ def test_a_whole_world_operation_does_not_hold_up_the_other_connections_of_its_w
     worker goes on answering the default world on a connection it already holds. The reset does all it says."""
     import http.client
 
-    port = free_port()
-    with (tmp_path / "server.log").open("w") as out:
-        process = subprocess.Popen([sys.executable, "run.py", "--port", str(port), "--size", "5", "--workers", "1"],
-                                   cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(600):
-            try:
-                urllib.request.urlopen(base + "/_sandbox/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.05)
+    with run_py(tmp_path / "server.log", "--workers", "1") as (base, port, _):
         held = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         held.request("PATCH", PATCH_URL, body=json.dumps({"voucherCode": "LANE-1", "voucherExpiryDate": "31/12/2027"}),
                      headers={"Authorization": "Bearer XXXXXX", "Content-Type": "application/json"})
@@ -189,28 +188,14 @@ def test_a_whole_world_operation_does_not_hold_up_the_other_connections_of_its_w
         health = json.loads(get(base + "/_sandbox/health", {"X-Sandbox-Workspace": workspace})[1])
         assert health["size"] == 8000
         assert json.loads(get(base + "/_sandbox/events")[1])["events"]  # the default world's, untouched
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def test_a_lane_that_dies_is_replaced_and_an_import_beyond_its_limit_is_a_413(tmp_path):
     """The lane killed: its worker lives on (same process, its connections served) and forks another, which answers
     the next reset. An import beyond --max-import-bytes is refused by its size (413 in the control envelope), not
     handed to the lane to be cut off."""
-    port = free_port()
     log = tmp_path / "server.log"
-    with log.open("w") as out:
-        process = subprocess.Popen([sys.executable, "run.py", "--port", str(port), "--size", "5", "--workers", "1",
-                                    "--max-import-bytes", "200000"], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(600):
-            try:
-                urllib.request.urlopen(base + "/_sandbox/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.05)
+    with run_py(log, "--workers", "1", "--max-import-bytes", "200000") as (base, port, process):
         children = lambda pid: [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
         [worker] = children(process.pid)
         [lane] = children(worker)
@@ -233,9 +218,6 @@ def test_a_lane_that_dies_is_replaced_and_an_import_beyond_its_limit_is_a_413(tm
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(request, timeout=30)
         assert refused.value.code == 413 and "200,000 bytes" in json.loads(refused.value.read())["error"]["message"]
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def test_a_path_with_a_final_newline_names_no_operation(app):
@@ -249,18 +231,8 @@ def test_a_path_with_a_final_newline_names_no_operation(app):
 def test_many_large_bodies_sent_slowly_are_refused_beyond_the_buffer_bound(tmp_path):
     """A worker buffers at most twice the largest body it accepts (here 2 x 200,000 bytes) over all connections:
     clients that would add more get a 503, and the server goes on answering."""
-    port = free_port()
-    with (tmp_path / "server.log").open("w") as out:
-        process = subprocess.Popen([sys.executable, "run.py", "--port", str(port), "--size", "5", "--workers", "1",
-                                    "--backend", "sqlite", "--max-import-bytes", "200000"],
-                                   cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        for _ in range(300):
-            try:
-                get(f"http://127.0.0.1:{port}/_sandbox/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.05)
+    with run_py(tmp_path / "server.log", "--workers", "1", "--backend", "sqlite", "--max-import-bytes", "200000") as (
+            _, port, _):
         senders = []
         for _ in range(5):  # each announces an import the limit allows, sends most of it, and stalls
             sock = socket.create_connection(("127.0.0.1", port), timeout=10)
@@ -279,6 +251,3 @@ def test_many_large_bodies_sent_slowly_are_refused_beyond_the_buffer_bound(tmp_p
         refused = [a for a in answers if a.startswith(b"HTTP/1.1 503")]
         assert 1 <= len(refused) <= 3  # 2 x 150,000 bytes fit; the rest did not
         assert get(f"http://127.0.0.1:{port}/_sandbox/health")[0] == 200
-    finally:
-        process.terminate()
-        process.wait(timeout=30)

@@ -36,12 +36,11 @@ class Journal:
         self._store.clear_log(LOG)
 
 
-def journal_entry(request, body: bytes, response, vendor: str, operation: str | None, rule: str, duration_ms: float,
-                  time: str, secrets: Secrets, dropped: bool = False, delay_ms: int = 0) -> dict:
-    """An entry of what the client sent and received. `body` is what was read of the request's body (the journal
-    never reads a body itself: one refused for its size stays unread); `status` null when the client received no
-    answer at all (`dropped`: a transport fault closed the connection); `delayMs`, how long the answer was held on
-    purpose."""
+def sent_part(request, body: bytes, secrets: Secrets) -> dict:
+    """What the client sent, as an entry keeps it: method, path and query, headers, body, masked and bounded, and
+    whether any of it was cut. `body` is what was read of the request's body (the journal never reads a body
+    itself: one refused for its size stays unread). Made apart from the entry so that a write can make it before
+    taking its world's lock."""
     cut = []
     path = _kept(secrets.query_of(request.full_path.rstrip("?")), PATH_LIMIT, cut)
     sent_headers = list(request.headers.items())  # read once: werkzeug walks the whole environ each time
@@ -49,13 +48,23 @@ def journal_entry(request, body: bytes, response, vendor: str, operation: str | 
     if len(sent_headers) > HEADER_COUNT:
         cut.append(True)
     sent = _kept(secrets.body_of(_text(body)), BODY_LIMIT, cut)
+    return {"method": request.method, "path": path, "headers": headers, "body": sent, "cut": bool(cut)}
+
+
+def journal_entry(sent: dict, response, vendor: str, operation: str | None, rule: str, duration_ms: float,
+                  time: str, secrets: Secrets, dropped: bool = False, delay_ms: int = 0) -> dict:
+    """An entry of what the client sent (`sent_part`) and received. `status` null when the client received no
+    answer at all (`dropped`: a transport fault closed the connection); `delayMs`, how long the answer was held on
+    purpose."""
+    cut = [True] if sent["cut"] else []
     answer = "" if dropped or response.is_streamed else _kept(secrets.body_of(_text(response.get_data())), BODY_LIMIT, cut)
     answered = {} if dropped else secrets.headers_of((k, _kept(v, HEADER_LIMIT, cut))
                                                      for k, v in list(response.headers.items())[:HEADER_COUNT])
     entry = {
-        "time": time, "vendor": vendor, "operation": operation or "", "method": request.method, "path": path,
-        "headers": headers, "body": sent, "status": None if dropped else response.status_code, "response": answer,
-        "responseHeaders": answered, "rule": rule, "durationMs": round(duration_ms, 3), "delayMs": delay_ms,
+        "time": time, "vendor": vendor, "operation": operation or "", "method": sent["method"], "path": sent["path"],
+        "headers": sent["headers"], "body": sent["body"], "status": None if dropped else response.status_code,
+        "response": answer, "responseHeaders": answered, "rule": rule, "durationMs": round(duration_ms, 3),
+        "delayMs": delay_ms,
     }
     if cut:
         entry["truncated"] = True

@@ -4,6 +4,9 @@
     -> validate -> decide the fault -> run the operation (in a transaction when it writes)
     -> check the response (strict mode) -> render -> journal
 
+On Redis, whose lock brings the reads up to date in the same round trip, a write on the default world is validated,
+then opens its transaction and looks up inside it (`run_locked_from_the_start`): two round trips, not three.
+
 Each step is a small function of one per-request object, the `Exchange`; handlers receive it too (as `call`).
 An error anywhere is rendered in the mount's envelope; anything unexpected is logged and answered as the mount's
 500, never with a stack trace. `journal` is the one place a request is recorded, once its answer is known: for an
@@ -23,7 +26,7 @@ from .clock import now_iso
 from .errors import RequestContext, SandboxError
 from .faults import (DELAY_HEADER, FAULT_HEADER, GENERIC_FAULTS, VendorFault, carry_out, held_by_server,
                      magic_fault, wait)
-from .journal import journal_entry
+from .journal import journal_entry, sent_part
 from .mount import Mount
 from .spec import Operation
 from .store import StoreUnavailable
@@ -55,6 +58,7 @@ class Exchange:
     deferred_ms: int = 0  # how much of that the server holds after the operation ran (sandbox/serving.py)
     decided_by: str | None = None  # the fault that decided the answer, as the journal names it
     response: Response | None = None
+    sent: dict | None = None  # what the journal keeps of the request, made before a write takes its lock
     body_read: bool = False  # whether the request's body was read (within the size limit)
     dropped: bool = False  # a transport fault dropped the connection: the client received no answer
     journaled: bool = False
@@ -157,6 +161,7 @@ def run_locked_from_the_start(x: Exchange) -> None:
         look_up(x)  # a 401 comes before a 400, as on the usual path
         raise
     x.world = x.sandbox.default  # the world whose journal keeps a 503 for a busy lock
+    x.sent = sent_of(x)  # outside the lock: its holder does only what must be done under it
     with x.world.store.transaction():
         try:
             look_up(x)
@@ -240,6 +245,7 @@ def run(x: Exchange) -> None:
     """The operation's handler. An operation that writes, with no fault that may wait, runs in one transaction with
     its journal entry: one commit, and on a backend that rolls back, an answer that fails leaves nothing written."""
     if x.operation.writes and x.fault is None and x.mount.journaled:
+        x.sent = sent_of(x)  # outside the lock: its holder does only what must be done under it
         with x.store.transaction():
             answer(x)
             journal(x)
@@ -280,8 +286,7 @@ def journal(x: Exchange) -> None:
     rule = x.decided_by or ("ok" if status is not None and status < 400 else "error")
     operation = x.operation.operation_id if x.operation is not None else None
     duration = (time.perf_counter() - x.started) * 1000 + x.deferred_ms  # as the client waits for it
-    body = _body_as_read(x)
-    x.world.journal.record(journal_entry(x.request, body, x.response, x.mount.name, operation, rule, duration,
+    x.world.journal.record(journal_entry(x.sent or sent_of(x), x.response, x.mount.name, operation, rule, duration,
                                          now_iso(), x.sandbox.secrets, dropped=x.dropped, delay_ms=x.delay_ms))
 
 
@@ -306,6 +311,10 @@ def log_line(x: Exchange) -> None:
                       (time.perf_counter() - x.started) * 1000 + x.deferred_ms, x.mount.name,
                       x.operation.operation_id if x.operation is not None else None,
                       x.world.id if x.world is not None else None, fault)
+
+
+def sent_of(x: Exchange) -> dict:
+    return sent_part(x.request, _body_as_read(x), x.sandbox.secrets)
 
 
 def _body_as_read(x: Exchange) -> bytes:

@@ -13,7 +13,7 @@ import urllib.request
 from flask import Blueprint, Response, current_app, request
 
 from ..core.clock import now_iso
-from ..core.journal import journal_entry
+from ..core.journal import journal_entry, sent_part
 from ..core.spec import template_regex
 from ..core.validation import validate_request
 
@@ -43,7 +43,7 @@ def forward(spec_name: str, rest: str):
     response = _send(upstream.rstrip("/") + path, request.query_string.decode())
     if operation is not None:
         problems += _response_problems(operation, response)
-    entry = journal_entry(request, request.get_data(), response, f"proxy:{spec_name}", operation.operation_id if operation else None,
+    entry = journal_entry(sent_part(request, request.get_data(), sandbox.secrets), response, f"proxy:{spec_name}", operation.operation_id if operation else None,
                           "conforms" if not problems else "violations", (time.perf_counter() - started) * 1000,
                           now_iso(), sandbox.secrets)
     sandbox.default.journal.record({**entry, "findings": bounded(problems)})
