@@ -19,13 +19,15 @@ cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
 wait_for() { for _ in $(seq 1 600); do curl -s -o /dev/null "$1" && return 0; sleep 0.05; done; echo "no answer from $1"; exit 1; }
-# Memory of a server: the proportional set size (PSS) of the process and all its descendants (gunicorn's workers
-# and their lanes, node's), in MB. A page several processes map (forked copies, shared libraries) is counted as a
-# share in each, where RSS counts it whole in every one; the shares of libraries other servers of the run also map
-# go to those, so figures taken while they run are a little lower than alone (the memory run below is alone).
+# Memory of a server, in MB, over the process and all its descendants (gunicorn's workers and their lanes, node's):
+# RSS, as the targets are stated; and PSS, which counts a page several processes map (forked copies, shared
+# libraries) as a share in each where RSS counts it whole in every one, so its sum is closer to what the server
+# holds (the shares of libraries other servers of the run also map go to those).
 descendants() { local p; for p in $(pgrep -P "$1"); do echo "$p"; descendants "$p"; done; }
-memory_tree() { for p in "$1" $(descendants "$1"); do awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null || true; done \
+memory_tree() { for p in "$1" $(descendants "$1"); do awk "/^$2:/ {print \$2}" "/proc/$p/smaps_rollup" 2>/dev/null || true; done \
   | awk '{s += $1} END {printf "%.0f", s/1024}'; }
+rss_tree() { memory_tree "$1" Rss; }
+pss_tree() { memory_tree "$1" Pss; }
 since() { echo "$(date +%s.%N) - $1" | bc; }
 
 start=$(date +%s.%N)
@@ -58,9 +60,9 @@ run() { # name url method path body headers pid [script]
   # Warm-up, not measured: each worker's first requests open its database connection and fill its caches.
   METHOD=$3 PATH_=$4 BODY=$5 HEADERS=$6 wrk -t2 -c16 -d2s -s "${8:-bench/request.lua}" "$2" > /dev/null
   out=$(METHOD=$3 PATH_=$4 BODY=$5 HEADERS=$6 wrk -t2 -c16 -d"${SECONDS_PER_RUN}s" --latency -s "${8:-bench/request.lua}" "$2")
-  $PY bench/report.py "$1" "$(memory_tree "$7")" <<<"$out"
+  $PY bench/report.py "$1" "$(rss_tree "$7")" <<<"$out"
 }
-echo "name | requests/s | p50 ms | p99 ms | non-2xx | PSS MB"
+echo "name | requests/s | p50 ms | p99 ms | non-2xx | RSS MB"
 run "sandbox: valid PATCH" http://127.0.0.1:18080 PATCH /returning-ai/v1/purchase-histories/ORD202641612055614747 "$PATCH_BODY" "$RAI" $SANDBOX_PID
 run "sandbox on Redis: valid PATCH" http://127.0.0.1:18087 PATCH /returning-ai/v1/purchase-histories/ORD202641612055614747 "$PATCH_BODY" "$RAI" $SANDBOX_REDIS_PID
 run "prism: valid PATCH" http://127.0.0.1:18082 PATCH /purchase-histories/ORD202641612055614747 "$PATCH_BODY" "$RAI" $PRISM_PID
@@ -79,10 +81,10 @@ kill $PRISM_PID $BARE_PID $GRANIAN_PID $BARE_GRANIAN_PID $SANDBOX_REDIS_PID $RED
 rm -rf "$REDIS_DIR"
 
 echo
-echo "memory over a ${FLAT_SECONDS} s mixed run (PSS MB of the sandbox's processes, every 10 s):"
-samples="$(memory_tree $SANDBOX_PID)"
+echo "memory over a ${FLAT_SECONDS} s mixed run (RSS / PSS MB of the sandbox's processes, every 10 s):"
+samples="$(rss_tree $SANDBOX_PID)/$(pss_tree $SANDBOX_PID)"
 wrk -t2 -c16 -d"${FLAT_SECONDS}s" -s bench/mix.lua http://127.0.0.1:18080 > /tmp/bench-flat.txt & WRK_PID=$!
-for _ in $(seq 10 10 "$FLAT_SECONDS"); do sleep 10; samples="$samples $(memory_tree $SANDBOX_PID)"; done
+for _ in $(seq 10 10 "$FLAT_SECONDS"); do sleep 10; samples="$samples $(rss_tree $SANDBOX_PID)/$(pss_tree $SANDBOX_PID)"; done
 wait $WRK_PID
 echo "  $samples   ($(grep Requests/sec /tmp/bench-flat.txt | awk '{printf "%.0f", $2}') req/s; the journal keeps the newest 1,000 requests)"
 kill $SANDBOX_PID
@@ -91,5 +93,5 @@ echo
 start=$(date +%s.%N)
 $PY run.py --port 18083 --size 13100 > /tmp/bench-large.log 2>&1 & PIDS+=($!); LARGE_PID=$!
 wait_for http://127.0.0.1:18083/_sandbox/health
-echo "start-up with --size 13100 (about 100,000 records in all, SQLite): $(since "$start") s, PSS $(memory_tree $LARGE_PID) MB"
+echo "start-up with --size 13100 (about 100,000 records in all, SQLite): $(since "$start") s, RSS $(rss_tree $LARGE_PID) MB, PSS $(pss_tree $LARGE_PID) MB"
 curl -s http://127.0.0.1:18083/_sandbox/state | $PY -c "import json,sys; c=json.load(sys.stdin)['collections']; print('  records:', sum(c.values()), c)"

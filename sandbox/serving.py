@@ -16,11 +16,11 @@ process. This worker keeps the one-at-a-time processing and moves the waiting in
   transport faults, with nothing written after it.
 - an operation on a whole world (the spec's `x-sandbox-own-process`: a reset or a new workspace seeds one, an import
   or an export moves one, a verification reads a whole journal; 100-200 ms at the default size, seconds for large
-  ones) is handed, connection and request, to the worker's *lane*: a copy of the worker forked when it starts, which
-  answers such operations one at a time while the worker goes on serving its other connections. So one world's
+  ones) is handed, connection and request, to the worker's *lane*: a copy of the worker forked at its first such
+  operation, which answers them one at a time while the worker goes on serving its other connections. So one world's
   reseed does not hold up another world's requests that the same worker happens to hold (issue 15). State is in
   the shared store, never in the process, so the lane acts as any other worker would. A fork per request would
-  cost the worker ~2 ms and its next request ~2 ms more (copy-on-write). At most LANE_QUEUE operations wait for
+  cost the worker ~2 ms and its next request ~2 ms more (copy-on-write); the lane costs that once. At most LANE_QUEUE operations wait for
   the lane; past that, or without a lane (the memory backend, whose state is the process's own), the worker
   answers them itself.
 
@@ -201,7 +201,7 @@ class SandboxWorker(SyncWorker):
         self.own_process = self._own_process_test()
         self.lane_queue: collections.deque[int] = collections.deque()  # bytes of each request the lane has queued
         self.lane_restarts = 0
-        self.lane = self._start_lane()
+        self.lane = None  # forked at the first whole-world operation (_lane_takes)
         while self.alive:
             self.notify()
             if not self.is_parent_alive():
@@ -376,8 +376,6 @@ class SandboxWorker(SyncWorker):
     # -- the lane: whole-world operations, answered by a copy of the worker --------------------------------------
     def _start_lane(self):
         """Fork the lane (the module's docstring says why); this process keeps its end of their socket pair."""
-        if self.own_process(bytearray()) is None:
-            return None
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         pid = os.fork()
         if pid == 0:
@@ -390,10 +388,16 @@ class SandboxWorker(SyncWorker):
 
     def _lane_takes(self, connection: Connection) -> bool:
         """Whether the lane answers this request: a whole one naming a whole-world operation, with room in the lane's
-        queue, by count and by bytes (the bytes queued count against the worker's buffer bound)."""
-        return (self.lane is not None and len(self.lane_queue) < LANE_QUEUE and connection.whole
+        queue, by count and by bytes (the bytes queued count against the worker's buffer bound). The lane is forked
+        at the first such request (a worker that never gets one never has one), again after one exited, up to
+        LANE_RESTARTS times; never on the memory backend."""
+        if not (connection.whole and len(self.lane_queue) < LANE_QUEUE and self.lane_restarts <= LANE_RESTARTS
                 and sum(self.lane_queue) + self.buffered + len(connection.received) <= self.buffer_limit
-                and bool(self.own_process(connection.received)))
+                and self.own_process(connection.received)):
+            return False
+        if self.lane is None:
+            self.lane = self._start_lane()
+        return True
 
     def _hand_to_lane(self, connection: Connection) -> None:
         """The connection's socket and its whole request (in a memory file: an import may be 64 MiB) go to the lane,
@@ -436,8 +440,7 @@ class SandboxWorker(SyncWorker):
                 self.lane_queue.popleft()
 
     def _lane_gone(self) -> None:
-        """The lane exited (killed, crashed): what it had queued is lost with it. Another is forked, up to
-        LANE_RESTARTS times; after that this worker answers whole-world operations itself."""
+        """The lane exited (killed, crashed): what it had queued is lost with it."""
         self.selector.unregister(self.lane)
         self.lane.close()
         self.lane = None
@@ -449,8 +452,8 @@ class SandboxWorker(SyncWorker):
             pass
         self.lane_restarts += 1
         if self.lane_restarts <= LANE_RESTARTS:
-            self.log.warning("the lane of worker %s exited; starting another", self.pid)
-            self.lane = self._start_lane()
+            self.log.warning("the lane of worker %s exited; another starts with the next whole-world operation",
+                             self.pid)
         else:
             self.log.warning("the lane of worker %s exited %d times; the worker answers whole-world operations "
                              "itself", self.pid, self.lane_restarts)
@@ -460,9 +463,11 @@ class SandboxWorker(SyncWorker):
         connection closed after it, and a byte back to the worker for each. It answers what was queued even when
         the worker has gone (a restart, a reload), and ends when the worker's end of the pair closes."""
         try:
+            # The worker's other connections (read, written, held, drained): the lane's copies would keep them open.
+            others = [key.fileobj for key in self.selector.get_map().values() if isinstance(key.fileobj, socket.socket)]
             self.selector.close()  # the worker's: the lane never waits on it
-            for connection in [*self.reading.values(), *self.draining.values()]:
-                connection.sock.close()
+            for sock in others + [held[2].sock for held in self.held]:
+                sock.close()
             bound = _BoundAddress(self.sockets[0].getsockname())
             for listener in self.sockets:
                 listener.close()

@@ -191,27 +191,30 @@ def test_a_whole_world_operation_does_not_hold_up_the_other_connections_of_its_w
 
 
 def test_a_lane_that_dies_is_replaced_and_an_import_beyond_its_limit_is_a_413(tmp_path):
-    """The lane killed: its worker lives on (same process, its connections served) and forks another, which answers
-    the next reset. An import beyond --max-import-bytes is refused by its size (413 in the control envelope), not
+    """The lane killed: its worker lives on (same process, its connections served) and forks another for the next
+    reset. An import beyond --max-import-bytes is refused by its size (413 in the control envelope), not
     handed to the lane to be cut off."""
     log = tmp_path / "server.log"
     with run_py(log, "--workers", "1", "--max-import-bytes", "200000") as (base, port, process):
         children = lambda pid: [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
         [worker] = children(process.pid)
+        assert children(worker) == []  # no lane until a whole-world operation comes
+        reset = lambda: urllib.request.urlopen(urllib.request.Request(
+            base + "/_sandbox/reset", data=b"{}", method="POST", headers={"Content-Type": "application/json"}),
+            timeout=30).status
+        assert reset() == 200
         [lane] = children(worker)
         os.kill(lane, signal.SIGKILL)
-        reset = urllib.request.Request(base + "/_sandbox/reset", data=b"{}", method="POST",
-                                       headers={"Content-Type": "application/json"})
         for _ in range(50):  # the worker notices at its next turn
             if children(worker) != [lane]:
                 break
             get(base + "/_sandbox/health")
             time.sleep(0.05)
-        assert urllib.request.urlopen(reset, timeout=30).status == 200
+        assert children(worker) == [] and "another starts with the next" in log.read_text()
+        assert reset() == 200
         assert children(process.pid) == [worker]  # the same worker
         [new_lane] = children(worker)
         assert new_lane != lane
-        assert "starting another" in log.read_text()
         big = json.dumps({"state": {"pad": "x" * 300_000}}).encode()
         request = urllib.request.Request(base + "/_sandbox/state/import", data=big, method="POST",
                                          headers={"Content-Type": "application/json"})
