@@ -512,14 +512,19 @@ class SandboxWorker(SyncWorker):
 
     def _own_process_test(self):
         """Whether a whole request (its request line) names an operation the spec marks `x-sandbox-own-process`;
-        None, for no request, on the memory backend or for an app that is not the sandbox: no lane."""
+        never on the memory backend or for an app that is not the sandbox. Every request is asked, so most are
+        answered by the first segment of their path alone (a target that hides it in escapes is answered here)."""
         sandbox = getattr(self.wsgi, "extensions", {}).get("sandbox")
         table = getattr(self.wsgi, "extensions", {}).get("sandbox_routes")
         if sandbox is None or table is None or sandbox.settings.backend == "memory":
-            return lambda received: None
+            return lambda received: False
+        firsts = tuple({b" /" + t.template.split("/")[1].encode() + b"/" for t in table.paths if t.operation.own_process})
 
-        def own_process(received: bytearray) -> bool | None:
-            line = bytes(received[:received.find(b"\r\n")]).split(b" ")
+        def own_process(received: bytearray) -> bool:
+            end = received.find(b"\r\n")
+            if not any(received.find(first, 0, end) >= 0 for first in firsts):
+                return False
+            line = bytes(received[:end]).split(b" ")
             if len(line) != 3:
                 return False
             found = table.operation_for(line[0].decode("latin-1"), _path_of(line[1]))
