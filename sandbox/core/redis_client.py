@@ -89,27 +89,6 @@ class RedisLink:
             connection.disconnect()
             return self._send(connection, script, keys, args)
 
-    def run_then_pop(self, script, keys: list, args: list, wake: str, timeout: float):
-        """`run`, and a blocking pop of the list `wake` (up to `timeout` s) sent with it: (the script's reply, the
-        item popped or None), in one round trip when the script or someone soon after fills the list."""
-        connection = self._connection()
-        try:
-            return self._send_then_pop(connection, script, keys, args, wake, timeout)
-        except (redis.ConnectionError, redis.TimeoutError):
-            connection.disconnect()
-            return self._send_then_pop(connection, script, keys, args, wake, timeout)
-
-    @classmethod
-    def _send_then_pop(cls, connection, script, keys: list, args: list, wake: str, timeout: float):
-        connection.send_packed_command(connection.pack_commands(
-            [("EVALSHA", script.sha, len(keys), *keys, *args), ("BLPOP", wake, timeout)]))
-        try:
-            reply = connection.read_response()
-        except redis.exceptions.NoScriptError:  # a server that lost its scripts: the pop waits out its time, alone
-            connection.read_response()
-            return cls._send(connection, script, keys, args), None
-        return reply, connection.read_response()
-
     def _connection(self):
         held = getattr(self._local, "held", None)
         if held is None or held[0] != os.getpid():  # a forked worker must not share its parent's socket

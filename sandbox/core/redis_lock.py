@@ -6,10 +6,10 @@ holds the transaction's token (redis_scripts.COMMIT), so a holder that outlived 
 writes nothing. Hence the lock can be short-lived: `LOCK_SECONDS` after its holder stops renewing it (a crash, a
 SIGSTOP, a lost connection), another instance takes it.
 
-Waiting is not polling: a waiter joins the world's queue and blocks on a wake list of its own (BLPOP), in the same
-round trip as its try; the holder's commit hands the lock straight to the first waiter, with what it needs to catch
-up (redis_scripts.COMMIT), so the waiter's blocking call returns holding the lock. It blocks in short spells, trying
-again in between, because a lock that expires instead of being released wakes nobody.
+Waiting is not polling: a waiter joins the world's queue and blocks on a wake list of its own (BLPOP); the holder's
+commit hands the lock straight to the first waiter, with what it needs to catch up (redis_scripts.COMMIT), so the
+waiter's blocking call returns holding the lock. It blocks in short spells, trying again in between, because a lock
+that expires instead of being released wakes nobody.
 """
 from __future__ import annotations
 
@@ -53,6 +53,7 @@ class WorldLock:
     def __init__(self, link, prefix: str, cache):
         self.prefix = prefix
         self.key = prefix + "#lock"
+        self._client = link.client
         self._link = link
         self._cache = cache  # caught up as the lock is taken (redis_cache)
         self._acquire = link.client.register_script(ACQUIRE)
@@ -67,21 +68,20 @@ class WorldLock:
         with self._link.reaching():
             while True:
                 left = deadline - time.monotonic()
-                # The try and the wait in one round trip: the pop returns at once when the script took the lock.
-                taken, handed = self._link.run_then_pop(
-                    self._acquire, [self.prefix],
-                    [token, MILLISECONDS, *self._cache.where(), max(1, int(min(left, WAITER_SECONDS) * 1000))],
-                    f"{self.prefix}#wake:{token}", max(0.001, min(left, WAKE_SECONDS)))
+                taken = self._link.run(self._acquire, [self.prefix],
+                                       [token, MILLISECONDS, *self._cache.where(),
+                                        max(1, int(min(left, WAITER_SECONDS) * 1000))])
                 if taken is not None:
                     self._cache.apply(taken)
-                    break
-                if handed is not None:
-                    self._cache.apply(orjson.loads(handed[1]))
                     break
                 if left <= 0:
                     self._link.run(self._give_up, [self.prefix], [token, *self.handover_args()])
                     raise StoreUnavailable(f"Another request held this world's write lock for over {LOCK_WAIT_SECONDS:g} s; "
                                            "nothing was written. Retry shortly.", reachable=True)
+                handed = self._client.blpop([f"{self.prefix}#wake:{token}"], timeout=max(0.001, min(left, WAKE_SECONDS)))
+                if handed is not None:
+                    self._cache.apply(orjson.loads(handed[1]))
+                    break
         _keeper.hold(self, token)
         return token
 

@@ -231,19 +231,13 @@ return out
 # reads the change feed as SYNC does (ARGV[3..6]): what the new holder reads next is current, in the same round
 # trip. Sent again after a lost answer, or by a waiter whose lock was handed over as it stopped waiting, it finds
 # the lock already its own. Otherwise the caller joins the queue of waiters, or stays in it (ARGV[7]: for how many
-# ms it counts as waiting, unless it tries again), and gets false. Either way the caller's blocking pop on its wake
-# list (`#wake:<token>`), sent in the same round trip, follows: at once (a marker) when it took the lock, with the
-# handover when a holder hands the lock to it.
+# ms it counts as waiting, unless it tries again), and gets false: it then blocks on its wake list (`#wake:<token>`).
 ACQUIRE = _SYNC + r"""
 local lock, queue, waiting = KEYS[1] .. '#lock', KEYS[1] .. '#queue', KEYS[1] .. '#waiting'
 local token = ARGV[1]
 if redis.call('SET', lock, token, 'NX', 'PX', ARGV[2]) or redis.call('GET', lock) == token then
   redis.call('PEXPIRE', lock, ARGV[2])
   if redis.call('HDEL', waiting, token) == 1 then redis.call('LREM', queue, 0, token) end
-  -- The caller's blocking pop, sent with this script, returns at once.
-  local wake = KEYS[1] .. '#wake:' .. token
-  redis.call('RPUSH', wake, 'taken')
-  redis.call('PEXPIRE', wake, ARGV[2])
   return sync(ARGV[3], ARGV[4], ARGV[5], ARGV[6])
 end
 local clock = redis.call('TIME')
