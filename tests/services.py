@@ -9,8 +9,14 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
+import urllib.request
 import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
 
 REDIS_MISSING = "redis-server is not installed: bash scripts/install-services.sh (Debian's package)"
 
@@ -78,3 +84,29 @@ def wait_for(predicate, timeout: float = 15.0, what: str = "the condition"):
             return value
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+@contextmanager
+def run_py(log: Path, *options: str, env: dict | None = None):
+    """`python run.py --port P OPTIONS` as a user starts it, its output in `log`, once it answers health: yields
+    (base URL, port, process), and stops it after. An AssertionError with the log when it exits or does not answer
+    within 60 s."""
+    port = free_port()
+    with log.open("w") as out:
+        process = subprocess.Popen([sys.executable, "run.py", "--port", str(port), *options], cwd=ROOT, env=env,
+                                   stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(base + "/_sandbox/health", timeout=1).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError("run.py did not answer:\n" + log.read_text()) from None
+                time.sleep(0.05)
+        yield base, port, process
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

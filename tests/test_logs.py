@@ -3,12 +3,8 @@ at the level asked for; a fault that was asked for is one line, never a tracebac
 import io
 import json
 import logging
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -17,9 +13,8 @@ from sandbox import cli as run
 from sandbox.core import logs
 
 from conftest import PATCH_URL
-from services import free_port
+from services import run_py
 
-ROOT = Path(__file__).parent.parent
 AUTH = {"Authorization": "Bearer XXXXXX"}
 
 
@@ -105,22 +100,6 @@ def test_log_options_and_their_defaults(monkeypatch):
         run.parse_args(["--log-format", "xml"])
 
 
-def _serve(*options):
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "run.py", "--port", str(port), "--size", "5", "--workers", "1",
-                                *options], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{base}/_sandbox/health", timeout=2).close()
-            return process, base
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(process.communicate()[1])
-            time.sleep(0.2)
-
-
 def _patch(base, **headers):
     request = urllib.request.Request(base + PATCH_URL, method="PATCH", data=b'{"redemptionInstructions": "x"}',
                                      headers={**AUTH, "Content-Type": "application/json", **headers})
@@ -135,15 +114,13 @@ def _patch(base, **headers):
 
 @pytest.mark.parametrize("options", [["--log-format", "json"], ["--log-format", "json", "--threads", "2"]],
                          ids=["sandbox-worker", "gthread"])
-def test_served_transport_faults_are_one_line_each_and_no_traceback(options):
-    process, base = _serve(*options)
-    try:
+def test_served_transport_faults_are_one_line_each_and_no_traceback(options, tmp_path):
+    log = tmp_path / "server.log"
+    with run_py(log, "--size", "5", "--workers", "1", *options) as (base, _, _):
         statuses = [_patch(base, **{"X-Sandbox-Fault": fault}) for fault in
                     ("connection-reset", "empty-response", "server-error", "malformed-body")]
         statuses.append(_patch(base, **{"X-Sandbox-Delay": "50"}))
-    finally:
-        process.terminate()
-        err = process.communicate(timeout=30)[1]
+    err = log.read_text()
     assert statuses == [None, None, 500, 200, 200]
     assert "Traceback" not in err and "Error" not in err, err
     lines = [line for line in json_lines("\n".join(l for l in err.splitlines() if l.startswith("{")))

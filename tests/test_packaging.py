@@ -9,6 +9,7 @@ import tarfile
 import threading
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -81,11 +82,9 @@ def test_sqlite_read_check_write_serialises_with_the_portable_lock(portable_lock
                 value = store.get("counters", "c")["n"]
                 store.put("counters", "c", {"n": value + 1})
 
-    threads = [threading.Thread(target=bump) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    with ThreadPoolExecutor(4) as pool:  # and an exception in any of them fails the test
+        for done in [pool.submit(bump) for _ in range(4)]:
+            done.result(timeout=60)
     assert store.get("counters", "c")["n"] == 100
     assert store._local.lock_file.fd is None  # the counting above went through filelock's lock
 

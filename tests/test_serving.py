@@ -5,49 +5,22 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
 import urllib.request
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from conftest import FABRIC, PATCH_URL
-from services import free_port
-
-ROOT = Path(__file__).parent.parent
-
-
-@contextmanager
-def run_py(log: Path, *options: str):
-    """`python run.py --port P --size 5 OPTIONS`, its output in `log`, answering health: yields (base URL, port,
-    process); stopped after."""
-    port = free_port()
-    with log.open("w") as out:
-        process = subprocess.Popen([sys.executable, "run.py", "--port", str(port), "--size", "5", *options],
-                                   cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(600):
-            try:
-                urllib.request.urlopen(base + "/_sandbox/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.05)
-        yield base, port, process
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
+from services import run_py
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     log = tmp_path_factory.mktemp("serving") / "server.log"
-    with run_py(log, "--workers", "2", "--request-timeout", "2", "--publisher-timeout", "1") as (base, port, _):
+    with run_py(log, "--size", "5", "--workers", "2", "--request-timeout", "2", "--publisher-timeout", "1") as (
+            base, port, _):
         yield base, port, log
 
 
@@ -159,7 +132,7 @@ def test_a_whole_world_operation_does_not_hold_up_the_other_connections_of_its_w
     worker goes on answering the default world on a connection it already holds. The reset does all it says."""
     import http.client
 
-    with run_py(tmp_path / "server.log", "--workers", "1") as (base, port, _):
+    with run_py(tmp_path / "server.log", "--size", "5", "--workers", "1") as (base, port, _):
         held = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         held.request("PATCH", PATCH_URL, body=json.dumps({"voucherCode": "LANE-1", "voucherExpiryDate": "31/12/2027"}),
                      headers={"Authorization": "Bearer XXXXXX", "Content-Type": "application/json"})
@@ -195,7 +168,7 @@ def test_a_lane_that_dies_is_replaced_and_an_import_beyond_its_limit_is_a_413(tm
     reset. An import beyond --max-import-bytes is refused by its size (413 in the control envelope), not
     handed to the lane to be cut off."""
     log = tmp_path / "server.log"
-    with run_py(log, "--workers", "1", "--max-import-bytes", "200000") as (base, port, process):
+    with run_py(log, "--size", "5", "--workers", "1", "--max-import-bytes", "200000") as (base, port, process):
         children = lambda pid: [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
         [worker] = children(process.pid)
         assert children(worker) == []  # no lane until a whole-world operation comes
@@ -234,8 +207,8 @@ def test_a_path_with_a_final_newline_names_no_operation(app):
 def test_many_large_bodies_sent_slowly_are_refused_beyond_the_buffer_bound(tmp_path):
     """A worker buffers at most twice the largest body it accepts (here 2 x 200,000 bytes) over all connections:
     clients that would add more get a 503, and the server goes on answering."""
-    with run_py(tmp_path / "server.log", "--workers", "1", "--backend", "sqlite", "--max-import-bytes", "200000") as (
-            _, port, _):
+    with run_py(tmp_path / "server.log", "--size", "5", "--workers", "1", "--backend", "sqlite",
+                "--max-import-bytes", "200000") as (_, port, _):
         senders = []
         for _ in range(5):  # each announces an import the limit allows, sends most of it, and stalls
             sock = socket.create_connection(("127.0.0.1", port), timeout=10)

@@ -1,6 +1,7 @@
 """The store contract (store.StoreContract), on every backend: the same tests for memory, SQLite and Redis."""
 import multiprocessing
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -198,11 +199,9 @@ def test_transactions_nest_and_serialise_read_check_write(store):
                     value = store.get("counters", "c")["n"]
                 store.put("counters", "c", {"n": value + 1})
 
-    threads = [threading.Thread(target=bump) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    with ThreadPoolExecutor(4) as pool:  # and an exception in any of them fails the test
+        for done in [pool.submit(bump) for _ in range(4)]:
+            done.result(timeout=60)
     assert store.get("counters", "c")["n"] == 200
 
 

@@ -12,7 +12,7 @@ from sandbox import Settings, create_app
 from sandbox.testing import start_sandbox
 
 from conftest import FABRIC, PATCH_URL, bearer
-from services import free_port, wait_for
+from services import free_port, run_py
 
 ROOT = Path(__file__).parent.parent
 VERIFY = "/_sandbox/requests/verify"
@@ -189,26 +189,12 @@ def test_a_json_path_that_fails_on_a_body_is_a_difference_not_a_500(recorded):
 
 
 @pytest.fixture(scope="module")
-def served():
+def served(tmp_path_factory):
     """run.py in a process of its own, so that a pattern that hung it would fail the request's timeout, not hang the
     suite: Python's re holds the GIL while it backtracks, so an in-process server would stop the tests with it."""
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "run.py", "--dev", "--backend", "memory", "--size", "5", "--port",
-                                str(port)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: _answers(base + "/_sandbox/health"), what="run.py to answer")
+    log = tmp_path_factory.mktemp("verify") / "server.log"
+    with run_py(log, "--dev", "--backend", "memory", "--size", "5") as (base, _, _):
         yield base
-    finally:
-        process.kill()
-        process.wait(10)
-
-
-def _answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=1).ok
-    except requests.ConnectionError:
-        return False
 
 
 def test_a_pattern_that_backtracks_forever_on_pythons_re_answers_at_once(served):
