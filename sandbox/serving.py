@@ -391,9 +391,9 @@ class SandboxWorker(SyncWorker):
         queue, by count and by bytes (the bytes queued count against the worker's buffer bound). The lane is forked
         at the first such request (a worker that never gets one never has one), again after one exited, up to
         LANE_RESTARTS times; never on the memory backend."""
-        if not (connection.whole and len(self.lane_queue) < LANE_QUEUE and self.lane_restarts <= LANE_RESTARTS
-                and sum(self.lane_queue) + self.buffered + len(connection.received) <= self.buffer_limit
-                and self.own_process(connection.received)):
+        if not (self.own_process(connection.received) and connection.whole and len(self.lane_queue) < LANE_QUEUE
+                and self.lane_restarts <= LANE_RESTARTS
+                and sum(self.lane_queue) + self.buffered + len(connection.received) <= self.buffer_limit):
             return False
         if self.lane is None:
             self.lane = self._start_lane()
