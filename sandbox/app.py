@@ -24,6 +24,9 @@ from .vendors import VENDORS
 WORKSPACE_HEADER = "X-Sandbox-Workspace"
 
 
+RECENT_WRITERS = 1024  # credentials a process remembers as having written lately (Sandbox.note_writer)
+
+
 class Sandbox:
     """Every world the sandbox serves: the seeded default one and any workspaces created since.
 
@@ -50,9 +53,22 @@ class Sandbox:
         self._lock = threading.Lock()
         self._last_sweep = time.monotonic()
         self._touched: dict[str, float] = {}  # workspace -> when this process last wrote its lastUsed
+        # Hashes of the credentials that lately wrote to the default world here, newest last: only theirs take its
+        # write lock before their lookups (pipeline.locks_before_lookups), so an unknown caller never waits on it.
+        self._writers: dict[int, None] = {}
 
     def _open(self, world_id: str, seed: int, size: int, suffix: str = "") -> World:
         return World.open(world_id, self.settings, self.vendors, self.backend, seed, size, suffix)
+
+    def wrote_lately(self, credential: str) -> bool:
+        return hash(credential) in self._writers
+
+    def note_writer(self, credential: str) -> None:
+        with self._lock:
+            self._writers.pop(hash(credential), None)
+            self._writers[hash(credential)] = None
+            if len(self._writers) > RECENT_WRITERS:
+                del self._writers[next(iter(self._writers))]
 
     @property
     def default(self) -> World:

@@ -141,3 +141,19 @@ def _handler_lock_depth(monkeypatch, tmp_path, name, method, url, body) -> int:
     r = app.test_client().open(url, method=method, json=body, headers=bearer())
     assert r.status_code == 200, r.get_json()
     return seen[0]
+
+
+def test_the_callers_that_may_lock_before_their_lookups_are_bounded():
+    """pipeline.locks_before_lookups: a process remembers the credentials that wrote lately, 1,024 at most (the
+    newest), so a caller cycling through made-up keys cannot grow its memory."""
+    from sandbox.app import RECENT_WRITERS
+
+    sandbox = create_app(Settings(backend="memory", size=3)).extensions["sandbox"]
+    for n in range(3 * RECENT_WRITERS):
+        sandbox.note_writer(f"key-{n}")
+    sandbox.note_writer(f"key-{2 * RECENT_WRITERS}")  # written again: the newest, not dropped next
+    sandbox.note_writer("key-new")
+    assert RECENT_WRITERS == 1024
+    assert sandbox.wrote_lately(f"key-{2 * RECENT_WRITERS}") and sandbox.wrote_lately("key-new")
+    assert sandbox.wrote_lately(f"key-{3 * RECENT_WRITERS - 1}") and not sandbox.wrote_lately("key-0")
+    assert not sandbox.wrote_lately(f"key-{2 * RECENT_WRITERS + 1}")  # the oldest of those kept, dropped last

@@ -183,6 +183,12 @@ def test_a_stale_lock_only_delays_writers_and_a_stuck_one_is_a_503_that_writes_n
     assert error["code"] == 503 and "write lock" in error["message"] and "nothing was written" in error["message"]
     journal = requests.get(other.base + "/_sandbox/requests", timeout=TIMEOUT).json()["requests"]
     assert journal[-1]["status"] == 503 and "write lock" in journal[-1]["response"]  # journaled, lock or not
+    # A caller that never wrote does not wait on the lock (pipeline.locks_before_lookups): its 401 comes at once.
+    started = time.monotonic()
+    stranger = requests.patch(f"{other.base}/returning-ai/v1/purchase-histories/{ORDER_A}", timeout=TIMEOUT,
+                              json={"voucherCode": "X-2", "voucherExpiryDate": "31/12/2027"},
+                              headers={"Authorization": "Bearer nope"})
+    assert stranger.status_code == 401 and time.monotonic() - started < 1
     server.client.delete(LOCK)
     assert_redemptions_match_answers(other.base, {"WHILE-STUCK": 503}, 1, before=10)
     assert redeem(other.base, "AFTER-STUCK", 1).status_code == 200
@@ -206,9 +212,10 @@ def round_trips(server: PersistentRedis, call) -> int:
 
 
 def test_a_write_costs_two_round_trips_its_lookups_included(world):
-    """Issue 17 point 3, `locks_before_lookups`: a PATCH on the default world takes the world's lock with the read
-    cache's catch-up (which its lookups then read), then commits: two round trips; a refusal (401, 400) too, its
-    journal entry committed as the lock is given back. What they did is in the journal all the same."""
+    """Issue 17 point 3, `locks_before_lookups`: a PATCH on the default world by a caller that wrote lately takes
+    the world's lock with the read cache's catch-up (which its lookups then read), then commits: two round trips. A
+    refusal too: a 400 is refused before the lock (the lookups' catch-up, then its journal entry), and so is a 401
+    of a caller that never wrote (it does not wait on the lock). What they did is in the journal all the same."""
     server, paused, other = world
     url = f"{paused.base}/returning-ai/v1/purchase-histories/{ORDER_A}"
     answers = []

@@ -4,8 +4,9 @@
     -> validate -> decide the fault -> run the operation (in a transaction when it writes)
     -> check the response (strict mode) -> render -> journal
 
-On Redis, whose lock brings the reads up to date in the same round trip, a write on the default world is validated,
-then opens its transaction and looks up inside it (`run_locked_from_the_start`): two round trips, not three.
+On Redis, whose lock brings the reads up to date in the same round trip, a write on the default world by a caller
+that wrote lately is validated, then opens its transaction and looks up inside it (`run_locked_from_the_start`):
+two round trips, not three.
 
 Each step is a small function of one per-request object, the `Exchange`; handlers receive it too (as `call`).
 An error anywhere is rendered in the mount's envelope; anything unexpected is logged and answered as the mount's
@@ -140,14 +141,15 @@ def locks_before_lookups(x: Exchange) -> bool:
     """Whether the request takes its world's write lock before its lookups (the store's `locks_before_lookups`:
     Redis, where the lock's round trip also catches the reads up, so a PATCH costs two round trips, not three).
     Only for an operation that writes, on the default world (known without a lookup: a credential without a
-    workspace suffix), asking for no fault or delay, under run.py's server, which holds delayed answers itself:
-    nothing waits under the lock."""
+    workspace suffix) by a caller that wrote lately, asking for no fault or delay, under run.py's server, which holds
+    delayed answers itself: nothing waits under the lock."""
     if not (x.operation.writes and x.mount.journaled and x.sandbox.default.store.locks_before_lookups):
         return False
     if held_by_server(x.request.environ) is None or FAULT_HEADER in x.request.headers or DELAY_HEADER in x.request.headers:
         return False
     credential = x.mount.credential(x.request) if x.mount.credential else None
-    return not (credential and suffix_of(credential))
+    # The default world's, and one that wrote lately: an unknown caller (a 401 to be) never waits on the lock.
+    return bool(credential) and not suffix_of(credential) and x.sandbox.wrote_lately(credential)
 
 
 def run_locked_from_the_start(x: Exchange) -> None:
@@ -173,6 +175,7 @@ def run_locked_from_the_start(x: Exchange) -> None:
         if not x.rules and generic is None and x.fault is None:
             answer(x)
             journal(x)
+            note_writer(x)
             return
     if x.rules:
         generic = decide_fault(x)
@@ -249,8 +252,19 @@ def run(x: Exchange) -> None:
         with x.store.transaction():
             answer(x)
             journal(x)
+        note_writer(x)
     else:
         answer(x)
+
+
+def note_writer(x: Exchange) -> None:
+    """A write the default world accepted: its caller may take the lock first next time (`locks_before_lookups`)."""
+    if not (x.store.locks_before_lookups and x.world is x.sandbox.default and x.response.status_code < 400
+            and x.mount.credential):
+        return
+    credential = x.mount.credential(x.request)
+    if credential:
+        x.sandbox.note_writer(credential)
 
 
 def answer(x: Exchange) -> None:
