@@ -49,6 +49,10 @@ def test_find_by_indexed_and_plain_fields_in_insertion_order(store):
     assert [p["n"] for p in store.find("people", email="1@x.io", n=3)] == [3]
     store.put("people", "2", {"_id": "2", "email": "1@x.io", "n": 2})  # re-indexed on update
     assert [p["n"] for p in store.find("people", email="0@x.io")] == [0, 4]
+    store.put("people", "4", {"_id": "4", "email": "0@x.io", "n": 40})  # its indexed value kept: found, in place
+    assert [p["n"] for p in store.find("people", email="0@x.io")] == [0, 40]
+    in_order = [1, 3, 5, 2] if isinstance(store, MemoryStore) else [1, 2, 3, 5]  # memory: by last write (contract)
+    assert [p["n"] for p in store.find("people", email="1@x.io")] == in_order
     assert store.find_one("people", n=99) is None
     assert store.collections() == {"people": 6}
 

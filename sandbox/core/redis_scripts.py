@@ -6,13 +6,15 @@ not a Redis Cluster, where every key would have to be declared).
 """
 
 # A commit announces at most this many changed records on the change feed; more (a seeding, an import) become one
-# "the whole world changed" entry, and a reader this far behind starts afresh. The feed keeps FEED_KEEP entries.
+# "the whole world changed" entry, and a reader this far behind starts afresh. The feed keeps FEED_KEEP entries
+# (up to FEED_SLACK more between trims).
 FEED_MOST = 256
 FEED_KEEP = 10_000
+FEED_SLACK = 1_000  # trimmed back to FEED_KEEP once it holds this many more: a trim every 1,000 commits, not each
 
 
 def _lua(text: str) -> str:
-    return text.replace("FEED_MOST", str(FEED_MOST)).replace("FEED_KEEP", str(FEED_KEEP))
+    return text.replace("FEED_MOST", str(FEED_MOST)).replace("FEED_KEEP", str(FEED_KEEP)).replace("FEED_SLACK", str(FEED_SLACK))
 
 
 # The change feed (`<backend prefix>#feed`: "world prefix\ncollection\nkey" per changed record, "world\n*\n" for a
@@ -23,12 +25,12 @@ def _lua(text: str) -> str:
 # behind, or the data is not the one it knew: it must forget everything it cached.
 _SYNC = _lua(r"""
 local function sync(feed, seen, known, fresh)
-  local epoch = redis.call('GET', feed .. '#epoch')
+  local state = redis.call('MGET', feed .. '#epoch', feed .. '#feedn')
+  local epoch, count = state[1], tonumber(state[2] or '0')
   if not epoch then
     epoch = fresh
     redis.call('SET', feed .. '#epoch', fresh)
   end
-  local count = tonumber(redis.call('GET', feed .. '#feedn') or '0')
   seen = tonumber(seen)
   if epoch ~= known or count < seen or count - seen > FEED_MOST then return {epoch, count, 'reset'} end
   local out, done = {epoch, count}, {}
@@ -112,12 +114,9 @@ while i <= #ARGV do
   i = i + ARITY[op]
 end
 
-local function unindex(coll, key)
-  local old = redis.call('HGET', p .. 'ixk:' .. coll, key)
-  if old then
-    for k in string.gmatch(old, '[^\n]+') do redis.call('SREM', k, key) end
-    redis.call('HDEL', p .. 'ixk:' .. coll, key)
-  end
+local function unindex(coll, key, old)
+  for k in string.gmatch(old, '[^\n]+') do redis.call('SREM', k, key) end
+  redis.call('HDEL', p .. 'ixk:' .. coll, key)
 end
 local function unlink_matching(pattern)
   local cursor = '0'
@@ -139,17 +138,22 @@ i = 7
 while i <= #ARGV do
   local op, a, b, c, d = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   if op == 'put' then  -- collection, key, record, its index keys ('\n'-separated)
-    unindex(a, b)
-    redis.call('HSET', p .. 'rec:' .. a, b, c)
-    first_use(p .. 'ord:' .. a, b)
-    first_use(p .. 'colls', a)
-    if d ~= '' then
+    -- An update whose indexed fields kept their values leaves its index sets alone.
+    local old = redis.call('HGET', p .. 'ixk:' .. a, b)
+    if old and old ~= d then unindex(a, b, old) end
+    -- A record, a collection are ordered at their first write: a hash field that is not new is already in both.
+    if redis.call('HSET', p .. 'rec:' .. a, b, c) == 1 then
+      first_use(p .. 'ord:' .. a, b)
+      first_use(p .. 'colls', a)
+    end
+    if d ~= '' and old ~= d then
       for k in string.gmatch(d, '[^\n]+') do redis.call('SADD', k, b) end
       redis.call('HSET', p .. 'ixk:' .. a, b, d)
     end
     changed[#changed + 1] = base .. '\n' .. a .. '\n' .. b
   elseif op == 'del' then  -- collection, key
-    unindex(a, b)
+    local old = redis.call('HGET', p .. 'ixk:' .. a, b)
+    if old then unindex(a, b, old) end
     deleted = deleted + redis.call('HDEL', p .. 'rec:' .. a, b)
     redis.call('ZREM', p .. 'ord:' .. a, b)
     changed[#changed + 1] = base .. '\n' .. a .. '\n' .. b
@@ -161,9 +165,9 @@ while i <= #ARGV do
       local sep = string.match(body, '{%s*$') and '' or ','
       entry = body .. sep .. '"' .. d .. '":' .. string.format('%d', n) .. '}'
     end
-    redis.call('RPUSH', p .. 'log:' .. a, entry)
-    first_use(p .. 'logs', a)
-    if c ~= '' then redis.call('LTRIM', p .. 'log:' .. a, -tonumber(c), -1) end
+    local length = redis.call('RPUSH', p .. 'log:' .. a, entry)
+    if length == 1 then first_use(p .. 'logs', a) end  -- a list that was not empty was named before
+    if c ~= '' and length > tonumber(c) then redis.call('LTRIM', p .. 'log:' .. a, -tonumber(c), -1) end
   elseif op == 'clearlog' then  -- name
     redis.call('DEL', p .. 'log:' .. a)
   elseif op == 'clear' then  -- the world's prefix, escaped for MATCH
@@ -193,8 +197,9 @@ end
 if #changed > FEED_MOST then changed = {whole_world} end
 if #changed > 0 then
   redis.call('INCRBY', feed .. '#feedn', #changed)
-  redis.call('RPUSH', feed .. '#feed', unpack(changed))
-  redis.call('LTRIM', feed .. '#feed', -FEED_KEEP, -1)
+  if redis.call('RPUSH', feed .. '#feed', unpack(changed)) > FEED_KEEP + FEED_SLACK then
+    redis.call('LTRIM', feed .. '#feed', -FEED_KEEP, -1)
+  end
 end
 redis.call('SET', done, deleted, 'PX', 10000)
 if token ~= '' then
@@ -235,8 +240,11 @@ return out
 ACQUIRE = _SYNC + r"""
 local lock, queue, waiting = KEYS[1] .. '#lock', KEYS[1] .. '#queue', KEYS[1] .. '#waiting'
 local token = ARGV[1]
-if redis.call('SET', lock, token, 'NX', 'PX', ARGV[2]) or redis.call('GET', lock) == token then
-  redis.call('PEXPIRE', lock, ARGV[2])
+local taken = redis.call('SET', lock, token, 'NX', 'PX', ARGV[2])
+if not taken and redis.call('GET', lock) == token then
+  taken = redis.call('PEXPIRE', lock, ARGV[2])
+end
+if taken then
   if redis.call('HDEL', waiting, token) == 1 then redis.call('LREM', queue, 0, token) end
   return sync(ARGV[3], ARGV[4], ARGV[5], ARGV[6])
 end
