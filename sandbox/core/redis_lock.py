@@ -53,7 +53,6 @@ class WorldLock:
     def __init__(self, link, prefix: str, cache):
         self.prefix = prefix
         self.key = prefix + "#lock"
-        self._client = link.client
         self._link = link
         self._cache = cache  # caught up as the lock is taken (redis_cache)
         self._acquire = link.client.register_script(ACQUIRE)
@@ -78,7 +77,7 @@ class WorldLock:
                     self._link.run(self._give_up, [self.prefix], [token, *self.handover_args()])
                     raise StoreUnavailable(f"Another request held this world's write lock for over {LOCK_WAIT_SECONDS:g} s; "
                                            "nothing was written. Retry shortly.", reachable=True)
-                handed = self._client.blpop([f"{self.prefix}#wake:{token}"], timeout=max(0.001, min(left, WAKE_SECONDS)))
+                handed = self._link.call("BLPOP", f"{self.prefix}#wake:{token}", max(0.001, min(left, WAKE_SECONDS)))
                 if handed is not None:
                     self._cache.apply(orjson.loads(handed[1]))
                     break
