@@ -385,6 +385,38 @@ def test_redis_reads_served_from_the_cache_never_miss_a_write_made_before_they_b
         drop_prefix(redis_url, prefix)
 
 
+def test_the_redis_change_feed_is_bounded_by_entries_and_bytes(redis_url):
+    """Every commit announces what it changed on the feed; the feed keeps FEED_KEEP to FEED_KEEP + FEED_SLACK entries
+    of at most FEED_ENTRY_MOST bytes (a longer key, which an imported state may hold, announces its whole world),
+    and a reader still sees every change."""
+    if redis_url is None:
+        pytest.skip(REDIS_MISSING)
+    import redis
+
+    from sandbox.core.redis_scripts import FEED_ENTRY_MOST, FEED_KEEP, FEED_SLACK
+    from sandbox.core.redis_store import RedisStore
+
+    prefix = unique_prefix()
+    client = redis.Redis.from_url(redis_url)
+    ours, theirs = RedisStore(client, prefix, INDEXES), RedisStore(client, prefix, INDEXES)
+    long_key = "k" * (2 * FEED_ENTRY_MOST)
+    try:
+        with ours.snapshot():
+            assert ours.get("people", long_key) is None  # cached as absent
+        theirs.put("people", long_key, {"email": "long", "n": 1})
+        assert max(len(entry) for entry in client.lrange(prefix + "#feed", 0, -1)) <= FEED_ENTRY_MOST
+        with ours.snapshot():
+            assert ours.get("people", long_key) == {"email": "long", "n": 1}
+        for batch in range(0, FEED_KEEP + FEED_SLACK + 500, 250):
+            theirs.put_all("people", "n", [{"n": n, "email": "x"} for n in range(batch, batch + 250)])
+        entries = client.lrange(prefix + "#feed", 0, -1)
+        assert FEED_KEEP <= len(entries) <= FEED_KEEP + FEED_SLACK
+        with ours.snapshot():
+            assert ours.get("people", long_key)["n"] == 1 and ours.get("people", "10999")["n"] == 10999
+    finally:
+        drop_prefix(redis_url, prefix)
+
+
 def test_the_redis_read_cache_is_bounded_by_the_lookups_it_remembers(monkeypatch):
     """A lookup of a value nothing has (a random token) is remembered too: a client sending new ones must not grow
     a world's cache without bound."""

@@ -11,10 +11,15 @@ not a Redis Cluster, where every key would have to be declared).
 FEED_MOST = 256
 FEED_KEEP = 10_000
 FEED_SLACK = 1_000  # trimmed back to FEED_KEEP once it holds this many more: a trim every 1,000 commits, not each
+# An entry longer than this (a record's key can be as long as an imported state makes it) is announced as its whole
+# world instead: the feed holds at most (FEED_KEEP + FEED_SLACK) x FEED_ENTRY_MOST bytes, 11 MB.
+FEED_ENTRY_MOST = 1_024
 
 
 def _lua(text: str) -> str:
-    return text.replace("FEED_MOST", str(FEED_MOST)).replace("FEED_KEEP", str(FEED_KEEP)).replace("FEED_SLACK", str(FEED_SLACK))
+    for name in ("FEED_MOST", "FEED_KEEP", "FEED_SLACK", "FEED_ENTRY_MOST"):
+        text = text.replace(name, str(globals()[name]))
+    return text
 
 
 # The change feed (`<backend prefix>#feed`: "world prefix\ncollection\nkey" per changed record, "world\n*\n" for a
@@ -132,7 +137,12 @@ local function first_use(zset, member)  -- the order of first writes (collection
   end
 end
 
-local deleted, changed = 0, {}
+local deleted, changed, long = 0, {}, false
+local function announce(coll, key)
+  local entry = base .. '\n' .. coll .. '\n' .. key
+  long = long or #entry > FEED_ENTRY_MOST
+  changed[#changed + 1] = entry
+end
 local whole_world = base .. '\n*\n'
 i = 7
 while i <= #ARGV do
@@ -150,13 +160,13 @@ while i <= #ARGV do
       for k in string.gmatch(d, '[^\n]+') do redis.call('SADD', k, b) end
       redis.call('HSET', p .. 'ixk:' .. a, b, d)
     end
-    changed[#changed + 1] = base .. '\n' .. a .. '\n' .. b
+    announce(a, b)
   elseif op == 'del' then  -- collection, key
     local old = redis.call('HGET', p .. 'ixk:' .. a, b)
     if old then unindex(a, b, old) end
     deleted = deleted + redis.call('HDEL', p .. 'rec:' .. a, b)
     redis.call('ZREM', p .. 'ord:' .. a, b)
-    changed[#changed + 1] = base .. '\n' .. a .. '\n' .. b
+    announce(a, b)
   elseif op == 'log' then  -- name, entry, keep ('' for unbounded), number field ('' for none)
     local entry = b
     if d ~= '' then  -- numbered here, so that log order is number order
@@ -194,7 +204,7 @@ while i <= #ARGV do
   i = i + ARITY[op]
 end
 
-if #changed > FEED_MOST then changed = {whole_world} end
+if #changed > FEED_MOST or long then changed = {whole_world} end
 if #changed > 0 then
   redis.call('INCRBY', feed .. '#feedn', #changed)
   if redis.call('RPUSH', feed .. '#feed', unpack(changed)) > FEED_KEEP + FEED_SLACK then
