@@ -170,12 +170,34 @@ def test_a_workspace_verifies_its_own_journal(client):
     ({"bodyPaths": [{"path": "$.voucherCode.`sub(/(a+)+$/, b)`"}]}, "bodyPaths[0].path holds a regular expression"),
     # its arithmetic: `*` would repeat each recorded string a billion times
     ({"bodyPaths": [{"path": "$.voucherCode * 1000000000"}]}, "bodyPaths[0].path computes (+, -, *, /)"),
+    # a descent inside another's results walks each body once per value found: minutes over a journal
+    ({"bodyPaths": [{"path": "$..items..code"}]}, "bodyPaths[0].path descends (..) 2 times, at most 1"),
     ({"bodyMatch": "roughly"}, "bodyMatch"),
     ({"method": "PATCH", "unknown": 1}, "unknown"),
 ])
 def test_a_pattern_that_cannot_be_used_is_a_400_saying_why(recorded, pattern, says):
     answer = verify(recorded, pattern)
     assert answer.status_code == 400 and says in answer.get_json()["error"]["message"]
+
+
+def test_a_verification_stops_at_its_work_budget_with_a_400_saying_what_to_narrow(monkeypatch):
+    """A pattern that costs about 50 ms a recorded request (sixteen JSON Paths walking every value of 14 KB bodies)
+    is refused once WORK_SECONDS of checking are spent, not run for minutes; a cheap one over the same journal runs."""
+    from sandbox.control import verification
+
+    client = create_app(Settings(size=5)).test_client()
+    # 14 KB: the journal keeps it whole
+    body = {"items": [{"code": "x" * 60, "n": n, "tags": ["a" * 20, "b" * 20]} for n in range(100)]}
+    for _ in range(40):  # 400s (no such field), journaled with their bodies
+        assert client.patch(PATCH_URL, json=body, headers=bearer()).status_code == 400
+    monkeypatch.setattr(verification, "WORK_SECONDS", 0.3)
+    costly = {"bodyPaths": [{"path": "$..*", "matches": ".{0,190}Z"}] * 16}
+    answer = verify(client, costly)
+    message = answer.get_json()["error"]["message"]
+    assert answer.status_code == 400 and message.startswith("This pattern was stopped after 0.3 s of checking, ")
+    assert "of the 40 recorded requests done: check fewer requests (`since`" in message
+    cheap = verify(client, {"status": 400, "bodyPaths": [{"path": "$.items[0].code", "matches": "x+"}], "count": 40})
+    assert cheap.status_code == 200 and cheap.get_json()["count"] == 40
 
 
 def test_a_json_path_that_fails_on_a_body_is_a_difference_not_a_500(recorded):

@@ -15,13 +15,14 @@ Count: `count` exactly, `atLeast`, or (neither) at least one.
 from __future__ import annotations
 
 import json
+import time
 from urllib.parse import parse_qsl, urlsplit
 
 import re2
 
 from sandbox.core.masking import QUERY_PARAMETERS, mask
 
-from .errors import error_for_status
+from .errors import ControlError, error_for_status
 
 MISSING = "<missing>"
 NEAR_MISSES = 3  # the closest requests a failed verification shows
@@ -34,8 +35,25 @@ MATCHES_SHOWN = 10  # the requests shown when more matched than expected
 # most PROGRAM_SIZE instructions (.{0,200} is about 1,800, \pL+ 1,201, ORD\d+ a dozen). At that size the worst
 # pattern measured takes about 12 ms over a path of 2,048 characters, the longest the journal keeps.
 PROGRAM_SIZE = 2000
+# What else a pattern's cost grows with is bounded too. A JSON Path descends (`..`) at most once: each descent
+# nested in another multiplies the walk by the body's depth ($..*..* took jsonpath-ng 300 ms over a body of 2 KB
+# nested 300 deep, and a third descent would take minutes, per recorded request; $..* takes 2 ms). And a
+# verification stops after WORK_SECONDS of checking: sixteen $..* each matching an expression, over bodies of 14 KB,
+# cost 50 ms a recorded request, 50 s over a full journal; no pattern may hold its process longer than this.
+DESCENTS = 1
+WORK_SECONDS = 2.0
 _RE2 = re2.Options()
 _RE2.log_errors = False  # a bad pattern is the client's 400, not a line on the server's stderr
+
+
+class TooCostly(ControlError):
+    status = 400
+
+    def __init__(self, checked: int, recorded: int):
+        super().__init__(f"This pattern was stopped after {WORK_SECONDS:g} s of checking, {checked:,} of the "
+                         f"{recorded:,} recorded requests done: check fewer requests (`since`, or DELETE "
+                         "/_sandbox/requests before the calls you verify), or give fewer or simpler bodyPaths "
+                         "(a JSON Path that names its fields, e.g. $.items[*].code, walks less than $..*)", [])
 
 
 class Pattern:
@@ -76,7 +94,12 @@ class Pattern:
 
 def verify(entries: list[dict], body: dict, secret_headers: set[str]) -> tuple[bool, dict]:
     pattern = Pattern(body, secret_headers)
-    scored = [(entry, *pattern.differences(entry)) for entry in entries]
+    deadline = time.monotonic() + WORK_SECONDS
+    scored = []
+    for entry in entries:
+        if time.monotonic() > deadline:
+            raise TooCostly(len(scored), len(entries))
+        scored.append((entry, *pattern.differences(entry)))
     matched = [entry for entry, _, problems in scored if not problems]
     count = len(matched)
     if body.get("count") is not None:
@@ -242,6 +265,7 @@ def _json_path(text: str, number: int):
     whose backtracking a hostile pattern turns into a hang: a path that holds one is refused, `matches` being the
     way to match a value. So is its arithmetic, which a verification has no use for and whose `*` repeats a string
     or an array as many times as asked, a gigabyte for each recorded request."""
+    from jsonpath_ng import Descendants
     from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
     from jsonpath_ng.ext import parse
     from jsonpath_ng.ext.arithmetic import Operation
@@ -258,6 +282,11 @@ def _json_path(text: str, number: int):
                                     "sandbox does not run inside a JSON Path: select the values with the path and "
                                     f"give the expression as bodyPaths[{number}].matches, e.g. "
                                     '{"path": "$.items[*].code", "matches": "GOLD-.*"}', [])
+    descents = sum(isinstance(node, Descendants) for node in _nodes(expression))
+    if descents > DESCENTS:
+        raise error_for_status(400, f"bodyPaths[{number}].path descends (..) {descents} times, at most {DESCENTS}: a "
+                                    "descent inside another's results walks every body once for each value found; "
+                                    "name the fields on the way instead, e.g. $..items[*].code, not $..items..code", [])
     if any(isinstance(node, Operation) for node in _nodes(expression)):
         raise error_for_status(400, f"bodyPaths[{number}].path computes (+, -, *, /), which a verification does not "
                                     "do: select values only (a field name with a minus needs no spaces around it, "
