@@ -4,6 +4,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sandbox.core.sqlite_store import SQLiteStore
 from sandbox.core.store import MemoryStore, StoreContract
@@ -381,6 +383,39 @@ def test_redis_reads_served_from_the_cache_never_miss_a_write_made_before_they_b
         theirs.put("people", "z", {"email": "z", "n": 9})
         with ours.snapshot():
             assert ours.get("people", "z") == {"email": "z", "n": 9}
+    finally:
+        drop_prefix(redis_url, prefix)
+
+
+_CHANGES = st.lists(st.tuples(st.sampled_from(["put", "delete"]), st.sampled_from("abcde"), st.sampled_from(
+    ["x@", "y@", "z@"])), min_size=1, max_size=12)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(changes=_CHANGES)
+def test_redis_cached_finds_equal_the_stored_ones_after_any_changes(redis_url, changes):
+    """The read cache applies each change to the queries it touches (redis_cache._WorldCache): whatever another
+    process writes, what a cached find() gives equals what Redis holds, in the same order."""
+    if redis_url is None:
+        pytest.skip(REDIS_MISSING)
+    import redis
+
+    from sandbox.core.redis_store import RedisStore
+
+    prefix = unique_prefix()
+    client = redis.Redis.from_url(redis_url)
+    ours, theirs = RedisStore(client, prefix, INDEXES), RedisStore(client, prefix, INDEXES)
+    try:
+        theirs.put_all("people", "_id", [{"_id": key, "email": "x@"} for key in "ab"])
+        for op, key, email in [("read", "", "")] + changes:
+            if op == "put":
+                theirs.put("people", key, {"_id": key, "email": email})
+            elif op == "delete":
+                theirs.delete("people", key)
+            with ours.snapshot():  # caught up, then served from the cache where it holds the answer
+                cached = [ours.find("people", email=e) for e in ("x@", "y@", "z@")] + [ours.all("people")]
+            stored = [theirs.find("people", email=e) for e in ("x@", "y@", "z@")] + [theirs.all("people")]
+            assert cached == stored
     finally:
         drop_prefix(redis_url, prefix)
 

@@ -102,10 +102,7 @@ class ReadCache:
             if version != self.version():
                 return
             cached = self._world(world)
-            queries = cached.queries.setdefault(collection, {})
-            if (field, value) not in queries:
-                cached.query_count += 1
-            queries[(field, value)] = sorted((score, key) for key, score, _ in rows)
+            cached.remember(collection, (field, value), sorted((score, key) for key, score, _ in rows))
             for key, _, text in rows:
                 cached.records[(collection, key)] = text
 
@@ -119,20 +116,46 @@ class ReadCache:
 
 
 class _WorldCache:
+    """A change costs the queries it touches, not every query cached: a client looking up thousands of values
+    nothing has (each remembered, up to MOST_QUERIES) must not make every later write slower."""
+
     def __init__(self):
         self.records: dict[tuple[str, str], bytes | None] = {}
         # collection -> (indexed field or None for all, encoded value) -> sorted [(order score, key)]
         self.queries: dict[str, dict[tuple, list]] = {}
+        self.fields: dict[str, set] = {}  # collection -> the fields its cached queries are by (None: all records)
+        self.holding: dict[tuple[str, str], set[tuple]] = {}  # (collection, key) -> the queries whose rows hold it
         self.query_count = 0
+
+    def remember(self, collection: str, query: tuple, rows: list) -> None:
+        queries = self.queries.setdefault(collection, {})
+        for _, key in queries.get(query, ()):
+            self.holding.get((collection, key), set()).discard(query)
+        if query not in queries:
+            self.query_count += 1
+        queries[query] = rows
+        self.fields.setdefault(collection, set()).add(query[0])
+        for _, key in rows:
+            self.holding.setdefault((collection, key), set()).add(query)
 
     def change(self, collection: str, key: str, text: bytes | None, score: bytes | None) -> None:
         self.records[(collection, key)] = text
         queries = self.queries.get(collection)
         if not queries:
             return
-        record = decode(text) if text is not None else None
-        for (field, value), rows in queries.items():
+        for query in self.holding.pop((collection, key), ()):
+            rows = queries[query]
             rows[:] = [row for row in rows if row[1] != key]
+        if text is None:
+            return
+        record = decode(text)
+        held = set()
+        for field in self.fields[collection]:
             # The index's own test: the field's value, encoded, equals the one asked for (RedisStore._index_key).
-            if record is not None and (field is None or encode(record.get(field)) == value):
+            query = (field, None if field is None else encode(record.get(field)))
+            rows = queries.get(query)
+            if rows is not None:
                 bisect.insort(rows, (float(score), key))
+                held.add(query)
+        if held:
+            self.holding[(collection, key)] = held
