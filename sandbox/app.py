@@ -48,7 +48,7 @@ class Sandbox:
         }
         self.secrets = Secrets.of(spec.document for spec in self.specs.values())  # what the journal masks
         self.backend = open_backend(settings)
-        self.registry = self.backend.store("_sandbox", {})
+        self.registry = self.backend.store("_sandbox", {}, create=True)
         self.worlds: dict[str, World] = {DEFAULT: self._open(DEFAULT, settings.seed, settings.size)}
         self._lock = threading.Lock()
         self._last_sweep = time.monotonic()

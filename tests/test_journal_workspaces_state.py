@@ -134,6 +134,37 @@ def test_workspace_delete_and_unknown(client):
     assert r.status_code == 401
 
 
+def test_a_workspace_deleted_while_a_request_is_under_way_is_not_made_anew(tmp_path, monkeypatch):
+    """Another worker deletes a workspace between a request's lookup of it and the request's first use of its
+    store (on a thread with no connection to its file yet): the client gets a 503 in the vendor's envelope saying
+    so, not a 500, and the workspace's database file is not made anew, empty, where nothing would remove it."""
+    db = tmp_path / "sandbox.db"
+    app = create_app(Settings(backend="sqlite", db=str(db), size=5))
+    client, sandbox = app.test_client(), app.extensions["sandbox"]
+    other_worker = create_app(Settings(backend="sqlite", db=str(db), size=5)).extensions["sandbox"]
+    ws = _workspace(client, size=5)
+    found = sandbox._workspace_with_suffix
+
+    def found_then_deleted(suffix):
+        world = found(suffix)
+        if world is not None:
+            with concurrent.futures.ThreadPoolExecutor(1) as elsewhere:  # as another process would
+                elsewhere.submit(other_worker.drop_workspace, world.id).result()
+        return world
+
+    monkeypatch.setattr(sandbox, "_workspace_with_suffix", found_then_deleted)
+    with concurrent.futures.ThreadPoolExecutor(1) as fresh_thread:
+        answer = fresh_thread.submit(client.patch, PATCH_URL, json={"redemptionInstructions": "A"},
+                                     headers=_header(ws, "returning-ai", "placeholder")).result()
+    assert answer.status_code == 503 and answer.headers["Retry-After"] == "1"
+    assert answer.get_json()["meta"] == {"status": "error", "statusCode": 503}
+    assert f"Workspace {ws['id']} was deleted while this request was under way" in answer.get_json()["message"]
+    assert sorted(p.name for p in tmp_path.iterdir() if ws["id"] in p.name) == []
+    monkeypatch.undo()
+    assert client.patch(PATCH_URL, json={"redemptionInstructions": "A"},
+                        headers=_header(ws, "returning-ai", "placeholder")).status_code == 401
+
+
 def test_idle_workspaces_expire(monkeypatch):
     app = create_app(Settings(size=5, workspace_ttl=0.05))
     client = app.test_client()

@@ -19,7 +19,7 @@ from .redis_cache import ReadCache
 from .redis_client import RedisLink, connect, shown
 from .redis_store import RedisStore
 from .sqlite_store import SQLiteStore, forget_database, temporary_database
-from .store import MemoryStore
+from .store import MemoryStore, WorldGone
 
 BACKENDS = ("memory", "sqlite", "redis")
 
@@ -32,8 +32,10 @@ class MemoryBackend:
     def __init__(self, settings):
         self._stores: dict[str, MemoryStore] = {}
 
-    def store(self, namespace: str, indexes: dict) -> MemoryStore:
+    def store(self, namespace: str, indexes: dict, create: bool) -> MemoryStore:
         if namespace not in self._stores:
+            if not create:
+                raise WorldGone(namespace)
             self._stores[namespace] = MemoryStore(indexes)
         return self._stores[namespace]
 
@@ -78,8 +80,8 @@ class SQLiteBackend:
             raise ValueError(f"no database file for the namespace {namespace!r}")
         return f"{self.path}-{namespace}"
 
-    def store(self, namespace: str, indexes: dict) -> SQLiteStore:
-        return SQLiteStore(self.path_for(namespace), indexes, world=namespace)
+    def store(self, namespace: str, indexes: dict, create: bool) -> SQLiteStore:
+        return SQLiteStore(self.path_for(namespace), indexes, world=namespace, create=create)
 
     def drop(self, namespace: str) -> None:
         path = self.path_for(namespace)
@@ -112,11 +114,13 @@ class RedisBackend:
             raise BackendUnavailable(f"Cannot use Redis at {self.url} ({exc}); start redis-server there "
                                      "or pass another --redis-url") from exc
 
-    def store(self, namespace: str, indexes: dict) -> RedisStore:
+    def store(self, namespace: str, indexes: dict, create: bool) -> RedisStore:
+        """`create` does not apply: a world's keys are made by its writes (a write after its world was dropped
+        leaves keys under the dropped prefix, which nothing reads)."""
         return RedisStore(self.client, f"{self.prefix}:{namespace}", indexes, self.link, self.cache)
 
     def drop(self, namespace: str) -> None:
-        self.store(namespace, {}).clear()
+        self.store(namespace, {}, create=True).clear()
 
     def forget(self, namespace: str) -> None:
         """Nothing to let go of: every world shares the client."""

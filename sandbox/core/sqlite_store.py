@@ -15,11 +15,12 @@ import threading
 import weakref
 from contextlib import contextmanager
 from typing import Iterator
+from urllib.parse import quote
 
 from filelock import FileLock
 
 from .codec import decode, encode
-from .store import Store, internal
+from .store import Store, WorldGone, internal
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -160,10 +161,16 @@ def _index_name(collection: str, field: str) -> str:
 
 
 class SQLiteStore(Store):
-    def __init__(self, path: str | None = None, indexes: dict[str, list[str]] | None = None, world: str = "default"):
+    def __init__(self, path: str | None = None, indexes: dict[str, list[str]] | None = None, world: str = "default",
+                 create: bool = True):
+        """`create`: make the file if it is missing. Every connection opened afterwards, by any thread of any
+        process, needs the file to be there: a workspace's file deleted with it is never brought back empty by a
+        request that was under way (store.WorldGone)."""
         self.path = path or temporary_database(self)
         self._world = world
-        self._uri = f"file:{self.path}"
+        if create and not os.path.exists(self.path):
+            sqlite3.connect(self.path).close()  # an empty database: the tables come next (_prepare)
+        self._uri = f"file:{quote(self.path)}?mode=rw"
         self._indexes = indexes or {}
         self._appends: dict[str, int] = {}  # per log, this store's appends since its last trim
         self._prepare()
@@ -186,7 +193,12 @@ class SQLiteStore(Store):
             done.add((collection, field))
 
     def _connect(self) -> sqlite3.Connection:
-        connection = sqlite3.connect(self._uri, uri=True, timeout=30, isolation_level=None, check_same_thread=False)
+        try:
+            connection = sqlite3.connect(self._uri, uri=True, timeout=30, isolation_level=None, check_same_thread=False)
+        except sqlite3.OperationalError:
+            if os.path.exists(self.path):
+                raise
+            raise WorldGone(self._world) from None
         connection.execute("PRAGMA journal_mode=WAL")
         # No fsync: a sandbox holds test data. The file survives the sandbox's own crash or restart (what --db is
         # for); only an operating-system crash could lose recent writes. Measured: a commit costs a third.

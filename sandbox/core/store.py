@@ -37,6 +37,15 @@ class StoreUnavailable(Exception):
         self.reachable = reachable
 
 
+class WorldGone(StoreUnavailable):
+    """The workspace a request acts on was deleted while the request was under way (by another thread or worker):
+    its store is gone and is not made anew. Nothing was written, nor journaled (its journal went with it)."""
+
+    def __init__(self, world: str):
+        super().__init__(f"Workspace {world} was deleted while this request was under way; nothing was written. "
+                         "Sent again, the request is answered as for a workspace that does not exist.", reachable=False)
+
+
 def internal(name: str) -> bool:
     """A collection or log of the sandbox's own bookkeeping, left out of collections(), dump() and load()."""
     return name.startswith("_")

@@ -53,15 +53,16 @@ class World:
         self.journal = Journal(store, settings.journal_size)
 
     @classmethod
-    def attach(cls, world_id: str, settings, vendors, backend) -> "World":
-        """The world as the backend holds it (made by this process or another), without seeding it."""
-        return cls(world_id, settings, vendors, backend.store(world_id, indexes_of(vendors)))
+    def attach(cls, world_id: str, settings, vendors, backend, create: bool = False) -> "World":
+        """The world as the backend holds it (made by this process or another), without seeding it. Its store is
+        made only when `create`d: a workspace deleted meanwhile is not brought back empty (store.WorldGone)."""
+        return cls(world_id, settings, vendors, backend.store(world_id, indexes_of(vendors), create))
 
     @classmethod
     def open(cls, world_id: str, settings, vendors, backend, seed: int, size: int, suffix: str = "") -> "World":
         """The world in the backend, seeded first if it is not there yet (a new database, a new workspace);
         one that is there (a database file from an earlier run, another worker's) is used as it is."""
-        world = cls.attach(world_id, settings, vendors, backend)
+        world = cls.attach(world_id, settings, vendors, backend, create=True)
         with world.store.transaction():
             if world.store.get(*_SETTINGS) is None:
                 world._write_settings(seed, size, suffix)
