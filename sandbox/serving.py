@@ -513,21 +513,24 @@ class SandboxWorker(SyncWorker):
     def _own_process_test(self):
         """Whether a whole request (its request line) names an operation the spec marks `x-sandbox-own-process`;
         never on the memory backend or for an app that is not the sandbox. Every request is asked, so most are
-        answered by the first segment of their path alone (a target that hides it in escapes is answered here)."""
+        answered by the first segment of their path alone; a target with escapes (/%5Fsandbox/reset) is decoded
+        first, as the app will, an absolute one (http://host/_sandbox/reset) read from its path, and a HEAD is the
+        GET the app answers it with."""
         sandbox = getattr(self.wsgi, "extensions", {}).get("sandbox")
         table = getattr(self.wsgi, "extensions", {}).get("sandbox_routes")
         if sandbox is None or table is None or sandbox.settings.backend == "memory":
             return lambda received: False
-        firsts = tuple({b" /" + t.template.split("/")[1].encode() + b"/" for t in table.paths if t.operation.own_process})
+        firsts = tuple({b"/" + t.template.split("/")[1].encode() + b"/" for t in table.paths if t.operation.own_process})
 
         def own_process(received: bytearray) -> bool:
             end = received.find(b"\r\n")
-            if not any(received.find(first, 0, end) >= 0 for first in firsts):
+            if received.find(b"%", 0, end) < 0 and not any(received.find(first, 0, end) >= 0 for first in firsts):
                 return False
             line = bytes(received[:end]).split(b" ")
             if len(line) != 3:
                 return False
-            found = table.operation_for(line[0].decode("latin-1"), _path_of(line[1]))
+            method = line[0].decode("latin-1")
+            found = table.operation_for("GET" if method == "HEAD" else method, _path_of(line[1]))
             return found is not None and found[0].operation.own_process
 
         return own_process
@@ -628,6 +631,10 @@ class _BoundAddress:
 
 
 def _path_of(target: bytes) -> str:
-    """A request target's path as the app reads it: gunicorn percent-decodes it into PATH_INFO, werkzeug reads that
-    as UTF-8 and keeps one leading slash."""
+    """A request target's path as the app reads it: gunicorn percent-decodes it into PATH_INFO (of an absolute
+    target, http://host/path, the part after the authority), werkzeug reads that as UTF-8 and keeps one leading
+    slash."""
+    if not target.startswith(b"/"):
+        parts = target.split(b"/", 3)
+        target = b"/" + (parts[3] if len(parts) == 4 else b"")
     return "/" + unquote_to_bytes(target.split(b"?", 1)[0]).decode("utf-8", "replace").lstrip("/")

@@ -196,6 +196,27 @@ def test_a_lane_that_dies_is_replaced_and_an_import_beyond_its_limit_is_a_413(tm
         assert refused.value.code == 413 and "200,000 bytes" in json.loads(refused.value.read())["error"]["message"]
 
 
+def test_the_lane_takes_a_whole_world_operation_however_its_target_is_written(tmp_path):
+    """Spec `x-sandbox-own-process`: the request line is read as the app will read it, so a client cannot keep a
+    reset or an export in the worker (holding up its other connections) by escaping the path, sending it in
+    absolute form, or asking HEAD; a vendor call, or a path that only contains the words, stays."""
+    from types import SimpleNamespace
+
+    from sandbox import Settings, create_app
+    from sandbox.serving import SandboxWorker
+
+    app = create_app(Settings(backend="sqlite", db=str(tmp_path / "sandbox.db"), size=5))
+    own_process = SandboxWorker._own_process_test(SimpleNamespace(wsgi=app))
+    lane = ["POST /_sandbox/reset", "POST /%5Fsandbox/reset", "POST /%5f%73andbox/reset?x=1",
+            "POST http://127.0.0.1:8080/_sandbox/reset", "HEAD /_sandbox/state/export", "GET /_sandbox/state/export",
+            "POST //_sandbox/reset", "POST /_sandbox/scenarios/voucher-race"]
+    worker = ["GET /_sandbox/health", "HEAD /_sandbox/health", "PATCH /returning-ai/v1/purchase-histories/ORD1",
+              "POST /%5Fsandbox/faults", "GET http://host/returning-ai/v1/x", "POST /returning-ai/_sandbox/reset",
+              "GET /%ZZ", "POST http:/", "BREW /_sandbox/reset"]
+    taken = {line: own_process(bytearray(f"{line} HTTP/1.1\r\nHost: x\r\n\r\n".encode())) for line in lane + worker}
+    assert taken == {**{line: True for line in lane}, **{line: False for line in worker}}
+
+
 def test_a_path_with_a_final_newline_names_no_operation(app):
     """Routing (core/routing.py Dispatch and Flask alike): a path template matches to the end of the text, so
     `/_sandbox/health%0A` is no route, as Flask's URL map says."""
