@@ -2,6 +2,7 @@
 import multiprocessing
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -349,8 +350,10 @@ def test_a_collection_whose_records_are_all_deleted_counts_none(store):
     assert store.collections().get("people", 0) == 0  # listed with 0 (memory) or left out (SQLite, Redis)
 
 
-def test_redis_reads_served_from_the_cache_never_miss_a_write_made_before_they_began(redis_url):
-    # Two stores on one prefix, each with its own read cache: two processes (or hosts) of one sandbox.
+@contextmanager
+def two_processes(redis_url):
+    """Two Redis stores on one prefix, each with its own read cache: two processes (or hosts) of one sandbox; then
+    the Redis client and the prefix, which is dropped afterwards."""
     if redis_url is None:
         pytest.skip(REDIS_MISSING)
     import redis
@@ -359,8 +362,14 @@ def test_redis_reads_served_from_the_cache_never_miss_a_write_made_before_they_b
 
     prefix = unique_prefix()
     client = redis.Redis.from_url(redis_url)
-    ours, theirs = RedisStore(client, prefix, INDEXES), RedisStore(client, prefix, INDEXES)
     try:
+        yield RedisStore(client, prefix, INDEXES), RedisStore(client, prefix, INDEXES), client, prefix
+    finally:
+        drop_prefix(redis_url, prefix)
+
+
+def test_redis_reads_served_from_the_cache_never_miss_a_write_made_before_they_began(redis_url):
+    with two_processes(redis_url) as (ours, theirs, client, prefix):
         theirs.put("people", "a", {"email": "a@x.io", "n": 1})
         with ours.snapshot():  # what it reads from here on is cached
             assert ours.get("people", "a")["n"] == 1 and [p["n"] for p in ours.find("people", email="a@x.io")] == [1]
@@ -383,8 +392,6 @@ def test_redis_reads_served_from_the_cache_never_miss_a_write_made_before_they_b
         theirs.put("people", "z", {"email": "z", "n": 9})
         with ours.snapshot():
             assert ours.get("people", "z") == {"email": "z", "n": 9}
-    finally:
-        drop_prefix(redis_url, prefix)
 
 
 _CHANGES = st.lists(st.tuples(st.sampled_from(["put", "delete"]), st.sampled_from("abcde"), st.sampled_from(
@@ -396,16 +403,7 @@ _CHANGES = st.lists(st.tuples(st.sampled_from(["put", "delete"]), st.sampled_fro
 def test_redis_cached_finds_equal_the_stored_ones_after_any_changes(redis_url, changes):
     """The read cache applies each change to the queries it touches (redis_cache._WorldCache): whatever another
     process writes, what a cached find() gives equals what Redis holds, in the same order."""
-    if redis_url is None:
-        pytest.skip(REDIS_MISSING)
-    import redis
-
-    from sandbox.core.redis_store import RedisStore
-
-    prefix = unique_prefix()
-    client = redis.Redis.from_url(redis_url)
-    ours, theirs = RedisStore(client, prefix, INDEXES), RedisStore(client, prefix, INDEXES)
-    try:
+    with two_processes(redis_url) as (ours, theirs, client, prefix):
         theirs.put_all("people", "_id", [{"_id": key, "email": "x@"} for key in "ab"])
         for op, key, email in [("read", "", "")] + changes:
             if op == "put":
@@ -416,26 +414,16 @@ def test_redis_cached_finds_equal_the_stored_ones_after_any_changes(redis_url, c
                 cached = [ours.find("people", email=e) for e in ("x@", "y@", "z@")] + [ours.all("people")]
             stored = [theirs.find("people", email=e) for e in ("x@", "y@", "z@")] + [theirs.all("people")]
             assert cached == stored
-    finally:
-        drop_prefix(redis_url, prefix)
 
 
 def test_the_redis_change_feed_is_bounded_by_entries_and_bytes(redis_url):
     """Every commit announces what it changed on the feed; the feed keeps FEED_KEEP to FEED_KEEP + FEED_SLACK entries
     of at most FEED_ENTRY_MOST bytes (a longer key, which an imported state may hold, announces its whole world),
     and a reader still sees every change."""
-    if redis_url is None:
-        pytest.skip(REDIS_MISSING)
-    import redis
-
     from sandbox.core.redis_scripts import FEED_ENTRY_MOST, FEED_KEEP, FEED_SLACK
-    from sandbox.core.redis_store import RedisStore
 
-    prefix = unique_prefix()
-    client = redis.Redis.from_url(redis_url)
-    ours, theirs = RedisStore(client, prefix, INDEXES), RedisStore(client, prefix, INDEXES)
     long_key = "k" * (2 * FEED_ENTRY_MOST)
-    try:
+    with two_processes(redis_url) as (ours, theirs, client, prefix):
         with ours.snapshot():
             assert ours.get("people", long_key) is None  # cached as absent
         theirs.put("people", long_key, {"email": "long", "n": 1})
@@ -448,8 +436,6 @@ def test_the_redis_change_feed_is_bounded_by_entries_and_bytes(redis_url):
         assert FEED_KEEP <= len(entries) <= FEED_KEEP + FEED_SLACK
         with ours.snapshot():
             assert ours.get("people", long_key)["n"] == 1 and ours.get("people", "10999")["n"] == 10999
-    finally:
-        drop_prefix(redis_url, prefix)
 
 
 def test_the_redis_read_cache_is_bounded_by_the_lookups_it_remembers(monkeypatch):
