@@ -14,6 +14,7 @@ import errno
 import ipaddress
 import json
 import logging
+import math
 import os
 import socket
 import sys
@@ -92,9 +93,9 @@ def parse_args(argv=None, proxy: bool = False) -> argparse.Namespace:
                         help="address to listen on (env SANDBOX_HOST)")
     parser.add_argument("--port", type=_port, default=int(os.environ.get("SANDBOX_PORT", "8080")),
                         help="port to listen on (env SANDBOX_PORT)")
-    parser.add_argument("--seed", type=int, default=Settings.seed,
+    parser.add_argument("--seed", type=_seed, default=Settings.seed,
                         help="seed of the generated data: the same seed always gives the same data")
-    parser.add_argument("--size", type=int, default=Settings.size,
+    parser.add_argument("--size", type=_size, default=Settings.size,
                         help="how many records to generate per vendor (Returning.AI: purchase histories)")
     parser.add_argument("--backend", choices=BACKENDS, default=os.environ.get("SANDBOX_BACKEND", "sqlite"),
                         help="where state lives: sqlite (shared by the worker processes of this machine), redis "
@@ -108,7 +109,7 @@ def parse_args(argv=None, proxy: bool = False) -> argparse.Namespace:
                              "Redis) with --seed and --size, instead of serving it as it is")
     parser.add_argument("--redis-url", default=Settings.redis_url_default(),
                         help="with --backend redis: the server every instance shares (env SANDBOX_REDIS_URL)")
-    parser.add_argument("--publisher-timeout", type=float, default=Settings.publisher_timeout,
+    parser.add_argument("--publisher-timeout", type=_seconds, default=Settings.publisher_timeout,
                         help="seconds a request with 'X-Sandbox-Fault: publisher-timeout' waits before its 502")
     parser.add_argument("--strict", action="store_true",
                         help="check every response against the spec; a response that breaks it becomes a 500")
@@ -129,16 +130,16 @@ def parse_args(argv=None, proxy: bool = False) -> argparse.Namespace:
                         help="YAML list of fault rules to set at start-up, as POST /_sandbox/faults takes them")
     parser.add_argument("--scenario", metavar="NAME",
                         help="load a demo scenario from scenarios/ at start-up (GET /_sandbox/scenarios lists them)")
-    parser.add_argument("--workspace-ttl", type=float, default=Settings.workspace_ttl,
+    parser.add_argument("--workspace-ttl", type=_some_seconds, default=Settings.workspace_ttl,
                         help="seconds an unused workspace lives before it is dropped")
     parser.add_argument("--max-workspaces", type=_at_least_one, default=Settings.max_workspaces,
                         help="workspaces alive at once; POST /_sandbox/workspaces beyond it is a 409 until one is "
                              "deleted or expires")
-    parser.add_argument("--journal-size", type=int, default=Settings.journal_size,
+    parser.add_argument("--journal-size", type=_at_least_one, default=Settings.journal_size,
                         help="requests kept in each world's journal")
     parser.add_argument("--max-body-bytes", type=_at_least_one, default=Settings.max_body_bytes,
                         help="the largest request body a vendor endpoint accepts (larger: 413 in its envelope)")
-    parser.add_argument("--request-timeout", type=float, default=Settings.request_timeout,
+    parser.add_argument("--request-timeout", type=_some_seconds, default=Settings.request_timeout,
                         help="seconds a connection has to send a whole request before it is closed (slow or "
                              "stalled clients never hold a worker meanwhile)")
     parser.add_argument("--max-import-bytes", type=_at_least_one, default=Settings.max_import_bytes,
@@ -174,24 +175,34 @@ def parse_args(argv=None, proxy: bool = False) -> argparse.Namespace:
     return args
 
 
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a port number, not {text!r}") from None
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be from 1 to 65535, not {value}")
-    return value
+def _within(kind, low: float, high: float | None = None, above: bool = False):
+    """An option's type: a number of `kind` (int or float) from `low` (or `above` it) to `high`. NaN and the
+    infinities are refused: a NaN expiry would never expire, an infinite timeout never time out."""
+    shown = (lambda number: f"{number:,}") if kind is int else (lambda number: f"{number:g}")
+    wanted = (f"more than {shown(low)}" if above else f"{shown(low)} or more") if high is None else \
+        f"from {shown(low)} to {shown(high)}"
+    what = "whole number" if kind is int else "number"
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a {what}, not {text!r}") from None
+        if not math.isfinite(value) or value < low or (above and value == low) or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be {wanted}, not {text}")
+        return value
+
+    return parse
 
 
-def _at_least_one(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
-    return value
+_port = _within(int, 1, 65535)
+_at_least_one = _within(int, 1)
+_seconds = _within(float, 0)
+_some_seconds = _within(float, 0, above=True)
+# As the control API takes them (POST /_sandbox/reset, a state import: specs/sandbox.yaml): a world any run makes can
+# be reset to and exported and imported again.
+_seed = _within(int, 0, 4_294_967_295)
+_size = _within(int, 0, 20_000)
 
 
 def banner(base: str, app) -> str:

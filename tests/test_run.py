@@ -21,6 +21,24 @@ def test_help_explains_every_option():
         assert option in out
 
 
+@pytest.mark.parametrize("option, value, says", [
+    # As the control API takes them: a world any run makes can be reset to, exported and imported again.
+    ("--seed", "-1", "must be from 0 to 4,294,967,295, not -1"),
+    ("--size", "20001", "must be from 0 to 20,000, not 20001"),
+    # The journal's bound: 0 or less would mean no bound on one backend and no journal on another.
+    ("--journal-size", "0", "must be 1 or more, not 0"),
+    ("--workspace-ttl", "nan", "must be more than 0, not nan"),  # a NaN expiry never expires
+    ("--request-timeout", "inf", "must be more than 0, not inf"),  # a slow client held for ever
+    ("--publisher-timeout", "-1", "must be 0 or more, not -1"),
+    ("--port", "65536", "must be from 1 to 65,535, not 65536"),
+    ("--workers", "two", "must be a whole number, not 'two'"),
+])
+def test_an_option_out_of_range_is_refused_saying_what_it_takes(option, value, says, capsys):
+    with pytest.raises(SystemExit) as refused:
+        run.parse_args([option, value])
+    assert refused.value.code == 2 and f"argument {option}: {says}" in capsys.readouterr().err
+
+
 def test_loopback_detection_decides_the_control_api():
     assert run._is_loopback("127.0.0.1") and run._is_loopback("localhost") and run._is_loopback("::1")
     assert not run._is_loopback("0.0.0.0") and not run._is_loopback("10.1.2.3")
