@@ -91,7 +91,7 @@ def parse_args(argv=None, proxy: bool = False) -> argparse.Namespace:
     parser.add_argument("--version", action="version", version=f"redemption-sandbox {__version__}")
     parser.add_argument("--host", default=os.environ.get("SANDBOX_HOST", "127.0.0.1"),
                         help="address to listen on (env SANDBOX_HOST)")
-    parser.add_argument("--port", type=_port, default=int(os.environ.get("SANDBOX_PORT", "8080")),
+    parser.add_argument("--port", type=_port, default=os.environ.get("SANDBOX_PORT", "8080"),  # checked as given
                         help="port to listen on (env SANDBOX_PORT)")
     parser.add_argument("--seed", type=_seed, default=Settings.seed,
                         help="seed of the generated data: the same seed always gives the same data")

@@ -39,6 +39,15 @@ def test_an_option_out_of_range_is_refused_saying_what_it_takes(option, value, s
     assert refused.value.code == 2 and f"argument {option}: {says}" in capsys.readouterr().err
 
 
+def test_a_port_from_the_environment_is_checked_as_the_option_is(monkeypatch, capsys):
+    monkeypatch.setenv("SANDBOX_PORT", "9090")
+    assert run.parse_args([]).port == 9090
+    monkeypatch.setenv("SANDBOX_PORT", "http")
+    with pytest.raises(SystemExit):
+        run.parse_args([])
+    assert "argument --port: must be a whole number, not 'http'" in capsys.readouterr().err
+
+
 def test_loopback_detection_decides_the_control_api():
     assert run._is_loopback("127.0.0.1") and run._is_loopback("localhost") and run._is_loopback("::1")
     assert not run._is_loopback("0.0.0.0") and not run._is_loopback("10.1.2.3")
