@@ -155,23 +155,24 @@ def test_postmans_own_converter_makes_a_collection_that_passes(live, vendor, tmp
     assert len(codes) == len(requests) and all(200 <= code < 300 for code in codes), codes
 
 
-# -- Spectral: the OpenAPI ruleset, 0 errors on every spec -----------------------------------------------------------
+# -- Spectral: the OpenAPI ruleset, 0 errors and 0 warnings on every spec ---------------------------------------------
 ALL_SPECS = [*VENDORS, "sandbox"]
 
 
-def test_spectral_finds_no_error_in_any_spec():
+def test_spectral_finds_no_error_or_warning_in_any_spec():
+    """Warnings too: an operation without tags is a loose request in a Postman collection and in the docs' list, one
+    without a description or a spec without a contact is what a partner's linter flags first."""
     spectral = node_tool("spectral")
     result = subprocess.run([spectral, "lint", *(str(SPECS / f"{name}.yaml") for name in ALL_SPECS), "--ruleset",
-                             str(ROOT / ".spectral.yaml"), "--format", "json", "--quiet", "--fail-severity", "error"],
+                             str(ROOT / ".spectral.yaml"), "--format", "json", "--quiet", "--fail-severity", "warn"],
                             capture_output=True, text=True, timeout=300, cwd=ROOT)
     findings = json.loads(result.stdout or "[]")
-    errors = [(Path(f["source"]).name, f["code"], f["message"], f["range"]["start"]["line"] + 1)
-              for f in findings if f["severity"] == 0]
-    assert errors == [] and result.returncode == 0, errors or result.stderr
-    assert {Path(f["source"]).name for f in findings} <= {f"{name}.yaml" for name in ALL_SPECS}  # it read them all
+    found = [(Path(f["source"]).name, f["code"], f["message"], f["range"]["start"]["line"] + 1)
+             for f in findings if f["severity"] <= 1]
+    assert found == [] and result.returncode == 0, found or result.stderr
 
 
-def test_spectral_would_report_a_duplicate_key(tmp_path):
+def test_spectral_would_report_a_duplicate_key_or_a_missing_tag(tmp_path):
     """The check can fail: the 24 duplicate keys specs/sandbox.yaml had were 24 Spectral errors."""
     spectral = node_tool("spectral")
     broken = tmp_path / "fabric.yaml"
@@ -181,6 +182,12 @@ def test_spectral_would_report_a_duplicate_key(tmp_path):
     result = subprocess.run([spectral, "lint", str(broken), "--ruleset", str(ROOT / ".spectral.yaml"), "--format",
                              "json", "--quiet"], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert result.returncode == 1 and any(f["severity"] == 0 for f in json.loads(result.stdout))
+    untagged = tmp_path / "capillary.yaml"  # and a warning fails it too: an operation without tags
+    untagged.write_text((SPECS / "capillary.yaml").read_text().replace("      tags: [Points]\n", "", 1))
+    result = subprocess.run([spectral, "lint", str(untagged), "--ruleset", str(ROOT / ".spectral.yaml"), "--format",
+                             "json", "--quiet", "--fail-severity", "warn"], capture_output=True, text=True, timeout=300,
+                            cwd=ROOT)
+    assert result.returncode == 1 and [f["code"] for f in json.loads(result.stdout)] == ["operation-tags"]
 
 
 # -- the recorded requests, a valid and an invalid one of every vendor operation ------------------------------------
