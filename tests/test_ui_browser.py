@@ -237,3 +237,36 @@ def test_docs_render_every_spec_offline(base_url, browser):
     # Every resource of the page came from the sandbox itself.
     resources = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
     assert resources and all(url.startswith(base_url) for url in resources)
+
+
+def test_docs_try_it_out_sends_the_fault_chosen_above_it(base_url, browser):
+    """A trainer picks a fault in the bar above the reference; "Try it out" then gets it from the vendor (fabric's
+    500 envelope here), and the journal shows the request carried X-Sandbox-Fault. Choosing none answers as
+    documented again."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    browser.get(base_url + "/docs/?urls.primaryName=fabric")
+    operation = wait_for(lambda: browser.find_elements(By.ID, "operations-Redemptions-getRedemption"))[0]
+
+    def try_it(fault: str) -> str:
+        Select(browser.find_element(By.ID, "fault-header")).select_by_value(fault)
+        if not operation.find_elements(By.CSS_SELECTOR, ".execute"):
+            if not operation.find_elements(By.CSS_SELECTOR, ".try-out__btn"):
+                operation.find_element(By.CSS_SELECTOR, ".opblock-summary").click()
+            wait_for(lambda: operation.find_elements(By.CSS_SELECTOR, ".try-out__btn"))[0].click()
+            for name, value in (("redemptionId", "614b58924e92f6861ac9d43b"),
+                                ("x-fabric-tenant-id", FABRIC["x-fabric-tenant-id"])):
+                field = operation.find_element(By.CSS_SELECTOR, f"tr[data-param-name='{name}'] input")
+                field.clear()
+                field.send_keys(value)
+        for shown in operation.find_elements(By.CSS_SELECTOR, ".btn-clear"):
+            shown.click()
+        operation.find_element(By.CSS_SELECTOR, ".execute").click()
+        return wait_for(lambda: [e.text for e in operation.find_elements(
+            By.CSS_SELECTOR, ".live-responses-table tbody .response-col_status") if e.text.strip()])[0].strip()
+
+    assert try_it("server-error") == "500"
+    journal = json.loads(urllib.request.urlopen(base_url + "/_sandbox/requests?vendor=fabric").read())["requests"]
+    assert journal[-1]["headers"]["X-Sandbox-Fault"] == "server-error" and journal[-1]["status"] == 500
+    assert try_it("") == "200"

@@ -7,6 +7,8 @@ import os
 import flask_swagger_ui
 from flask import Blueprint, current_app, render_template, send_from_directory
 
+from sandbox.core.faults import DELAY_HEADER, GENERIC_FAULTS
+
 bp = Blueprint("ui", __name__, template_folder="templates", static_folder="static", static_url_path="/ui-static")
 SWAGGER_DIST = os.path.join(os.path.dirname(flask_swagger_ui.__file__), "dist")
 
@@ -29,8 +31,13 @@ def demo():
 @bp.get("/docs")
 def docs():
     sandbox = current_app.extensions["sandbox"]
-    # The demo credentials of the default world, pre-filled in Swagger UI's Authorize dialog.
-    return render_template("docs.html", specs=sorted(sandbox.specs), credentials=sandbox.default.credentials())
+    # The demo credentials of the default world, pre-filled in Swagger UI's Authorize dialog; the faults each vendor
+    # can be asked for with X-Sandbox-Fault, which the page adds to the calls "Try it out" makes when one is chosen.
+    faults = {vendor.name: {**GENERIC_FAULTS, **vendor.faults} for vendor in sandbox.vendors}
+    most_delay = min(sandbox.specs[vendor.name].document["x-sandbox-headers"][DELAY_HEADER]["schema"]["maximum"]
+                     for vendor in sandbox.vendors)
+    return render_template("docs.html", specs=sorted(sandbox.specs), credentials=sandbox.default.credentials(),
+                           faults=faults, most_delay=most_delay)
 
 
 @bp.get("/docs/assets/<path:filename>")
