@@ -172,6 +172,11 @@ def test_a_workspace_verifies_its_own_journal(client):
     ({"bodyPaths": [{"path": "$.voucherCode * 1000000000"}]}, "bodyPaths[0].path computes (+, -, *, /)"),
     # a descent inside another's results walks each body once per value found: minutes over a journal
     ({"bodyPaths": [{"path": "$..items..code"}]}, "bodyPaths[0].path descends (..) 2 times, at most 1"),
+    # steps that select a value more than once multiply the work with each repetition: 50 s for 47 characters
+    ({"bodyPaths": [{"path": "$.*|$.*|$.*"}]}, "bodyPaths[0].path uses a union (|), which a verification does not run"),
+    ({"bodyPaths": [{"path": "$.tags.`parent`.tags"}]}, "bodyPaths[0].path uses `parent`"),
+    ({"bodyPaths": [{"path": "$.tags[0,0]"}]}, "bodyPaths[0].path may name the same field or index twice"),
+    ({"bodyPaths": [{"path": "$.tags[0,-1]"}]}, "count from the end (-1) only alone"),
     ({"bodyMatch": "roughly"}, "bodyMatch"),
     ({"method": "PATCH", "unknown": 1}, "unknown"),
 ])
@@ -198,6 +203,26 @@ def test_a_verification_stops_at_its_work_budget_with_a_400_saying_what_to_narro
     assert "of the 40 recorded requests done: check fewer requests (`since`" in message
     cheap = verify(client, {"status": 400, "bodyPaths": [{"path": "$.items[0].code", "matches": "x+"}], "count": 40})
     assert cheap.status_code == 200 and cheap.get_json()["count"] == 40
+
+
+def test_a_near_miss_shows_a_few_values_cut_short_and_a_body_too_deep_to_parse_is_a_difference(client):
+    """$..* finds every value of a body, each again inside its parents: a near miss shows VALUES_SHOWN of them, each
+    at most SHOWN_CHARACTERS (whole, they made an answer of hundreds of MB). A recorded body nested deeper than
+    Python's parser goes is, for that request, a criterion not met, not a 500."""
+    from sandbox.control.verification import SHOWN_CHARACTERS, VALUES_SHOWN
+
+    listed = {"items": [{"code": "x" * 300, "n": n} for n in range(40)]}
+    assert client.patch(PATCH_URL, json=listed, headers=bearer()).status_code == 400  # journaled with its body
+    answer = verify(client, {"bodyPaths": [{"path": "$..*", "equals": "not there"}]})
+    actual = answer.get_json()["nearMisses"][0]["differences"][0]["actual"]
+    assert answer.status_code == 409 and len(actual) == VALUES_SHOWN + 1 and actual[-1].startswith("... and ")
+    assert all(len(value) <= SHOWN_CHARACTERS + 3 for value in actual if isinstance(value, str))
+    deep = "[" * 7000 + "]" * 7000
+    assert client.patch(PATCH_URL, data=deep, headers={**bearer(), "Content-Type": "application/json"}).status_code == 400
+    answer = verify(client, {"bodyPaths": [{"path": "$.a"}], "count": 1})
+    assert answer.status_code == 409
+    assert {"field": "body $.a", "expected": "present", "actual": "nested too deep to compare"} in [
+        d for miss in answer.get_json()["nearMisses"] for d in miss["differences"]]
 
 
 def test_a_json_path_that_fails_on_a_body_is_a_difference_not_a_500(recorded):

@@ -28,6 +28,8 @@ MISSING = "<missing>"
 NEAR_MISSES = 3  # the closest requests a failed verification shows
 DIFFERENCES = 20  # at most this many differences per near miss
 MATCHES_SHOWN = 10  # the requests shown when more matched than expected
+VALUES_SHOWN = 5  # of the values a JSON Path found, in a difference
+SHOWN_CHARACTERS = 200  # of each, when longer
 
 # A client's regular expression runs on RE2 (google-re2), never on Python's re: RE2 does not backtrack, so its time
 # is linear in the text, where re takes exponential time on a pattern such as (a+)+$ against a long path and holds
@@ -180,6 +182,8 @@ def _parsed_body(entry):
         return MISSING, "the recorded body was cut to 16,384 characters: not comparable"
     try:
         return json.loads(text), None
+    except RecursionError:  # Python's parser refuses nesting deeper than it can recurse; the journal kept it as text
+        return MISSING, "nested too deep to compare"
     except ValueError:
         return MISSING, "not JSON" if text else "no body"
 
@@ -247,9 +251,25 @@ def _body_path(item: dict, number: int):
             ok = bool(values) == item.get("exists", True)
         if ok:
             return []
-        return [{"field": where, "expected": _wanted(item),
-                 "actual": (values[0] if len(values) == 1 else values) if values else MISSING}]
+        return [{"field": where, "expected": _wanted(item), "actual": _found(values)}]
     return check
+
+
+def _found(values: list):
+    """What a JSON Path found, as a difference shows it: at most VALUES_SHOWN values, each value whose JSON text is
+    longer than SHOWN_CHARACTERS as that text cut short (a path such as $..* finds every value of a body, each again
+    inside its parents: whole, they made a near miss hundreds of MB)."""
+    if not values:
+        return MISSING
+    shown = [_cut(value) for value in values[:VALUES_SHOWN]]
+    if len(values) > VALUES_SHOWN:
+        shown.append(f"... and {len(values) - VALUES_SHOWN:,} more")
+    return shown[0] if len(values) == 1 else shown
+
+
+def _cut(value):
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return value if len(text) <= SHOWN_CHARACTERS else text[:SHOWN_CHARACTERS] + "..."
 
 
 def _wanted(item: dict):
@@ -291,7 +311,33 @@ def _json_path(text: str, number: int):
         raise error_for_status(400, f"bodyPaths[{number}].path computes (+, -, *, /), which a verification does not "
                                     "do: select values only (a field name with a minus needs no spaces around it, "
                                     "e.g. $.voucher-code)", [])
+    for node in _nodes(expression):
+        if not isinstance(node, _selecting()):
+            what = _REPEATING.get(type(node).__name__, type(node).__name__)
+            raise error_for_status(400, f"bodyPaths[{number}].path uses {what}, which a verification does not run: "
+                                        "it selects values more than once, and each repetition multiplies the work; "
+                                        "give separate bodyPaths instead", [])
+        chosen = getattr(node, "fields", None) or getattr(node, "indices", None) or ()
+        # An index counted from the end may name one counted from the start again: [0,-1] of a one-item list.
+        if len(set(chosen)) != len(chosen) or (len(chosen) > 1 and any(isinstance(i, int) and i < 0 for i in chosen)):
+            raise error_for_status(400, f"bodyPaths[{number}].path may name the same field or index twice in one "
+                                        f"bracket ({', '.join(map(str, chosen))}): each repetition multiplies the "
+                                        "work; name each once, and count from the end (-1) only alone", [])
     return expression
+
+
+# What a JSON Path may be made of: steps that each select distinct values of the body (so a path's results are at most
+# the body's values, found in one walk), filters and the functions on what they select. Refused, by their syntax:
+_REPEATING = {"_Union": "a union (|)", "_Intersect": "an intersection (&)", "Parent": "`parent`",
+              "Where": "`where`", "WhereNot": "`wherenot`"}
+
+
+def _selecting() -> tuple:
+    from jsonpath_ng.ext.filter import Expression, Filter
+    from jsonpath_ng.ext.iterable import Keys, Len, SortedThis
+    from jsonpath_ng.jsonpath import Child, Descendants, Fields, Index, Root, Slice, This, Wildcard
+
+    return Root, This, Child, Fields, Index, Slice, Wildcard, Descendants, Filter, Expression, Len, SortedThis, Keys
 
 
 def _nodes(root):
