@@ -89,12 +89,15 @@ class ReadCache:
                 self._world(world).records[(collection, key)] = text
 
     def query(self, world: str, collection: str, field: str | None, value: str | None) -> list | None:
-        """The texts a find() by one indexed field (or by none: `field` None) gave, in order, or None."""
-        cached = self._worlds.get(world)
-        rows = cached.queries.get(collection, {}).get((field, value)) if cached is not None else None
-        if rows is None:
-            return None
-        return [cached.records[(collection, key)] for _, key in rows]
+        """The texts a find() by one indexed field (or by none: `field` None) gave, in order, or None. Read under the
+        guard: another thread's catch-up changes the rows and records in place (a deleted record's text is None
+        until its key leaves the rows)."""
+        with self._guard:
+            cached = self._worlds.get(world)
+            rows = cached.queries.get(collection, {}).get((field, value)) if cached is not None else None
+            if rows is None:
+                return None
+            return [cached.records[(collection, key)] for _, key in rows]
 
     def fill_query(self, world: str, collection: str, field: str | None, value: str | None, rows, version) -> None:
         """`rows`: (key, order score, text) of every record the query matches."""
