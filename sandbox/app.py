@@ -13,6 +13,7 @@ from .control.errors import NotFound as ControlNotFound, TooManyWorkspaces
 from .core.masking import Secrets
 from .core.routing import Dispatch, install_error_handlers, mount
 from .core.spec import load_spec
+from .core.store import WorldGone
 from .core.backends import open_backend
 from .core.guard import Guard
 from .core.logs import RequestLog
@@ -140,7 +141,10 @@ class Sandbox:
         for workspace_id in gone:
             self.backend.forget(workspace_id)
         for workspace_id in missing:  # created by another worker
-            world = World.attach(workspace_id, self.settings, self.vendors, self.backend)
+            try:
+                world = World.attach(workspace_id, self.settings, self.vendors, self.backend)
+            except WorldGone:  # and deleted by one since the registry was read: not this request's concern
+                continue
             with self._lock:
                 self.worlds.setdefault(workspace_id, world)
         return [self.worlds[w] for w in registered if w in self.worlds]

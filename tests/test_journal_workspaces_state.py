@@ -165,6 +165,24 @@ def test_a_workspace_deleted_while_a_request_is_under_way_is_not_made_anew(tmp_p
                         headers=_header(ws, "returning-ai", "placeholder")).status_code == 401
 
 
+def test_a_workspace_deleted_by_another_worker_does_not_fail_a_request_for_another(tmp_path, monkeypatch):
+    """A worker learning of workspaces another made (its registry read just before one of them was deleted) skips
+    the deleted one: a request for another workspace, and the workspace list, are answered as usual."""
+    db = str(tmp_path / "sandbox.db")
+    app = create_app(Settings(backend="sqlite", db=db, size=5))
+    client, sandbox = app.test_client(), app.extensions["sandbox"]
+    other_worker = create_app(Settings(backend="sqlite", db=db, size=5)).extensions["sandbox"]
+    gone, kept = other_worker.create_workspace(size=5), other_worker.create_workspace(size=5)
+    registry_read = sandbox.registry.all(sandbox.REGISTRY)
+    assert other_worker.drop_workspace(gone.id)
+    read_all = sandbox.registry.all
+    monkeypatch.setattr(sandbox.registry, "all", lambda collection: registry_read if collection == sandbox.REGISTRY
+                        else read_all(collection))
+    answer = client.get("/_sandbox/requests", headers={"X-Sandbox-Workspace": kept.id})
+    assert answer.status_code == 200 and answer.get_json()["requests"] == []
+    assert [w["id"] for w in client.get("/_sandbox/workspaces").get_json()["workspaces"]] == [kept.id]
+
+
 def test_idle_workspaces_expire(monkeypatch):
     app = create_app(Settings(size=5, workspace_ttl=0.05))
     client = app.test_client()

@@ -1,5 +1,6 @@
 """The store contract (store.StoreContract), on every backend: the same tests for memory, SQLite and Redis."""
 import multiprocessing
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -332,6 +333,16 @@ def test_an_update_keeps_a_records_place_and_a_delete_then_put_moves_it_last(sto
 def test_put_all_keys_records_by_their_field_as_text(store):
     store.put_all("people", "n", [{"n": 7, "email": "seven"}])
     assert store.get("people", "7") == {"n": 7, "email": "seven"}
+
+
+@pytest.mark.parametrize("name", ["a b%20c?#é.db", os.fsdecode(b"\xff.db"), "//"])
+def test_sqlite_opens_whatever_file_name_it_is_given(tmp_path, name):
+    """--db takes any file name: spaces, URI characters (% ? #), a name that is not UTF-8, a path starting //."""
+    path = "/" + str(tmp_path / "x.db") if name == "//" else str(tmp_path / name)
+    store = SQLiteStore(path, INDEXES)
+    store.put("people", "a", {"email": "a@x.io"})
+    with ThreadPoolExecutor(1) as another_thread:  # a connection of its own, opened by the same URI
+        assert another_thread.submit(store.get, "people", "a").result() == {"email": "a@x.io"}
 
 
 def test_every_read_is_a_copy(store):

@@ -170,7 +170,8 @@ class SQLiteStore(Store):
         self._world = world
         if create and not os.path.exists(self.path):
             sqlite3.connect(self.path).close()  # an empty database: the tables come next (_prepare)
-        self._uri = f"file:{quote(self.path)}?mode=rw"
+        # As bytes: a file name need not be UTF-8; absolute: a path starting // would read as a URI's authority.
+        self._uri = "file://" + quote(os.fsencode(os.path.abspath(self.path))) + "?mode=rw"
         self._indexes = indexes or {}
         self._appends: dict[str, int] = {}  # per log, this store's appends since its last trim
         self._prepare()
