@@ -109,7 +109,7 @@ def parse_args(argv=None, proxy: bool = False) -> argparse.Namespace:
                              "Redis) with --seed and --size, instead of serving it as it is")
     parser.add_argument("--redis-url", default=Settings.redis_url_default(),
                         help="with --backend redis: the server every instance shares (env SANDBOX_REDIS_URL)")
-    parser.add_argument("--publisher-timeout", type=_seconds, default=Settings.publisher_timeout,
+    parser.add_argument("--publisher-timeout", type=_timeout, default=Settings.publisher_timeout,
                         help="seconds a request with 'X-Sandbox-Fault: publisher-timeout' waits before its 502")
     parser.add_argument("--strict", action="store_true",
                         help="check every response against the spec; a response that breaks it becomes a 500")
@@ -130,7 +130,7 @@ def parse_args(argv=None, proxy: bool = False) -> argparse.Namespace:
                         help="YAML list of fault rules to set at start-up, as POST /_sandbox/faults takes them")
     parser.add_argument("--scenario", metavar="NAME",
                         help="load a demo scenario from scenarios/ at start-up (GET /_sandbox/scenarios lists them)")
-    parser.add_argument("--workspace-ttl", type=_some_seconds, default=Settings.workspace_ttl,
+    parser.add_argument("--workspace-ttl", type=_expiry, default=Settings.workspace_ttl,
                         help="seconds an unused workspace lives before it is dropped")
     parser.add_argument("--max-workspaces", type=_at_least_one, default=Settings.max_workspaces,
                         help="workspaces alive at once; POST /_sandbox/workspaces beyond it is a 409 until one is "
@@ -139,7 +139,7 @@ def parse_args(argv=None, proxy: bool = False) -> argparse.Namespace:
                         help="requests kept in each world's journal")
     parser.add_argument("--max-body-bytes", type=_at_least_one, default=Settings.max_body_bytes,
                         help="the largest request body a vendor endpoint accepts (larger: 413 in its envelope)")
-    parser.add_argument("--request-timeout", type=_some_seconds, default=Settings.request_timeout,
+    parser.add_argument("--request-timeout", type=_some_timeout, default=Settings.request_timeout,
                         help="seconds a connection has to send a whole request before it is closed (slow or "
                              "stalled clients never hold a worker meanwhile)")
     parser.add_argument("--max-import-bytes", type=_at_least_one, default=Settings.max_import_bytes,
@@ -178,8 +178,11 @@ def parse_args(argv=None, proxy: bool = False) -> argparse.Namespace:
 def _within(kind, low: float, high: float | None = None, above: bool = False):
     """An option's type: a number of `kind` (int or float) from `low` (or `above` it) to `high`. NaN and the
     infinities are refused: a NaN expiry would never expire, an infinite timeout never time out."""
-    shown = (lambda number: f"{number:,}") if kind is int else (lambda number: f"{number:g}")
-    wanted = (f"more than {shown(low)}" if above else f"{shown(low)} or more") if high is None else \
+    def shown(number) -> str:
+        return f"{number:,.0f}" if float(number).is_integer() else f"{number:g}"
+
+    least = f"more than {shown(low)}" if above else f"{shown(low)} or more"
+    wanted = least if high is None else f"{least} and at most {shown(high)}" if above else \
         f"from {shown(low)} to {shown(high)}"
     what = "whole number" if kind is int else "number"
 
@@ -197,8 +200,10 @@ def _within(kind, low: float, high: float | None = None, above: bool = False):
 
 _port = _within(int, 1, 65535)
 _at_least_one = _within(int, 1)
-_seconds = _within(float, 0)
-_some_seconds = _within(float, 0, above=True)
+# Bounded above too: a timeout past what the system's clocks and sockets hold (about 9e9 s) fails where it is used.
+_timeout = _within(float, 0, 3600)
+_some_timeout = _within(float, 0, 3600, above=True)
+_expiry = _within(float, 0, 30 * 86400, above=True)
 # As the control API takes them (POST /_sandbox/reset, a state import: specs/sandbox.yaml): a world any run makes can
 # be reset to and exported and imported again.
 _seed = _within(int, 0, 4_294_967_295)

@@ -27,9 +27,10 @@ def test_help_explains_every_option():
     ("--size", "20001", "must be from 0 to 20,000, not 20001"),
     # The journal's bound: 0 or less would mean no bound on one backend and no journal on another.
     ("--journal-size", "0", "must be 1 or more, not 0"),
-    ("--workspace-ttl", "nan", "must be more than 0, not nan"),  # a NaN expiry never expires
-    ("--request-timeout", "inf", "must be more than 0, not inf"),  # a slow client held for ever
-    ("--publisher-timeout", "-1", "must be 0 or more, not -1"),
+    ("--workspace-ttl", "nan", "must be more than 0 and at most 2,592,000, not nan"),  # a NaN expiry never expires
+    ("--request-timeout", "inf", "must be more than 0 and at most 3,600, not inf"),  # a slow client held for ever
+    ("--request-timeout", "1e10", "must be more than 0 and at most 3,600, not 1e10"),  # past a socket's timeouts
+    ("--publisher-timeout", "-1", "must be from 0 to 3,600, not -1"),
     ("--port", "65536", "must be from 1 to 65,535, not 65536"),
     ("--workers", "two", "must be a whole number, not 'two'"),
 ])
