@@ -183,6 +183,22 @@ def test_a_workspace_deleted_by_another_worker_does_not_fail_a_request_for_anoth
     assert [w["id"] for w in client.get("/_sandbox/workspaces").get_json()["workspaces"]] == [kept.id]
 
 
+def test_the_database_file_deleted_under_the_sandbox_says_to_restart(tmp_path):
+    """Not a workspace gone: the sandbox's own file. A thread that opens it afresh gets a 503 in the vendor's envelope
+    saying what happened and what to do, and the file is not made anew, empty."""
+    db = tmp_path / "sandbox.db"
+    app = create_app(Settings(backend="sqlite", db=str(db), size=5))
+    for path in tmp_path.iterdir():
+        path.unlink()
+    with concurrent.futures.ThreadPoolExecutor(1) as fresh_thread:
+        answer = fresh_thread.submit(app.test_client().patch, PATCH_URL, json={"redemptionInstructions": "A"},
+                                     headers=bearer()).result()
+    assert answer.status_code == 503 and answer.get_json()["meta"] == {"status": "error", "statusCode": 503}
+    assert answer.get_json()["message"].startswith(f"The sandbox's database file {db} was deleted while the sandbox "
+                                                   "ran; nothing was written. Restart the sandbox")
+    assert not db.exists()
+
+
 def test_idle_workspaces_expire(monkeypatch):
     app = create_app(Settings(size=5, workspace_ttl=0.05))
     client = app.test_client()

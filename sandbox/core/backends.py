@@ -81,7 +81,8 @@ class SQLiteBackend:
         return f"{self.path}-{namespace}"
 
     def store(self, namespace: str, indexes: dict, create: bool) -> SQLiteStore:
-        return SQLiteStore(self.path_for(namespace), indexes, world=namespace, create=create)
+        path = self.path_for(namespace)
+        return SQLiteStore(path, indexes, world=namespace, create=create, workspace=path != self.path)
 
     def drop(self, namespace: str) -> None:
         path = self.path_for(namespace)

@@ -20,7 +20,7 @@ from urllib.parse import quote
 from filelock import FileLock
 
 from .codec import decode, encode
-from .store import Store, WorldGone, internal
+from .store import Store, StoreUnavailable, WorldGone, internal
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -160,14 +160,24 @@ def _index_name(collection: str, field: str) -> str:
     return name
 
 
+class DatabaseGone(StoreUnavailable):
+    """The sandbox's database file was deleted while it ran: nothing can be served from it until a restart."""
+
+    def __init__(self, path: str):
+        super().__init__(f"The sandbox's database file {path} was deleted while the sandbox ran; nothing was written. "
+                         "Restart the sandbox (it seeds a new file) or put the file back.", reachable=False)
+
+
 class SQLiteStore(Store):
     def __init__(self, path: str | None = None, indexes: dict[str, list[str]] | None = None, world: str = "default",
-                 create: bool = True):
+                 create: bool = True, workspace: bool = False):
         """`create`: make the file if it is missing. Every connection opened afterwards, by any thread of any
-        process, needs the file to be there: a workspace's file deleted with it is never brought back empty by a
-        request that was under way (store.WorldGone)."""
+        process, needs the file to be there: a workspace's file (`workspace`) deleted with it is never brought back
+        empty by a request that was under way (store.WorldGone); the sandbox's own file deleted under it is
+        DatabaseGone."""
         self.path = path or temporary_database(self)
         self._world = world
+        self._workspace = workspace
         if create and not os.path.exists(self.path):
             sqlite3.connect(self.path).close()  # an empty database: the tables come next (_prepare)
         # As bytes: a file name need not be UTF-8; absolute: a path starting // would read as a URI's authority.
@@ -199,7 +209,7 @@ class SQLiteStore(Store):
         except sqlite3.OperationalError:
             if os.path.exists(self.path):
                 raise
-            raise WorldGone(self._world) from None
+            raise WorldGone(self._world) if self._workspace else DatabaseGone(self.path) from None
         connection.execute("PRAGMA journal_mode=WAL")
         # No fsync: a sandbox holds test data. The file survives the sandbox's own crash or restart (what --db is
         # for); only an operating-system crash could lose recent writes. Measured: a commit costs a third.
