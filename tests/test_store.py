@@ -2,6 +2,7 @@
 import multiprocessing
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
@@ -425,6 +426,38 @@ def test_redis_cached_finds_equal_the_stored_ones_after_any_changes(redis_url, c
                 cached = [ours.find("people", email=e) for e in ("x@", "y@", "z@")] + [ours.all("people")]
             stored = [theirs.find("people", email=e) for e in ("x@", "y@", "z@")] + [theirs.all("people")]
             assert cached == stored
+
+
+def test_a_redis_lock_taken_as_redis_went_away_is_freed_by_the_next_try_not_its_expiry(redis_url, monkeypatch):
+    """Issue 17 point 4 (service within 1 s of Redis returning): Redis took the lock for a transaction, then the
+    answer was lost (the server died, the connection broke). The lock, persisted, would keep every writer out for its
+    whole life after Redis is back; the process's next try frees it at once."""
+    import redis
+
+    from sandbox.core.redis_lock import LOCK_SECONDS
+    from sandbox.core.store import StoreUnavailable
+
+    with two_processes(redis_url) as (ours, theirs, client, prefix):
+        link, real_run = ours._link, ours._link.run
+
+        def answer_lost(script, keys, args):
+            result = real_run(script, keys, args)
+            if script is ours._lock._acquire:
+                raise redis.ConnectionError("connection lost before the answer")
+            return result
+
+        monkeypatch.setattr(link, "run", answer_lost)
+        with pytest.raises(StoreUnavailable):
+            with ours.transaction():
+                pass
+        monkeypatch.setattr(link, "run", real_run)
+        holder = client.get(prefix + "#lock")
+        assert holder is not None and client.pttl(prefix + "#lock") > 1000  # taken, and would be for over a second
+        started = time.monotonic()
+        with ours.transaction():
+            ours.put("people", "a", {"email": "a@x.io"})
+        assert time.monotonic() - started < LOCK_SECONDS / 4 and theirs.get("people", "a") == {"email": "a@x.io"}
+        assert client.get(prefix + "#lock") is None  # and given back
 
 
 def test_the_redis_change_feed_is_bounded_by_entries_and_bytes(redis_url):

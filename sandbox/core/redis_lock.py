@@ -35,6 +35,7 @@ WAKE_SECONDS = 0.05  # the longest spell a waiter blocks before trying again
 # instead of being handed a lock that would lie idle until it expires.
 WAITER_SECONDS = 4 * WAKE_SECONDS
 MILLISECONDS = int(LOCK_SECONDS * 1000)
+ABANDONED_KEPT = 16  # tokens of transactions that ended while Redis was away, freed at the next try (see abandon())
 _HOST = socket.gethostname()
 
 # Extends the lock if (and only if) it still holds the caller's token.
@@ -58,31 +59,51 @@ class WorldLock:
         self._acquire = link.client.register_script(ACQUIRE)
         self._give_up = link.client.register_script(GIVE_UP)
         self._renew = link.client.register_script(RENEW)
+        self._abandoned: list[str] = []  # see abandon()
+        self._guard = threading.Lock()
 
     def acquire(self) -> str:
         """The lock, held under a new token (host:pid:random, so an operator can tell who holds it), with the read
         cache caught up."""
         token = f"{_HOST}:{os.getpid()}:{secrets.token_hex(6)}"
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
-        with self._link.reaching():
-            while True:
-                left = deadline - time.monotonic()
-                taken = self._link.run(self._acquire, [self.prefix],
-                                       [token, MILLISECONDS, *self._cache.where(),
-                                        max(1, int(min(left, WAITER_SECONDS) * 1000))])
-                if taken is not None:
-                    self._cache.apply(taken)
-                    break
-                if left <= 0:
-                    self._link.run(self._give_up, [self.prefix], [token, *self.handover_args()])
-                    raise StoreUnavailable(f"Another request held this world's write lock for over {LOCK_WAIT_SECONDS:g} s; "
-                                           "nothing was written. Retry shortly.", reachable=True)
-                handed = self._link.call("BLPOP", f"{self.prefix}#wake:{token}", max(0.001, min(left, WAKE_SECONDS)))
-                if handed is not None:
-                    self._cache.apply(orjson.loads(handed[1]))
-                    break
+        try:
+            with self._link.reaching():
+                self._take(token, deadline)
+        except StoreUnavailable as error:
+            if not error.reachable:  # the lock may have been taken as Redis went away, the answer lost
+                self.abandon(token)
+            raise
         _keeper.hold(self, token)
         return token
+
+    def abandon(self, token: str) -> None:
+        """A transaction of this process that ended while Redis was away, perhaps holding the lock: the next try to
+        take it frees it (redis_scripts.ACQUIRE), instead of every writer waiting out the lock's life."""
+        with self._guard:
+            self._abandoned = [*self._abandoned[-(ABANDONED_KEPT - 1):], token]
+
+    def _take(self, token: str, deadline: float) -> None:
+        while True:
+            left = deadline - time.monotonic()
+            abandoned = self._abandoned
+            taken = self._link.run(self._acquire, [self.prefix],
+                                   [token, MILLISECONDS, *self._cache.where(),
+                                    max(1, int(min(left, WAITER_SECONDS) * 1000)), *abandoned])
+            if abandoned:  # answered: none of them holds the lock now, nor can again (tokens are never reused)
+                with self._guard:
+                    self._abandoned = [t for t in self._abandoned if t not in abandoned]
+            if taken is not None:
+                self._cache.apply(taken)
+                return
+            if left <= 0:
+                self._link.run(self._give_up, [self.prefix], [token, *self.handover_args()])
+                raise StoreUnavailable(f"Another request held this world's write lock for over {LOCK_WAIT_SECONDS:g} s; "
+                                       "nothing was written. Retry shortly.", reachable=True)
+            handed = self._link.call("BLPOP", f"{self.prefix}#wake:{token}", max(0.001, min(left, WAKE_SECONDS)))
+            if handed is not None:
+                self._cache.apply(orjson.loads(handed[1]))
+                return
 
     def handover_args(self) -> list:
         """What a release needs to hand the lock over: the change feed, the lock's life, an epoch (redis_cache)."""

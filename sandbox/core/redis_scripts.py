@@ -242,6 +242,9 @@ end
 return out
 """
 
+# ARGV[8...]: tokens of this process's transactions that may hold the lock though they ended (Redis went away as the
+# lock was taken or given back): a lock held by one of them is free. Without that, a write Redis applied just before
+# it died would leave the lock taken for its whole life after Redis is back.
 # Takes a world's lock (KEYS[1] the world's prefix; ARGV[1] token, ARGV[2] milliseconds) and, only if it got it,
 # reads the change feed as SYNC does (ARGV[3..6]): what the new holder reads next is current, in the same round
 # trip. Sent again after a lost answer, or by a waiter whose lock was handed over as it stopped waiting, it finds
@@ -250,6 +253,12 @@ return out
 ACQUIRE = _SYNC + r"""
 local lock, queue, waiting = KEYS[1] .. '#lock', KEYS[1] .. '#queue', KEYS[1] .. '#waiting'
 local token = ARGV[1]
+if #ARGV > 7 then
+  local holder = redis.call('GET', lock)
+  for i = 8, #ARGV do
+    if holder == ARGV[i] then redis.call('DEL', lock) end
+  end
+end
 local taken = redis.call('SET', lock, token, 'NX', 'PX', ARGV[2])
 if not taken and redis.call('GET', lock) == token then
   taken = redis.call('PEXPIRE', lock, ARGV[2])

@@ -284,12 +284,12 @@ class RedisStore(Store):
         return int(deleted)
 
     def _release(self, token: str) -> None:
-        """After an exception inside: commit nothing, which releases the lock. Best effort: if Redis stays away,
-        the lock expires by itself."""
+        """After an exception inside: commit nothing, which releases the lock. If Redis stays away, the lock is
+        freed by this process's next try to take it (WorldLock.abandon), or expires by itself."""
         try:
             self._apply([], token)
         except StoreUnavailable:
-            pass
+            self._lock.abandon(token)
 
     # -- snapshots ---------------------------------------------------------------------------------------------
     def dump(self) -> dict:
