@@ -142,7 +142,11 @@ class _WorldCache:
             self.holding.setdefault((collection, key), set()).add(query)
 
     def change(self, collection: str, key: str, text: bytes | None, score: bytes | None) -> None:
-        self.records[(collection, key)] = text
+        """A record changed elsewhere: its copy here, if one is kept, and the cached queries it leaves or joins. A
+        record not kept here is kept only if a cached query now holds it, so the changes of others do not grow the
+        cache (it grows by this process's reads, which _world() bounds)."""
+        if (collection, key) in self.records:
+            self.records[(collection, key)] = text
         queries = self.queries.get(collection)
         if not queries:
             return
@@ -162,3 +166,4 @@ class _WorldCache:
                 held.add(query)
         if held:
             self.holding[(collection, key)] = held
+            self.records[(collection, key)] = text
