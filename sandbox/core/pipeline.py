@@ -172,11 +172,13 @@ def run_locked_from_the_start(x: Exchange) -> None:
             journal(x)
             return
         generic = None if x.rules else decide_fault(x)  # with no rule, no dice: only a fault the body names
-        if not x.rules and generic is None and x.fault is None:
+        answered = not x.rules and generic is None and x.fault is None
+        if answered:
             answer(x)
             journal(x)
-            note_writer(x)
-            return
+    if answered:
+        note_writer(x)  # after the lock is given back: its holder does only what must be done under it
+        return
     if x.rules:
         generic = decide_fault(x)
     carry_out_the_answer(x, generic)
