@@ -242,7 +242,7 @@ def _body_path(item: dict, number: int):
             # (TypeError sorting a string with [\field], AssertionError for the root's `parent`): for this request,
             # a criterion that does not hold, not a 500 for the whole verification.
             reason = f"the JSON Path does not apply to this body ({type(error).__name__}: {error})"
-            return [{"field": where, "expected": _wanted(item), "actual": reason[:200]}]
+            return [{"field": where, "expected": _wanted(item), "actual": _cut(reason)}]
         if "equals" in item:
             ok = any(_same(item["equals"], v) for v in values)
         elif regex is not None:
