@@ -12,8 +12,9 @@ FLAT_SECONDS=${2:-60}
 command -v wrk >/dev/null || { sudo_=""; [ "$(id -u)" -eq 0 ] || sudo_=sudo; $sudo_ apt-get install -y -qq wrk >/dev/null; }
 [ -x bench/node_modules/.bin/prism ] || (cd bench && npm install --silent --no-save @stoplight/prism-cli >/dev/null)
 PY=.venv/bin/python
-read -r WORKERS THREADS WORKER_CLASS < <($PY -c "from sandbox.cli import DEFAULT_WORKERS as w, DEFAULT_THREADS as t, \
-gunicorn_worker_class; print(w, t, gunicorn_worker_class(t))")
+read -r WORKERS THREADS < <($PY -c "from sandbox.cli import DEFAULT_WORKERS as w, DEFAULT_THREADS as t; \
+print(w, t['granian'])")
+WORKER_CLASS=sandbox.serving.worker.SandboxWorker
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
@@ -33,8 +34,8 @@ since() { echo "$(date +%s.%N) - $1" | bc; }
 start=$(date +%s.%N)
 $PY run.py --port 18080 > /tmp/bench-sandbox.log 2>&1 & PIDS+=($!); SANDBOX_PID=$!
 wait_for http://127.0.0.1:18080/_sandbox/health
-echo "sandbox start-up with its default data (size 100, gunicorn $WORKER_CLASS, $WORKERS workers x $THREADS threads, SQLite): $(since "$start") s"
-PYTHONPATH=$PWD .venv/bin/gunicorn -b 127.0.0.1:18081 -w "$WORKERS" -k "$WORKER_CLASS" --threads "$THREADS" --keep-alive 0 --chdir bench bare_flask:app \
+echo "sandbox start-up with its default data (size 100, gunicorn $WORKER_CLASS, $WORKERS workers, SQLite): $(since "$start") s"
+PYTHONPATH=$PWD .venv/bin/gunicorn -b 127.0.0.1:18081 -w "$WORKERS" -k "$WORKER_CLASS" --chdir bench bare_flask:asgi \
   > /tmp/bench-bare.log 2>&1 & PIDS+=($!); BARE_PID=$!
 bench/node_modules/.bin/prism mock specs/returning-ai.yaml -h 127.0.0.1 -p 18082 > /tmp/bench-prism.log 2>&1 & PIDS+=($!); PRISM_PID=$!
 $PY run.py --port 18084 --server granian > /tmp/bench-sandbox-granian.log 2>&1 & PIDS+=($!); GRANIAN_PID=$!

@@ -34,12 +34,14 @@ SERVERS = ("gunicorn", "granian")
 SETTINGS_ENV = "SANDBOX_SERVE_SETTINGS"  # how run.py hands its settings to granian's worker processes
 
 
-# One worker process per core (at least 2): each runs the app one request at a time and never waits for a client
-# (sandbox/serving.py), so more processes than cores only add memory. Measured on 2 cores (valid PATCH, SQLite, wrk
-# at 16 connections, three alternating 8 s rounds): 2 workers 1,061-1,345 req/s, p99 23-34 ms, RSS 186 MB; 4 workers
-# 1,120-1,270 req/s, p99 32-47 ms, RSS 304 MB. --threads above 1 selects gunicorn's gthread worker instead.
+# One worker process per core (at least 2): each runs the app one request at a time in its event loop and never
+# waits for a client (sandbox/serving/), so more processes than cores only add memory. Measured on 2 cores (valid
+# PATCH, SQLite, wrk at 16 connections, three alternating 8 s rounds, the earlier loop of the same design): 2 workers
+# 1,061-1,345 req/s, p99 23-34 ms, RSS 186 MB; 4 workers 1,120-1,270 req/s, p99 32-47 ms, RSS 304 MB.
 DEFAULT_WORKERS = max(2, min(os.cpu_count() or 1, 8))
-DEFAULT_THREADS = 1
+# --threads: under gunicorn, the threads of each worker that run whole-world operations (serving/bridge.py); under
+# granian, the threads of each worker that run requests (1: measured fastest, and no GIL contention).
+DEFAULT_THREADS = {"gunicorn": 4, "granian": 1}
 
 
 # The subcommands, as `run.py --help` lists them; anything else on the command line is a server option.
@@ -151,12 +153,14 @@ def parse_args(argv=None, proxy: bool = False) -> argparse.Namespace:
                         help="the most header bytes accepted in all (more: 431 in the API's envelope)")
     parser.add_argument("--workers", type=_at_least_one, default=DEFAULT_WORKERS,
                         help="gunicorn worker processes (they share state through the backend)")
-    parser.add_argument("--threads", type=_at_least_one, default=DEFAULT_THREADS,
-                        help="request threads of each worker process: 1 (the default) serves with gunicorn's sync "
-                             "worker waiting in an event loop (slow clients and held answers never hold a process), "
-                             "more with its gthread worker (each of those holds a thread)")
+    parser.add_argument("--threads", type=_at_least_one, default=None,
+                        help="gunicorn (default 4): threads of each worker for whole-world operations (reset, "
+                             "workspaces, import, export, verify), so that different worlds' run at once while the "
+                             "worker's event loop serves every other request; granian (default 1): request threads "
+                             "of each worker")
     parser.add_argument("--server", choices=SERVERS, default="gunicorn",
-                        help="gunicorn (the default: transport faults reset or close the real connection) or granian "
+                        help="gunicorn with uvicorn workers (the default: held answers hold nothing, transport faults "
+                             "reset or close the real connection) or granian "
                              "(Rust; transport faults answer an empty 502 as in-process calls do, held answers hold a "
                              "thread, and it needs a shared backend)")
     parser.add_argument("--log-level", choices=logs.LEVELS, default=os.environ.get("SANDBOX_LOG_LEVEL", "info"),
@@ -168,6 +172,8 @@ def parse_args(argv=None, proxy: bool = False) -> argparse.Namespace:
     parser.add_argument("--dev", action="store_true",
                         help="use Flask's development server (one process, auto-reload off) instead of gunicorn")
     args = parser.parse_args(argv)
+    if args.threads is None:
+        args.threads = DEFAULT_THREADS[args.server]
     if args.backend == "memory" and args.workers > 1 and not args.dev:
         parser.error("--backend memory keeps state in one process: add --workers 1, or use --backend sqlite")
     if args.backend == "memory" and args.server == "granian" and not args.dev:
@@ -265,7 +271,7 @@ def main(argv=None) -> int | None:
     if world_note:
         print(world_note, flush=True)
     print("  serving       " + ("Flask's development server (--dev)" if args.dev else
-                                 f"{_server_name(args)}, {args.workers} worker process(es) x {args.threads} thread(s)"), flush=True)
+                                 _server_name(args)), flush=True)
     for spec, upstream in proxies.items():
         print(f"  proxy         http://{args.host}:{args.port}/proxy/{spec}/... -> {upstream}   "
               f"findings http://{args.host}:{args.port}/_sandbox/proxy/findings", flush=True)
@@ -283,16 +289,11 @@ def main(argv=None) -> int | None:
 KEEPALIVE_SECONDS = 5
 
 
-def gunicorn_worker_class(threads: int) -> str:
-    """One thread: gunicorn's sync worker with its waiting done by an event loop (sandbox/serving.py: slow clients
-    and held answers do not hold a process); more: gthread. The benchmark serves bare Flask the same way."""
-    return "sandbox.serving.SandboxWorker" if threads == 1 else "gthread"
-
-
 def _server_name(args) -> str:
-    if args.server != "gunicorn":
-        return args.server
-    return "gunicorn gthread" if args.threads > 1 else "gunicorn sync, waiting in an event loop (sandbox/serving.py)"
+    if args.server == "granian":
+        return f"granian, {args.workers} worker process(es) x {args.threads} thread(s)"
+    return (f"gunicorn with uvicorn workers (sandbox/serving/), {args.workers} worker process(es), each with "
+            f"{args.threads} thread(s) for whole-world operations")
 
 
 def port_problem(host: str, port: int) -> str | None:
@@ -349,8 +350,9 @@ def _control_notice(settings: Settings) -> str:
 def serve(app, args) -> None:
     if args.server == "granian":
         return serve_granian(app, args)
-    import gunicorn.util
     from gunicorn.app.base import BaseApplication
+
+    from .serving.bridge import Bridge
 
     class Server(BaseApplication):
         def load_config(self):
@@ -358,25 +360,18 @@ def serve(app, args) -> None:
             # The app (and the seeded data) is made once, before the fork; every worker shares the backend.
             self.cfg.set("preload_app", True)
             self.cfg.set("workers", args.workers)
-            self.cfg.set("worker_class", gunicorn_worker_class(args.threads))
-            self.cfg.set("threads", args.threads)
+            self.cfg.set("worker_class", "sandbox.serving.worker.SandboxWorker")
             self.cfg.set("accesslog", None)
-            # The server's own bounds, above the sandbox's (core/limits.py: 4 KiB of URL, 16 KiB of headers), so
-            # what the sandbox can answer in the vendor's envelope reaches it, and nothing larger is read whole.
-            self.cfg.set("limit_request_line", 8190)
-            self.cfg.set("limit_request_fields", 100)
-            self.cfg.set("limit_request_field_size", 8190)
             self.cfg.set("loglevel", "warning")
-            # HTTP/1.1 keep-alive, an idle connection closed after this many seconds (sandbox/serving.py).
+            # HTTP/1.1 keep-alive, an idle connection closed after this many seconds.
             self.cfg.set("keepalive", KEEPALIVE_SECONDS)
-            # The app itself never waits on purpose (held answers are the loop's), but an import of a large world
-            # may take a while: do not let the arbiter kill the worker meanwhile.
+            # The loop answers the arbiter's heartbeat while whole-world operations run in threads; a worker whose
+            # loop is stuck this long is killed and replaced, and the arbiter logs it.
             self.cfg.set("timeout", 60)
 
         def load(self):
-            return app
+            return Bridge(app, threads=args.threads)
 
-    gunicorn.util.write_error = _write_json_error
     Server().run()
 
 

@@ -54,7 +54,7 @@ class Settings:
     max_url_bytes: int = 4096
     max_header_bytes: int = 16 * 1024
     max_headers: int = 64
-    # Seconds a connection has to send a whole request before run.py's server closes it (sandbox/serving.py).
+    # Seconds a connection has to send a whole request before run.py's server closes it with a 408 (sandbox/serving/protocol.py).
     request_timeout: float = 10.0
     # Seconds a workspace may stay unused before it is dropped.
     workspace_ttl: float = 3600.0

@@ -110,13 +110,12 @@ def test_unusable_database_file_is_a_clear_start_up_error(tmp_path):
         assert out.returncode == 1 and says in out.stderr and "Traceback" not in out.stderr
 
 
-def test_one_thread_serves_with_the_sync_worker_and_more_with_gthread(capsys):
+def test_threads_are_for_whole_world_operations_under_gunicorn_and_for_requests_under_granian(capsys):
     import pytest
 
-    assert run.parse_args([]).threads == 1  # the sync worker: measured fastest (see sandbox/cli.py)
-    assert run._server_name(run.parse_args([])).startswith("gunicorn sync, waiting in an event loop")
-    assert run.gunicorn_worker_class(1) == "sandbox.serving.SandboxWorker"
-    assert run._server_name(run.parse_args(["--threads", "4"])) == "gunicorn gthread"
+    assert run.parse_args([]).threads == 4 and run.parse_args(["--server", "granian"]).threads == 1
+    assert run._server_name(run.parse_args(["--threads", "2"])).startswith("gunicorn with uvicorn workers")
+    assert "2 thread(s) for whole-world operations" in run._server_name(run.parse_args(["--threads", "2"]))
     for bad in (["--workers", "0"], ["--threads", "x"]):
         with pytest.raises(SystemExit):
             run.parse_args(bad)

@@ -213,11 +213,12 @@ def carry_out(fault: str, error_for_status, environ) -> tuple[Response | None, b
 
 def drop_connection(environ, reset: bool) -> bool:
     """Close the client's connection under the server's feet: with a TCP reset, or an orderly close with no answer.
-    False when there is no connection to close (in-process calls). The sandbox's own worker (sandbox/serving.py)
+    False when there is no connection to close (in-process calls). run.py's server (sandbox/serving/bridge.py)
     drops it for us; under another server, the socket is closed here."""
-    sock = environ.get("gunicorn.socket") or environ.get("werkzeug.socket")
-    if hasattr(sock, "drop"):
-        return sock.drop(reset)
+    connection = environ.get("sandbox.connection")
+    if connection is not None:
+        return connection.drop(reset)
+    sock = environ.get("werkzeug.socket")
     if not isinstance(sock, socket.socket):
         return False
     if reset:
@@ -236,9 +237,9 @@ def drop_connection(environ, reset: bool) -> bool:
 
 
 def held_by_server(environ) -> Callable[[int], None] | None:
-    """The sandbox's worker holds an answer without holding the process (it sends it when its time comes); None
-    under other servers, where holding an answer means sleeping."""
-    return getattr(environ.get("gunicorn.socket"), "hold", None)
+    """run.py's server holds an answer without holding the process (it sends it when its time comes,
+    sandbox/serving/bridge.py); None under other servers, where holding an answer means sleeping."""
+    return getattr(environ.get("sandbox.connection"), "hold", None)
 
 
 def wait(milliseconds: int) -> None:

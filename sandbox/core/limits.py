@@ -19,7 +19,7 @@ IMPORT_PATH = "/_sandbox/state/import"  # POST /_sandbox/state/import takes a wh
 
 
 def body_limit(request: Request, settings) -> int:
-    """By the request's target, as the server (sandbox/serving.py) decides before the app sees it."""
+    """By the request's target, as the server (sandbox/serving/bridge.py) decides before the app sees it."""
     return settings.max_import_bytes if request.path == IMPORT_PATH else settings.max_body_bytes
 
 

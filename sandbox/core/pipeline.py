@@ -56,7 +56,7 @@ class Exchange:
     body: object = None
     fault: VendorFault | None = None  # a vendor's own fault, struck by its domain code where its documents say
     delay_ms: int = 0  # how long the answer was held on purpose (X-Sandbox-Delay, a rule's latency, a timeout)
-    deferred_ms: int = 0  # how much of that the server holds after the operation ran (sandbox/serving.py)
+    deferred_ms: int = 0  # how much of that the server holds after the operation ran (sandbox/serving/bridge.py)
     decided_by: str | None = None  # the fault that decided the answer, as the journal names it
     response: Response | None = None
     sent: dict | None = None  # what the journal keeps of the request, made before a write takes its lock

@@ -151,5 +151,5 @@ class _Keeper:
 
 
 _keeper = _Keeper()
-if hasattr(os, "register_at_fork"):  # a worker's copy (sandbox/serving.py) must not inherit a guard held by its thread
+if hasattr(os, "register_at_fork"):  # a worker's copy (gunicorn forks workers from the preloaded app) must not inherit a guard held by its thread
     os.register_at_fork(after_in_child=lambda: setattr(_keeper, "_guard", threading.Lock()))

@@ -217,11 +217,11 @@ class Operation:
         return bool(self.extensions.get("x-sandbox-writes", False))
 
     @property
-    def own_process(self) -> bool:
-        """Whether run.py's server answers it in a process of its own (the spec's `x-sandbox-own-process`): an
+    def whole_world(self) -> bool:
+        """Whether run.py's server runs it in a thread, off the event loop (the spec's `x-sandbox-whole-world`): an
         operation on a whole world (seeding, an import, an export, a verification over the journal) that would
-        otherwise hold up every other connection of its worker process (sandbox/serving.py)."""
-        return bool(self.extensions.get("x-sandbox-own-process", False))
+        otherwise hold up every other connection of its worker process (sandbox/serving/bridge.py)."""
+        return bool(self.extensions.get("x-sandbox-whole-world", False))
 
 
 class Spec:

@@ -1,0 +1,194 @@
+"""The Flask app as uvicorn's ASGI app: each request's WSGI call made in the event loop's thread, as gunicorn's sync
+worker would make it, while everything that *waits* is the loop's.
+
+- The body is read by uvicorn (httptools) and handed over whole, bounded by the endpoint's limit (core/limits.py):
+  a body declared larger is not read at all, one sent chunked is read to one byte past the limit, and the app
+  refuses both with a 413 in the vendor's envelope. State imports (up to 64 MiB) are read BIG_BODIES at a time per
+  worker; the others wait, unread (uvicorn stops reading a socket at 64 KiB), so a worker holds at most BIG_BODIES
+  imports at once, and a stalled one is cut by the request timeout (protocol.py) like any other.
+- An answer held on purpose (X-Sandbox-Delay, a latency rule, a publisher timeout: `Connection.hold`) waits in the
+  loop, the operation already done, while the worker serves others.
+- A transport fault drops the real connection (`Connection.drop`): a TCP reset, or a close with no answer.
+- An answer is written in pieces as the client reads it. One whose client has not read the next piece within the
+  request timeout is cut (the connection aborted), so a client that never reads holds nothing but its own socket.
+- An operation on a whole world (the spec's `x-sandbox-whole-world`: reset, workspace, import, export,
+  verification; 100-200 ms at the default size, seconds for large ones) runs in a thread of the worker's
+  WHOLE_WORLD_THREADS, one at a time per world (in the order they came) and never behind another world's, while the
+  loop goes on answering everyone else.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import io
+import socket
+import struct
+from concurrent.futures import ThreadPoolExecutor
+
+from a2wsgi.wsgi import build_environ
+
+from sandbox.config import Settings
+from sandbox.core.limits import IMPORT_PATH
+
+WHOLE_WORLD_THREADS = 4  # whole-world operations of different worlds running at once in one worker
+BIG_BODIES = 2  # state imports (up to --max-import-bytes) being read or answered at once in one worker
+PIECE = 256 * 1024  # an answer is written in pieces of at most this many bytes, each waiting for the client
+WORKSPACE_HEADER = b"x-sandbox-workspace"
+
+
+class Connection:
+    """What the app may ask of its client's connection (core/faults.py): hold the answer, or drop it."""
+
+    def __init__(self, transport):
+        self.transport = transport
+        self.hold_ms = 0
+        self.dropped = False
+
+    def hold(self, milliseconds: int) -> None:
+        self.hold_ms += milliseconds
+
+    def drop(self, reset: bool) -> bool:
+        """Close at once: with a TCP reset (SO_LINGER 0, then abort), or an orderly close with no answer."""
+        if reset:
+            sock = self.transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.transport.abort()
+        else:
+            self.transport.close()
+        self.dropped = True
+        return True
+
+
+class Bridge:
+    def __init__(self, app, threads: int = WHOLE_WORLD_THREADS):
+        self.app = app
+        self.thread_count = threads
+        sandbox = app.extensions.get("sandbox")  # another Flask app (bench/bare_flask.py) gets the defaults
+        settings = sandbox.settings if sandbox is not None else Settings()
+        self.vendor_limit, self.import_limit = settings.max_body_bytes, settings.max_import_bytes
+        self.timeout = settings.request_timeout
+        self.table = app.extensions.get("sandbox_routes")
+        # most requests are told apart by the first segment of their path alone
+        self.firsts = {"/" + t.template.split("/")[1] for t in self.table.paths
+                       if t.operation.whole_world} if self.table is not None else set()
+        self.threads: ThreadPoolExecutor | None = None  # made in the worker, after the fork
+        self.worlds: dict[bytes, asyncio.Lock] = {}
+        self.big_bodies: asyncio.Semaphore | None = None
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return  # lifespan is off (worker.py); nothing else is served
+        if self.big_bodies is None:
+            self.big_bodies = asyncio.Semaphore(BIG_BODIES)
+            self.threads = ThreadPoolExecutor(self.thread_count, thread_name_prefix="whole-world",
+                                              initializer=_yield_to_others)
+        importing = scope["path"] == IMPORT_PATH
+        limit = self.import_limit if importing else self.vendor_limit
+        if importing and _declared_length(scope) != 0:
+            async with self.big_bodies:
+                await self._serve(scope, receive, send, limit)
+        else:
+            await self._serve(scope, receive, send, limit)
+
+    async def _serve(self, scope, receive, send, limit: int) -> None:
+        body = await _read_body(scope, receive, limit)
+        if body is None:
+            return  # the client left before its request was whole
+        unread = len(body) > limit or (_declared_length(scope) or 0) > limit
+        environ = build_environ(scope, io.BytesIO(body))
+        environ["wsgi.input_terminated"] = True  # a chunked body is read to its end (werkzeug reads none otherwise)
+        connection = Connection(scope["extensions"]["sandbox.transport"])
+        environ["sandbox.connection"] = connection
+        if self._whole_world(scope):
+            world = self.worlds.setdefault(_header(scope, WORKSPACE_HEADER), asyncio.Lock())
+            async with world:
+                status, headers, pieces = await asyncio.get_running_loop().run_in_executor(
+                    self.threads, self._call, environ)
+            if not world.locked() and not world._waiters:
+                self.worlds.pop(_header(scope, WORKSPACE_HEADER), None)
+        else:
+            status, headers, pieces = self._call(environ)
+        if connection.dropped:
+            await asyncio.sleep(0)  # uvicorn learns the connection is gone, and sends nothing
+            return
+        if connection.hold_ms:
+            await asyncio.sleep(connection.hold_ms / 1000)
+        if unread:  # the rest of a refused body is not read: the connection cannot carry another request
+            headers.append((b"connection", b"close"))
+        await self._send(send, connection, status, headers, pieces)
+
+    def _call(self, environ) -> tuple[int, list, list[bytes]]:
+        """The WSGI call, its answer collected (every answer of the app is built whole)."""
+        started = []
+
+        def start_response(status, headers, exc_info=None):
+            started[:] = [int(status[:3]), [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]]
+
+        result = self.app(environ, start_response)
+        try:
+            pieces = [piece for piece in result if piece]
+        finally:
+            if hasattr(result, "close"):
+                result.close()
+        return started[0], started[1], pieces
+
+    async def _send(self, send, connection: Connection, status: int, headers: list, pieces: list[bytes]) -> None:
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        size = sum(map(len, pieces))
+        if size <= PIECE:  # the usual answer: the transport takes it at once, nothing waits
+            await send({"type": "http.response.body", "body": b"".join(pieces)})
+            return
+        try:
+            for piece in pieces:
+                view = memoryview(piece)
+                for start in range(0, len(view), PIECE):
+                    async with asyncio.timeout(self.timeout):
+                        await send({"type": "http.response.body", "body": bytes(view[start:start + PIECE]),
+                                    "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        except TimeoutError:
+            connection.transport.abort()  # a client that stopped reading: its answer is cut
+
+    def _whole_world(self, scope) -> bool:
+        path = "/" + scope["path"].lstrip("/")  # as werkzeug reads it
+        if path[:path.find("/", 1)] not in self.firsts:
+            return False
+        method = "GET" if scope["method"] == "HEAD" else scope["method"]
+        found = self.table.operation_for(method, path)
+        return found is not None and found[0].operation.whole_world
+
+
+def _yield_to_others() -> None:
+    """A whole-world thread runs at the system's lowest priority (the worker's switch interval, worker.py, makes it
+    give the interpreter back to the loop within 0.1 ms)."""
+    os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+
+
+def _header(scope, name: bytes) -> bytes:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value
+    return b""
+
+
+def _declared_length(scope) -> int | None:
+    value = _header(scope, b"content-length")
+    return int(value) if value.isdigit() else None
+
+
+async def _read_body(scope, receive, limit: int) -> bytes | None:
+    """The whole body, or limit + 1 bytes of it (the app refuses it), or nothing when it is declared larger; None
+    when the client has gone."""
+    declared = _declared_length(scope)
+    if declared is not None and declared > limit:
+        return b""
+    body = bytearray()
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        body += message.get("body", b"")
+        if not message.get("more_body") or len(body) > limit:
+            return bytes(body[:limit + 1])

@@ -1,0 +1,129 @@
+"""uvicorn's httptools protocol, with the three things the sandbox needs of a connection that uvicorn leaves out:
+
+- a request must arrive whole within the request timeout (run.py --request-timeout) of its first byte (of the
+  connection, for the first): uvicorn waits for headers and bodies for ever, so a slow or stalled client
+  (slowloris) would keep its connection and buffers; it gets a 408 and the connection is closed;
+- a request the parser refuses is answered 400 in JSON (the control API's envelope: it never reached a vendor),
+  not uvicorn's plain text, and only after the requests pipelined before it have had their answers (uvicorn
+  wrote its 400 at once and closed, losing them);
+- a client that half-closes after its requests (shutdown(SHUT_WR)) still gets their answers;
+- the app reaches the connection's transport (`scope["extensions"]["sandbox.transport"]`), which the transport
+  faults reset or close (bridge.Connection).
+"""
+from __future__ import annotations
+
+import json
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+
+def _refusal(status: int, reason: str, message: str) -> bytes:
+    body = json.dumps({"error": {"code": status, "message": message}}).encode()
+    return (f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
+            f"connection: close\r\n\r\n").encode("latin-1") + body
+
+
+HEAD_LIMIT = 64 * 1024  # bytes of request line and headers; beyond, a 431 (core/limits.py answers 16 KiB in the
+# vendor's envelope: this bound only keeps what llhttp, which has none, would otherwise buffer)
+
+
+class SandboxProtocol(HttpToolsProtocol):
+    request_timeout = 10.0  # set by the worker from the app's settings
+
+    def connection_made(self, transport) -> None:
+        self.head_bytes = 0  # of the request being read, until its headers are complete; None after
+        self.refused = False  # the parser refused what came after a request still being answered
+        self.running = None  # the cycle whose ASGI task runs (uvicorn starts pipelined ones one at a time)
+        self.client_done = False  # the client half-closed: close once every request it sent is answered
+        super().connection_made(transport)
+        self.deadline = self.loop.call_later(self.request_timeout, self._too_slow)
+
+    def connection_lost(self, exc) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self.head_bytes is not None:
+            self.head_bytes += len(data)
+        super().data_received(data)
+        # Still in the head after what came (the parser calls on_headers_complete as it reads): past the bound?
+        if self.head_bytes is not None and self.head_bytes > HEAD_LIMIT and not self.transport.is_closing():
+            self._disarm()
+            self.transport.write(_refusal(431, "Request Header Fields Too Large", f"The request line and headers "
+                                          f"pass {HEAD_LIMIT:,} bytes: send fewer or shorter headers"))
+            self.transport.close()
+
+    def on_headers_complete(self) -> None:
+        self.head_bytes = None
+        super().on_headers_complete()
+
+    def on_message_begin(self) -> None:
+        self.head_bytes = 0
+        super().on_message_begin()
+        self.scope["extensions"] = {"sandbox.transport": self.transport}
+        if self.deadline is None:
+            self.deadline = self.loop.call_later(self.request_timeout, self._too_slow)
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._disarm()
+
+    def send_400_response(self, msg: str) -> None:
+        """The parser refused the bytes; requests pipelined before them are answered first."""
+        if self.refused:
+            return  # more of the same bytes, already refused
+        self.refused = True
+        self._disarm()
+        self.flow.pause_reading()
+        broken = self.cycle if self.head_bytes is None else None  # the refused request's head was read: drop it
+        queued = [item for item in self.pipeline if item[0] is broken]  # (cycle, app) pairs
+        if queued:
+            self.pipeline.remove(queued[0])
+        elif broken is not None:
+            broken.disconnected = True  # its task, waiting for the body, ends without a word
+            broken.message_event.set()
+        if not self.pipeline and (self.running is None or self.running.response_complete or self.running is broken):
+            self._refuse()
+
+    def _start_asgi_task(self, cycle, app) -> None:
+        self.running = cycle
+        super()._start_asgi_task(cycle, app)
+
+    def eof_received(self) -> bool:
+        """The client has sent all it will (a half-close, as `nc -N` does): what it sent is still answered, then the
+        connection is closed. (uvicorn returns None here, which closes the connection at once and loses the answers
+        to requests pipelined before the FIN.)"""
+        self.client_done = True
+        if self.running is None or self.running.response_complete:
+            self.transport.close()
+        return True
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self.transport.is_closing() or not self.running.response_complete:  # the next pipelined one started
+            return
+        if self.refused and not self.pipeline:
+            self._refuse()
+        elif self.client_done and not self.pipeline:
+            self.transport.close()
+
+    def _refuse(self) -> None:
+        self.transport.write(_refusal(400, "Bad Request", "The request is not valid HTTP/1.1 (RFC 9112): check its "
+                                                          "request line, headers and body framing"))
+        self.transport.close()
+
+    def _disarm(self) -> None:
+        if self.deadline is not None:
+            self.deadline.cancel()
+            self.deadline = None
+
+    def _too_slow(self) -> None:
+        self.deadline = None
+        if self.transport.is_closing():
+            return
+        if self.cycle is not None and not self.cycle.response_complete and self.cycle.response_started:
+            self.transport.abort()  # mid-answer (another request's, pipelined): nothing more can be said
+            return
+        self.transport.write(_refusal(408, "Request Timeout", f"The request did not arrive whole within "
+                                      f"{self.request_timeout:g} s; send it at once"))
+        self.transport.close()
