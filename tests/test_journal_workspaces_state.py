@@ -251,6 +251,27 @@ def test_export_change_import_restores_exactly(client):
     assert r.status_code == 409
 
 
+def test_a_large_invalid_import_is_refused_by_the_compiled_validator_naming_the_field_and_changes_nothing():
+    """Issue 25 point 3: an import beyond 1 MiB (a large world) is judged by jsonschema-rs alone (core/validation.py
+    LARGE_BODY), so its refusal costs what an acceptance does; the 400 names the field, and nothing is imported."""
+    client = create_app(Settings(backend="memory", size=400)).test_client()
+    exported = client.get("/_sandbox/state/export").get_json()
+    collection = "cap_redemptions"
+    key = next(iter(exported["collections"][collection]))
+    original = exported["collections"][collection][key]["redemptionId"]
+    exported["collections"][collection][key]["redemptionId"] = 12345
+    body = json.dumps(exported).encode()
+    assert len(body) > 1024 * 1024
+    before = client.get("/_sandbox/state").get_json()
+    r = client.post("/_sandbox/state/import", data=body, content_type="application/json")
+    assert r.status_code == 400
+    assert f"collections.{collection}.{key}.redemptionId" in r.get_json()["error"]["message"]
+    assert client.get("/_sandbox/state").get_json() == before
+    exported["collections"][collection][key]["redemptionId"] = original
+    r = client.post("/_sandbox/state/import", json=exported)
+    assert r.status_code == 200
+
+
 def test_state_collections_listed(client):
     collections = client.get("/_sandbox/state").get_json()["collections"]
     assert collections["rai_purchase_histories"] > 0 and collections["fab_redemptions"] > 0

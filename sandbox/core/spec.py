@@ -6,12 +6,14 @@ from what this module reads, so no path, field or limit is restated in Python.
 from __future__ import annotations
 
 import copy
+import itertools
 import re
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from pathlib import Path
 
 import yaml
+
 import jsonschema_rs
 from jsonschema import Draft202012Validator
 
@@ -95,6 +97,7 @@ class SchemaValidator:
         self.python = Draft202012Validator(root, format_checker=Draft202012Validator.FORMAT_CHECKER)
         self._root = root
         self._fast = _NOT_COMPILED
+        self._exact = not _has_fast_rules(root)  # the compiled copy states the schema's own rules
 
     def compile(self) -> None:
         """Compile the fast pre-check now (request schemas, at start-up: before the server forks its workers, so
@@ -115,8 +118,28 @@ class SchemaValidator:
                 pass
         return self.python.iter_errors(value)
 
+    def compiled_errors(self, value, most: int) -> list | None:
+        """At most `most` of jsonschema-rs's own errors (instance_path, message, kind), or None when it cannot judge
+        the value. For documents too large for jsonschema's walk (a whole-world import: 2.6x the time of a valid
+        one), at the price of jsonschema's messages and the specs' x-error-message."""
+        self.compile()
+        if self._fast is None or not self._exact:  # a stricter stand-in rule: its refusals are not final
+            return None
+        try:
+            if self._fast.is_valid(value):
+                return []
+            return list(itertools.islice(self._fast.iter_errors(value), most))
+        except (ValueError, OverflowError, TypeError):
+            return None
+
 
 _NOT_COMPILED = object()
+
+
+def _has_fast_rules(node) -> bool:
+    if isinstance(node, dict):
+        return "x-sandbox-fast" in node or any(_has_fast_rules(v) for v in node.values())
+    return isinstance(node, list) and any(_has_fast_rules(v) for v in node)
 
 
 def _fast_copy(node):

@@ -106,7 +106,24 @@ def _body(operation: Operation, request) -> tuple[object, list[Problem]]:
         return None, [Problem("body", "", _TOO_DEEP)]
     if operation.body_validator is None:
         return body, []
+    if len(data) > LARGE_BODY:
+        compiled = operation.body_validator.compiled_errors(body, MOST_PROBLEMS)
+        if compiled is not None:
+            return body, [_compiled_problem(error) for error in compiled]
     return body, _schema_problems(operation.body_validator, body, "body", "")
+
+
+# A body beyond the largest a vendor accepts (1 MiB by default: only a whole-world import is larger) is judged by the
+# compiled validator alone, so a refused import costs what an accepted one does; at most MOST_PROBLEMS are listed.
+LARGE_BODY = 1024 * 1024
+MOST_PROBLEMS = 20
+
+
+def _compiled_problem(error) -> Problem:
+    field = ".".join(str(part) for part in error.instance_path)
+    missing = type(error.kind).__name__ == "Required"
+    return Problem("body", field, f"{field}: {error.message}" if field else error.message,
+                   kind=MISSING if missing else INVALID)
 
 
 # Strict JSON: what the standard library would let through but a field cannot hold.

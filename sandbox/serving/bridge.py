@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from a2wsgi.wsgi import build_environ
 
 from sandbox.config import Settings
+from sandbox.core.logs import log
 from sandbox.core.limits import IMPORT_PATH
 
 WHOLE_WORLD_THREADS = 4  # whole-world operations of different worlds running at once in one worker
@@ -115,6 +116,11 @@ class Bridge:
             return
         if connection.hold_ms:
             await asyncio.sleep(connection.hold_ms / 1000)
+        if connection.transport.is_closing():  # the client left while its answer was made or held
+            log.warning("%s %s answered %d, but the client had closed the connection: it never received the "
+                        "answer (whatever the request changed is kept, as the journal shows)",
+                        scope["method"], scope["path"], status)
+            return
         if unread:  # the rest of a refused body is not read: the connection cannot carry another request
             headers.append((b"connection", b"close"))
         await self._send(send, connection, status, headers, pieces)
