@@ -1,6 +1,6 @@
 """Memory of the default server under hostile traffic (issue 14): huge bodies (announced and chunked), long URLs,
 oversized and too many headers, NaN and deeply nested JSON, fault-rule churn up to the limit, damaged imports, mixed
-with valid PATCHes. Prints the server's RSS (the process and its workers) every `--every` seconds, and the counts of
+with valid PATCHes, resets, exports and journal reads (issue 25's soak: `--seconds 600`). Prints the server's RSS (the process and its workers) every `--every` seconds, and the counts of
 each answer. Not part of the test suite.
     .venv/bin/python bench/hostile.py [--seconds 600] [--clients 8]
 """
@@ -46,6 +46,10 @@ def attacks():
          json.dumps({"seed": 1, "size": 1, "collections": {"_world": {"settings": {}}}, "logs": {}}).encode()),
         ("PATCH", PATCH, AUTH, json.dumps({"redemptionInstructions": "z" * 9_000}).encode()),
         ("PATCH", PATCH, AUTH, b'{"redemptionInstructions": "A valid change"}'),
+        # whole-world operations among them (issue 25: the soak that found memory rising with the lanes)
+        ("POST", "/_sandbox/reset", {"Content-Type": "application/json"}, b"{}"),
+        ("GET", "/_sandbox/state/export", {}, None),
+        ("GET", "/_sandbox/requests", {}, None),
     ]
 
 

@@ -16,7 +16,10 @@ if sys.argv[1] == "--ratios":
     results = json.loads(RESULTS.read_text())
     sandbox = results["sandbox: valid PATCH"]
     print(f"sandbox/prism (valid PATCH): {sandbox / results['prism: valid PATCH']:.2f}x")
-    print(f"sandbox/bare flask (valid PATCH, both gunicorn): {sandbox / results['bare flask: PATCH']:.2f}x")
+    if results.get("wiremock: valid PATCH"):
+        print(f"sandbox/wiremock (valid PATCH, WireMock warmed): {sandbox / results['wiremock: valid PATCH']:.2f}x")
+    print(f"sandbox/bare flask (valid PATCH, both gunicorn + uvicorn workers): "
+          f"{sandbox / results['bare flask: PATCH']:.2f}x")
     if results.get("sandbox on Redis: valid PATCH"):
         print(f"Redis/SQLite backend (valid PATCH, same run): {results['sandbox on Redis: valid PATCH'] / sandbox:.2f}x")
     granian = results.get("sandbox --server granian: valid PATCH")

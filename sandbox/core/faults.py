@@ -222,17 +222,17 @@ def drop_connection(environ, reset: bool) -> bool:
     if not isinstance(sock, socket.socket):
         return False
     if reset:
-        # SO_LINGER with a zero timeout makes the last close send RST. Other servers keep their own references to the
-        # socket (and write their answer through them), so it is shut down here too: the client sees the connection
-        # end, by FIN; only run.py's own worker can make it a true reset.
+        # SO_LINGER with a zero timeout makes the last close send RST. Werkzeug keeps its own reference to the socket
+        # (and writes its answer through it), so it is shut down here too: the client sees the connection end, by
+        # FIN; only run.py's own server can make it a true reset.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     try:
         sock.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass
-    # Not closed here: the server closes its own socket. Closed under its feet, its next write failed with EBADF,
-    # which gunicorn's gthread worker logged as a 17-line traceback for a fault that was asked for; on a socket shut
-    # down it gets EPIPE, which servers take as the client gone (gthread logs it at debug level, werkzeug not at all).
+    # Not closed here: the server closes its own socket. Closed under its feet, its next write fails with EBADF,
+    # which threaded servers log as a traceback for a fault that was asked for; on a socket shut down it gets EPIPE,
+    # which they take as the client gone (werkzeug logs nothing).
     return True
 
 
