@@ -58,7 +58,9 @@ def read_collection(call):
 
 
 def export_state(call):
-    return {"seed": call.world.seed, "size": call.world.size, **call.store.dump()}
+    """Streamed from the store as it is read (Store.dump_json): a large world is never held whole."""
+    return Response(call.store.dump_json({"seed": call.world.seed, "size": call.world.size}),
+                    mimetype="application/json")
 
 
 def import_state(call):

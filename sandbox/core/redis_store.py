@@ -153,14 +153,16 @@ class RedisStore(Store):
 
     def read_log(self, name: str, last: int | None = None, number: str | None = None) -> list[dict]:
         """`number` is ignored: the commit wrote it into the entry."""
+        return [decode(t) for t in self._log_texts(name, last)]
+
+    def _log_texts(self, name: str, last: int | None = None) -> list:
+        """The log's entry texts (the newest `last`), as this thread's transaction sees them."""
         pending = self._pending()
         if pending is not None and pending.touches_log(name):
             stored = [] if pending.hides_log(name) else self._stored_log(name, None)
             texts = pending.log_overlay(name, stored)
-            texts = texts[-last:] if last else texts
-        else:
-            texts = self._stored_log(name, last)
-        return [decode(t) for t in texts]
+            return texts[-last:] if last else texts
+        return self._stored_log(name, last)
 
     def _stored_log(self, name: str, last: int | None) -> list[bytes]:
         with self._link.reaching():
@@ -292,18 +294,17 @@ class RedisStore(Store):
             self._lock.abandon(token)
 
     # -- snapshots ---------------------------------------------------------------------------------------------
-    def dump(self) -> dict:
-        collections = {name: {k: decode(t) for k, t in self._pairs(name)} for name in self.collections()}
+    def dump_groups(self):
+        for name in self.collections():  # a collection at a time: the world is never held whole
+            yield "records", name, self._pairs(name)
         pending = self._pending()
         with self._link.reaching():
             names = [n.decode() for n in self._redis.zrange(self._p + "logs", 0, -1)]
         names += [n for n in (pending.log_names() if pending is not None else []) if n not in names]
-        logs = {}
         for name in names:
-            entries = self.read_log(name)
-            if not internal(name) and entries:
-                logs[name] = entries
-        return {"collections": collections, "logs": logs}
+            entries = self._log_texts(name) if not internal(name) else []
+            if entries:
+                yield "logs", name, [(None, text) for text in entries]
 
     def _index_key(self, collection: str, field: str, value) -> str:
         return f"{self._p}idx:{collection}:{field}:{encode(value)}"

@@ -381,18 +381,23 @@ class SQLiteStore(Store):
                 self._db.execute(f"DELETE FROM {table} WHERE world=?", (self._world,))
 
     # -- snapshots ---------------------------------------------------------------------------------------------
-    def dump(self) -> dict:
+    def dump_groups(self):
         _insert_appended(self._local)
-        collections: dict[str, dict] = {}
-        for collection, key, data in self._db.execute(
-                "SELECT collection, key, data FROM records WHERE world=? ORDER BY seq", (self._world,)):
-            if not internal(collection):
-                collections.setdefault(collection, {})[key] = decode(data)
-        logs: dict[str, list] = {}
-        for name, data in self._db.execute("SELECT name, data FROM logs WHERE world=? ORDER BY seq", (self._world,)):
-            if not internal(name):
-                logs.setdefault(name, []).append(decode(data))
-        return {"collections": collections, "logs": logs}
+        with self.snapshot():  # every group read from the same moment
+            db, world = self._db, self._world
+            for table, column, index in (("records", "collection", "records_in_order"), ("logs", "name", "logs_by_name")):
+                names = [name for (name,) in db.execute(
+                    f"SELECT {column} FROM {table} WHERE world=? GROUP BY {column} ORDER BY MIN(seq)", (world,))
+                    if not internal(name)]
+                for name in names:
+                    if table == "records":
+                        rows = db.execute(f"SELECT key, data FROM records INDEXED BY {index} "
+                                          "WHERE world=? AND collection=? ORDER BY seq", (world, name))
+                    else:
+                        rows = ((None, data) for (data,) in db.execute(
+                            f"SELECT data FROM logs INDEXED BY {index} WHERE world=? AND name=? ORDER BY seq",
+                            (world, name)))
+                    yield table, name, rows
 
     def _clear_vendor_data(self) -> None:
         _insert_appended(self._local)

@@ -21,7 +21,7 @@ from collections import deque
 from contextlib import contextmanager
 from typing import ContextManager, Iterable, Iterator, Protocol, runtime_checkable
 
-from .codec import decode, encode
+from .codec import decode, encode, wire
 
 
 class StoreUnavailable(Exception):
@@ -210,6 +210,18 @@ class StoreContract(Protocol):
         memory, which gives a collection whose records were all deleted as {}."""
         ...
 
+    def dump_groups(self) -> Iterator[tuple[str, str, Iterable[tuple[str | None, str | bytes]]]]:
+        """What dump() holds, as stored and read as it is walked: ("records", collection, (key, record text) in
+        insertion order) for each collection, then ("logs", name, (None, entry text) oldest first) for each log, each
+        group's rows read before the next group is asked for. A text is JSON (perhaps after a leading space). dump()
+        and the streamed export (dump_json) are both made from it."""
+        ...
+
+    def dump_json(self, head: dict, piece: int = 256 * 1024) -> Iterator[bytes]:
+        """`{**head, **dump()}` as JSON bytes, in pieces of about `piece` bytes, read from the store as they are
+        written: a whole-world export is never held whole."""
+        ...
+
     def load(self, snapshot: dict) -> None:
         """Replace the vendor data with a dump(): every vendor collection and log is emptied, then the snapshot's
         records are put and its log entries appended, in the snapshot's order (entries as they are: not numbered,
@@ -221,6 +233,40 @@ class StoreContract(Protocol):
 class Store:
     """What every backend shares: the conveniences built on its find(), put() and transaction(). What each method
     guarantees is declared once, in StoreContract."""
+
+    def dump(self) -> dict:
+        collections, logs = {}, {}
+        for kind, name, rows in self.dump_groups():
+            if kind == "records":
+                collections[name] = {key: decode(text) for key, text in rows}
+            else:
+                logs[name] = [decode(text) for _, text in rows]
+        return {"collections": collections, "logs": logs}
+
+    def dump_json(self, head: dict, piece: int = 256 * 1024) -> Iterator[bytes]:
+        """The stored texts go out as dump_groups reads them: an export costs a piece of its bytes at a time, not the
+        world as Python objects."""
+        out = bytearray(wire(head)[:-1] + b"," if head else b"{")
+        out += b'"collections":{'
+        section, separator = "records", b""
+        for kind, name, rows in self.dump_groups():
+            if kind != section:
+                out += b'},"logs":{'
+                section, separator = kind, b""
+            out += separator + wire(name) + (b":{" if kind == "records" else b":[")
+            separator, comma = b",", b""
+            for key, text in rows:
+                out += comma
+                comma = b","
+                if key is not None:
+                    out += wire(key) + b":"
+                out += text.encode() if isinstance(text, str) else text
+                if len(out) >= piece:
+                    yield bytes(out)
+                    out.clear()
+            out += b"}" if kind == "records" else b"]"
+        out += b"}}" if section == "logs" else b'},"logs":{}}'
+        yield bytes(out)
 
     locks_before_lookups = False  # StoreContract says what it means; Redis's is true
 
@@ -374,12 +420,15 @@ class MemoryStore(Store):
             self._reset_indexes()
 
     # -- snapshots -------------------------------------------------------------------------------------------
-    def dump(self) -> dict:
-        with self._lock:
-            collections = {name: dict(records) for name, records in self._collections.items() if not internal(name)}
-            logs = {name: list(log) for name, log in self._logs.items() if not internal(name)}
-        return {"collections": {name: {k: decode(t) for k, t in records.items()} for name, records in collections.items()},
-                "logs": {name: [decode(t) for t in log] for name, log in logs.items()}}
+    def dump_groups(self):
+        with self._lock:  # references to the stored texts, taken at one moment
+            collections = [(name, list(records.items())) for name, records in self._collections.items()
+                           if not internal(name)]
+            logs = [(name, list(log)) for name, log in self._logs.items() if not internal(name)]
+        for name, rows in collections:
+            yield "records", name, rows
+        for name, log in logs:
+            yield "logs", name, [(None, text) for text in log]
 
     def _clear_vendor_data(self) -> None:
         for name in [n for n in self._collections if not internal(n)]:

@@ -14,16 +14,19 @@ worker would make it, while everything that *waits* is the loop's.
 - An operation on a whole world (the spec's `x-sandbox-whole-world`: reset, workspace, import, export,
   verification; 100-200 ms at the default size, seconds for large ones) runs in a thread of the worker's
   WHOLE_WORLD_THREADS, one at a time per world (in the order they came) and never behind another world's, while the
-  loop goes on answering everyone else.
+  loop goes on answering everyone else. Its answer is relayed a piece at a time as the thread makes it (an export
+  streams from the store), RELAY_AHEAD pieces ahead of the client at most: a client that does not read holds the
+  thread until the request timeout, and a few pieces of memory.
 """
 from __future__ import annotations
 
 import asyncio
-import os
-import threading
 import io
+import os
+import queue
 import socket
 import struct
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from a2wsgi.wsgi import build_environ
@@ -35,6 +38,7 @@ from sandbox.core.limits import IMPORT_PATH
 WHOLE_WORLD_THREADS = 4  # whole-world operations of different worlds running at once in one worker
 BIG_BODIES = 2  # state imports (up to --max-import-bytes) being read or answered at once in one worker
 PIECE = 256 * 1024  # an answer is written in pieces of at most this many bytes, each waiting for the client
+RELAY_AHEAD = 4  # pieces of a whole-world answer made and not yet taken by its client
 WORKSPACE_HEADER = b"x-sandbox-workspace"
 
 
@@ -103,42 +107,60 @@ class Bridge:
         connection = Connection(scope["extensions"]["sandbox.transport"])
         environ["sandbox.connection"] = connection
         if self._whole_world(scope):
-            world = self.worlds.setdefault(_header(scope, WORKSPACE_HEADER), asyncio.Lock())
+            key = _header(scope, WORKSPACE_HEADER)
+            world = self.worlds.setdefault(key, asyncio.Lock())
             async with world:
-                status, headers, pieces = await asyncio.get_running_loop().run_in_executor(
-                    self.threads, self._call, environ)
+                await self._relayed(scope, send, connection, environ, unread)
             if not world.locked() and not world._waiters:
-                self.worlds.pop(_header(scope, WORKSPACE_HEADER), None)
-        else:
-            status, headers, pieces = self._call(environ)
+                self.worlds.pop(key, None)
+            return
+        status, headers, result = _start(self.app, environ)
+        try:
+            pieces = [piece for piece in result if piece]
+        finally:
+            if hasattr(result, "close"):
+                result.close()
+        if await self._deliverable(scope, connection, status, headers, unread):
+            await self._send(send, connection, status, headers, pieces)
+
+    async def _deliverable(self, scope, connection: Connection, status: int, headers: list, unread: bool) -> bool:
+        """Whether the answer is to be sent, once any hold asked for has passed."""
         if connection.dropped:
             await asyncio.sleep(0)  # uvicorn learns the connection is gone, and sends nothing
-            return
+            return False
         if connection.hold_ms:
             await asyncio.sleep(connection.hold_ms / 1000)
         if connection.transport.is_closing():  # the client left while its answer was made or held
             log.warning("%s %s answered %d, but the client had closed the connection: it never received the "
                         "answer (whatever the request changed is kept, as the journal shows)",
                         scope["method"], scope["path"], status)
-            return
+            return False
         if unread:  # the rest of a refused body is not read: the connection cannot carry another request
             headers.append((b"connection", b"close"))
-        await self._send(send, connection, status, headers, pieces)
+        return True
 
-    def _call(self, environ) -> tuple[int, list, list[bytes]]:
-        """The WSGI call, its answer collected (every answer of the app is built whole)."""
-        started = []
-
-        def start_response(status, headers, exc_info=None):
-            started[:] = [int(status[:3]), [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]]
-
-        result = self.app(environ, start_response)
+    async def _relayed(self, scope, send, connection: Connection, environ, unread: bool) -> None:
+        """A whole-world operation: made in a thread, its answer relayed to the client a piece at a time as the
+        thread produces it (an export streams from the store), the thread waiting while the client does not read."""
+        relay = _Relay(asyncio.get_running_loop())
+        made = asyncio.get_running_loop().run_in_executor(self.threads, relay.produce, self.app, environ)
         try:
-            pieces = [piece for piece in result if piece]
+            head = await relay.next()
+            if head is _FAILED or not await self._deliverable(scope, connection, *head, unread):
+                return
+            await send({"type": "http.response.start", "status": head[0], "headers": head[1]})
+            while (piece := await relay.next()) is not None:
+                if piece is _FAILED:
+                    connection.transport.abort()  # the answer cannot be finished: the client must not take it whole
+                    return
+                async with asyncio.timeout(self.timeout):
+                    await send({"type": "http.response.body", "body": piece, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        except TimeoutError:
+            connection.transport.abort()  # a client that stopped reading: its answer is cut
         finally:
-            if hasattr(result, "close"):
-                result.close()
-        return started[0], started[1], pieces
+            relay.stopped.set()
+            await made
 
     async def _send(self, send, connection: Connection, status: int, headers: list, pieces: list[bytes]) -> None:
         await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -164,6 +186,65 @@ class Bridge:
         method = "GET" if scope["method"] == "HEAD" else scope["method"]
         found = self.table.operation_for(method, path)
         return found is not None and found[0].operation.whole_world
+
+
+def _start(app, environ) -> tuple[int, list, object]:
+    """The WSGI call: (status, headers as uvicorn takes them, the body's iterable)."""
+    started = []
+
+    def start_response(status, headers, exc_info=None):
+        started[:] = [int(status[:3]), [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]]
+
+    result = app(environ, start_response)
+    return started[0], started[1], result
+
+
+_FAILED = object()  # the thread's answer could not be made or finished
+
+
+class _Relay:
+    """A WSGI answer made in a whole-world thread, handed to the loop piece by piece, at most RELAY_AHEAD pieces
+    ahead of what the client has taken; the thread stops at the next piece once the loop has stopped taking them."""
+
+    def __init__(self, loop):
+        self.loop = loop
+        self.items: queue.Queue = queue.Queue(RELAY_AHEAD)
+        self.ready = asyncio.Event()
+        self.stopped = threading.Event()
+
+    def produce(self, app, environ) -> None:
+        result = None
+        try:
+            status, headers, result = _start(app, environ)
+            if self._hand((status, headers)) and all(self._hand(piece) for piece in result if piece):
+                self._hand(None)
+        except Exception:  # noqa: BLE001 - Flask answers the app's own errors; this is the store failing mid-answer
+            log.exception("a whole-world answer failed while it was being written")
+            self._hand(_FAILED)
+        finally:
+            if hasattr(result, "close"):
+                result.close()
+
+    def _hand(self, item) -> bool:
+        while not self.stopped.is_set():
+            try:
+                self.items.put(item, timeout=0.25)
+            except queue.Full:
+                continue
+            self.loop.call_soon_threadsafe(self.ready.set)
+            return True
+        return False
+
+    async def next(self):
+        while True:
+            try:
+                return self.items.get_nowait()
+            except queue.Empty:
+                self.ready.clear()
+            try:  # again, after clearing: a piece handed in between has set `ready` for a later turn
+                return self.items.get_nowait()
+            except queue.Empty:
+                await self.ready.wait()
 
 
 def _yield_to_others() -> None:
