@@ -227,3 +227,17 @@ def test_downloads_on_a_kept_alive_connection_and_a_client_that_stops_reading(tm
         assert len(receive_all(stalled)) < sizes[0]
         stalled.close()
         assert workers_of(process.pid) == [worker]
+
+
+def test_a_refusal_waits_for_the_answer_pipelined_before_it(server):
+    """A request held 2.5 s, then half of another that never completes: the request timeout (2 s) passes during the
+    hold, and the 408 comes only after the held answer, which arrives whole."""
+    base, port, process, log, _ = server
+    held = head_lines("PATCH", PATCH_URL, VENDOR + [("X-Sandbox-Delay", "2500"),
+                                                   ("Content-Length", str(len(PATCH_BODY)))], b"\r\n") + PATCH_BODY
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
+        sock.sendall(held + b"GET /_sandbox/health HTTP/1.1\r\nHost: 12")
+        got = answers(receive_all(sock), ["PATCH", "GET"])
+    assert [status for status, _ in got] == [200, 408]
+    assert json.loads(got[0][1])["data"]["voucherCode"] == "FUZZ-1"
+    assert "within 2 s" in json.loads(got[1][1])["error"]["message"]

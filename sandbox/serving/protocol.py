@@ -2,10 +2,11 @@
 
 - a request must arrive whole within the request timeout (run.py --request-timeout) of its first byte (of the
   connection, for the first): uvicorn waits for headers and bodies for ever, so a slow or stalled client
-  (slowloris) would keep its connection and buffers; it gets a 408 and the connection is closed;
+  (slowloris) would keep its connection and buffers; it gets a 408 and the connection is closed. Request line and
+  headers are bounded too (HEAD_LIMIT: a 431);
 - a request the parser refuses is answered 400 in JSON (the control API's envelope: it never reached a vendor),
-  not uvicorn's plain text, and only after the requests pipelined before it have had their answers (uvicorn
-  wrote its 400 at once and closed, losing them);
+  not uvicorn's plain text; every refusal is sent only after the requests pipelined before it have had their
+  answers (uvicorn wrote its 400 at once and closed, losing them);
 - a client that half-closes after its requests (shutdown(SHUT_WR)) still gets their answers;
 - the app reaches the connection's transport (`scope["extensions"]["sandbox.transport"]`), which the transport
   faults reset or close (bridge.Connection).
@@ -32,7 +33,7 @@ class SandboxProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport) -> None:
         self.head_bytes = 0  # of the request being read, until its headers are complete; None after
-        self.refused = False  # the parser refused what came after a request still being answered
+        self.refusal: bytes | None = None  # the answer to a request refused, sent once those before it are answered
         self.running = None  # the cycle whose ASGI task runs (uvicorn starts pipelined ones one at a time)
         self.client_done = False  # the client half-closed: close once every request it sent is answered
         super().connection_made(transport)
@@ -47,11 +48,9 @@ class SandboxProtocol(HttpToolsProtocol):
             self.head_bytes += len(data)
         super().data_received(data)
         # Still in the head after what came (the parser calls on_headers_complete as it reads): past the bound?
-        if self.head_bytes is not None and self.head_bytes > HEAD_LIMIT and not self.transport.is_closing():
-            self._disarm()
-            self.transport.write(_refusal(431, "Request Header Fields Too Large", f"The request line and headers "
-                                          f"pass {HEAD_LIMIT:,} bytes: send fewer or shorter headers"))
-            self.transport.close()
+        if self.head_bytes is not None and self.head_bytes > HEAD_LIMIT and self.refusal is None:
+            self._refuse(431, "Request Header Fields Too Large",
+                         f"The request line and headers pass {HEAD_LIMIT:,} bytes: send fewer or shorter headers")
 
     def on_headers_complete(self) -> None:
         self.head_bytes = None
@@ -69,21 +68,31 @@ class SandboxProtocol(HttpToolsProtocol):
         self._disarm()
 
     def send_400_response(self, msg: str) -> None:
-        """The parser refused the bytes; requests pipelined before them are answered first."""
-        if self.refused:
-            return  # more of the same bytes, already refused
-        self.refused = True
+        if self.refusal is None:  # else: more of the same bytes, already refused
+            self._refuse(400, "Bad Request",
+                         "The request is not valid HTTP/1.1 (RFC 9112): check its request line, headers and body framing")
+
+    def _too_slow(self) -> None:
+        self.deadline = None
+        if self.refusal is None and not self.transport.is_closing():
+            self._refuse(408, "Request Timeout",
+                         f"The request did not arrive whole within {self.request_timeout:g} s; send it at once")
+
+    def _refuse(self, status: int, reason: str, message: str) -> None:
+        """Refuse the request being read (in JSON, then close), once the requests pipelined before it are answered.
+        Nothing more is read; a refused request whose head was read is dropped before the app sees its body."""
         self._disarm()
         self.flow.pause_reading()
-        broken = self.cycle if self.head_bytes is None else None  # the refused request's head was read: drop it
+        self.refusal = _refusal(status, reason, message)
+        broken = self.cycle if self.head_bytes is None else None
         queued = [item for item in self.pipeline if item[0] is broken]  # (cycle, app) pairs
         if queued:
             self.pipeline.remove(queued[0])
-        elif broken is not None:
+        elif broken is not None and not broken.response_complete:
             broken.disconnected = True  # its task, waiting for the body, ends without a word
             broken.message_event.set()
         if not self.pipeline and (self.running is None or self.running.response_complete or self.running is broken):
-            self._refuse()
+            self._send_refusal()
 
     def _start_asgi_task(self, cycle, app) -> None:
         self.running = cycle
@@ -102,28 +111,17 @@ class SandboxProtocol(HttpToolsProtocol):
         super().on_response_complete()
         if self.transport.is_closing() or not self.running.response_complete:  # the next pipelined one started
             return
-        if self.refused and not self.pipeline:
-            self._refuse()
+        if self.refusal is not None and not self.pipeline:
+            self._send_refusal()
         elif self.client_done and not self.pipeline:
             self.transport.close()
 
-    def _refuse(self) -> None:
-        self.transport.write(_refusal(400, "Bad Request", "The request is not valid HTTP/1.1 (RFC 9112): check its "
-                                                          "request line, headers and body framing"))
-        self.transport.close()
+    def _send_refusal(self) -> None:
+        if not self.transport.is_closing():
+            self.transport.write(self.refusal)
+            self.transport.close()
 
     def _disarm(self) -> None:
         if self.deadline is not None:
             self.deadline.cancel()
             self.deadline = None
-
-    def _too_slow(self) -> None:
-        self.deadline = None
-        if self.transport.is_closing():
-            return
-        if self.cycle is not None and not self.cycle.response_complete and self.cycle.response_started:
-            self.transport.abort()  # mid-answer (another request's, pipelined): nothing more can be said
-            return
-        self.transport.write(_refusal(408, "Request Timeout", f"The request did not arrive whole within "
-                                      f"{self.request_timeout:g} s; send it at once"))
-        self.transport.close()
