@@ -282,3 +282,35 @@ def test_large_bodies_are_read_two_at_a_time_and_a_stalled_one_is_cut_at_the_req
         for sock in stalled:
             assert read_all(sock).startswith(b"HTTP/1.1 408")
             sock.close()
+
+
+def test_whole_world_operations_queue_behind_their_own_world_never_behind_another(tmp_path):
+    """Issue 25 point 3: with one worker, a slow reset of workspace A (8,000 records a vendor) is under way; a reset
+    of workspace B is answered meanwhile, and a second reset of A waits for the first and comes after it."""
+    with run_py(tmp_path / "server.log", "--size", "5", "--workers", "1") as (base, port, _):
+        def create():
+            request = urllib.request.Request(base + "/_sandbox/workspaces", data=b'{"size": 5}', method="POST",
+                                             headers={"Content-Type": "application/json"})
+            return json.loads(urllib.request.urlopen(request, timeout=30).read())["id"]
+
+        a, b = create(), create()
+        finished = {}
+
+        def reset(name, workspace, size):
+            request = urllib.request.Request(base + "/_sandbox/reset", data=json.dumps({"size": size}).encode(),
+                                             method="POST", headers={"Content-Type": "application/json",
+                                                                     "X-Sandbox-Workspace": workspace})
+            assert urllib.request.urlopen(request, timeout=60).status == 200
+            finished[name] = time.monotonic()
+
+        slow = threading.Thread(target=reset, args=("A first", a, 8000))
+        slow.start()
+        time.sleep(0.3)
+        again = threading.Thread(target=reset, args=("A second", a, 5))
+        again.start()
+        time.sleep(0.1)
+        reset("B", b, 5)
+        assert slow.is_alive() and "A second" not in finished  # B did not wait for A's
+        slow.join()
+        again.join()
+        assert finished["B"] < finished["A first"] < finished["A second"]

@@ -21,6 +21,7 @@ worker would make it, while everything that *waits* is the loop's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
 import queue
@@ -79,7 +80,7 @@ class Bridge:
         self.firsts = {"/" + t.template.split("/")[1] for t in self.table.paths
                        if t.operation.whole_world} if self.table is not None else set()
         self.threads: ThreadPoolExecutor | None = None  # made in the worker, after the fork
-        self.worlds: dict[bytes, asyncio.Lock] = {}
+        self.worlds: dict[bytes, tuple[asyncio.Lock, int]] = {}  # (lock, operations holding or awaiting it)
         self.big_bodies: asyncio.Semaphore | None = None
 
     async def __call__(self, scope, receive, send):
@@ -107,12 +108,8 @@ class Bridge:
         connection = Connection(scope["extensions"]["sandbox.transport"])
         environ["sandbox.connection"] = connection
         if self._whole_world(scope):
-            key = _header(scope, WORKSPACE_HEADER)
-            world = self.worlds.setdefault(key, asyncio.Lock())
-            async with world:
+            async with self._turn(_header(scope, WORKSPACE_HEADER)):
                 await self._relayed(scope, send, connection, environ, unread)
-            if not world.locked() and not world._waiters:
-                self.worlds.pop(key, None)
             return
         status, headers, result = _start(self.app, environ)
         try:
@@ -122,6 +119,22 @@ class Bridge:
                 result.close()
         if await self._deliverable(scope, connection, status, headers, unread):
             await self._send(send, connection, status, headers, pieces)
+
+    @contextlib.asynccontextmanager
+    async def _turn(self, world: bytes):
+        """One whole-world operation at a time per world (by X-Sandbox-Workspace), in the order they came; a world's
+        lock lives while someone holds or waits for it, so the table is bounded by the operations under way."""
+        lock, users = self.worlds.get(world, (asyncio.Lock(), 0))
+        self.worlds[world] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self.worlds[world]
+            if users == 1:
+                del self.worlds[world]
+            else:
+                self.worlds[world] = (lock, users - 1)
 
     async def _deliverable(self, scope, connection: Connection, status: int, headers: list, unread: bool) -> bool:
         """Whether the answer is to be sent, once any hold asked for has passed."""
