@@ -172,7 +172,7 @@ def test_a_whole_world_operation_does_not_hold_up_the_other_connections_of_its_w
 def test_a_worker_that_dies_is_replaced_the_log_says_why_and_an_import_beyond_its_limit_is_a_413(tmp_path):
     """Issue 25 point 2: a worker killed outright is replaced by gunicorn's arbiter, which logs the signal, and the
     server answers on. An import beyond --max-import-bytes is refused by its size (413 in the control envelope)
-    without its body being read, and the connection is closed after the answer (the rest of the body is unread)."""
+    without its body being buffered, and the client, still sending, reads the 413 and may go on."""
     log = tmp_path / "server.log"
     with run_py(log, "--size", "5", "--workers", "1", "--max-import-bytes", "200000") as (base, port, process):
         children = lambda pid: [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
@@ -190,13 +190,16 @@ def test_a_worker_that_dies_is_replaced_the_log_says_why_and_an_import_beyond_it
                 break
             except OSError:
                 time.sleep(0.05)
-        head = (b"POST /_sandbox/state/import HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                b"Content-Length: 300000\r\n\r\n")
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-            sock.sendall(head + b"{")  # the rest is never sent: the answer does not wait for it
-            head, _, body = read_all(sock).partition(b"\r\n\r\n")
-        assert head.startswith(b"HTTP/1.1 413") and b"connection: close" in head.lower()
-        assert "200,000 bytes" in json.loads(body)["error"]["message"]
+        import http.client
+
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        connection.request("POST", "/_sandbox/state/import", body=b" " * 300_000,
+                           headers={"Content-Type": "application/json"})
+        refused = connection.getresponse()
+        assert refused.status == 413 and "200,000 bytes" in json.loads(refused.read())["error"]["message"]
+        # The unread rest was dropped as it came, not met with a reset: the connection serves the next request.
+        connection.request("GET", "/_sandbox/health")
+        assert connection.getresponse().status == 200
 
 
 def scope_of(request_line: bytes) -> dict:

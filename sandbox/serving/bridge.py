@@ -2,8 +2,9 @@
 worker would make it, while everything that *waits* is the loop's.
 
 - The body is read by uvicorn (httptools) and handed over whole, bounded by the endpoint's limit (core/limits.py):
-  a body declared larger is not read at all, one sent chunked is read to one byte past the limit, and the app
-  refuses both with a 413 in the vendor's envelope. State imports (up to 64 MiB) are read BIG_BODIES at a time per
+  a body declared larger is not buffered at all, one sent chunked is buffered to one byte past the limit, and the
+  app refuses both with a 413 in the vendor's envelope. The rest of such a body is then read and dropped by the
+  parser (within the request timeout), so the client, still sending, reads its 413 instead of a reset. State imports (up to 64 MiB) are read BIG_BODIES at a time per
   worker; the others wait, unread (uvicorn stops reading a socket at 64 KiB), so a worker holds at most BIG_BODIES
   imports at once, and a stalled one is cut by the request timeout (protocol.py) like any other.
 - An answer held on purpose (X-Sandbox-Delay, a latency rule, a publisher timeout: `Connection.hold`) waits in the
@@ -102,14 +103,13 @@ class Bridge:
         body = await _read_body(scope, receive, limit)
         if body is None:
             return  # the client left before its request was whole
-        unread = len(body) > limit or (_declared_length(scope) or 0) > limit
         environ = build_environ(scope, io.BytesIO(body))
         environ["wsgi.input_terminated"] = True  # a chunked body is read to its end (werkzeug reads none otherwise)
         connection = Connection(scope["extensions"]["sandbox.transport"])
         environ["sandbox.connection"] = connection
         if self._whole_world(scope):
             async with self._turn(_header(scope, WORKSPACE_HEADER)):
-                await self._relayed(scope, send, connection, environ, unread)
+                await self._relayed(scope, send, connection, environ)
             return
         status, headers, result = _start(self.app, environ)
         try:
@@ -117,7 +117,7 @@ class Bridge:
         finally:
             if hasattr(result, "close"):
                 result.close()
-        if await self._deliverable(scope, connection, status, headers, unread):
+        if await self._deliverable(scope, connection, status):
             await self._send(send, connection, status, headers, pieces)
 
     @contextlib.asynccontextmanager
@@ -136,7 +136,7 @@ class Bridge:
             else:
                 self.worlds[world] = (lock, users - 1)
 
-    async def _deliverable(self, scope, connection: Connection, status: int, headers: list, unread: bool) -> bool:
+    async def _deliverable(self, scope, connection: Connection, status: int) -> bool:
         """Whether the answer is to be sent, once any hold asked for has passed."""
         if connection.dropped:
             await asyncio.sleep(0)  # uvicorn learns the connection is gone, and sends nothing
@@ -148,18 +148,16 @@ class Bridge:
                         "answer (whatever the request changed is kept, as the journal shows)",
                         scope["method"], scope["path"], status)
             return False
-        if unread:  # the rest of a refused body is not read: the connection cannot carry another request
-            headers.append((b"connection", b"close"))
         return True
 
-    async def _relayed(self, scope, send, connection: Connection, environ, unread: bool) -> None:
+    async def _relayed(self, scope, send, connection: Connection, environ) -> None:
         """A whole-world operation: made in a thread, its answer relayed to the client a piece at a time as the
         thread produces it (an export streams from the store), the thread waiting while the client does not read."""
         relay = _Relay(asyncio.get_running_loop())
         made = asyncio.get_running_loop().run_in_executor(self.threads, relay.produce, self.app, environ)
         try:
             head = await relay.next()
-            if head is _FAILED or not await self._deliverable(scope, connection, *head, unread):
+            if head is _FAILED or not await self._deliverable(scope, connection, head[0]):
                 return
             await send({"type": "http.response.start", "status": head[0], "headers": head[1]})
             while (piece := await relay.next()) is not None:
