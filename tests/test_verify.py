@@ -1,12 +1,14 @@
 """POST /_sandbox/requests/verify: match by method, path, query, headers and a JSON body (equal, subset, JSON Path),
 count or at least; a failed verification shows the closest requests with a field-by-field diff; `run.py verify`
 prints it and exits non-zero."""
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import requests
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from sandbox import Settings, create_app
 from sandbox.testing import start_sandbox
@@ -292,3 +294,26 @@ def test_run_py_verify_prints_the_near_misses_and_exits_non_zero():
 def test_run_py_verify_when_nothing_answers():
     out = _run_verify(f"http://127.0.0.1:{free_port()}", "--method", "PATCH")
     assert out.returncode == 2 and "Nothing answers at" in out.stderr and out.stdout == ""
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(bodies=st.lists(st.one_of(
+    st.binary(max_size=64),
+    st.sampled_from([b'{"redemptionInstructions": "\\ud800"}', b'{"a": NaN}', b'{"a": 1e999}', b"[" * 40 + b"]" * 40,
+                     b'{"redemptionInstructions": "\\udc00\\ud800x"}', b"\xff\xfe{}"]),
+    st.text(max_size=20).map(lambda t: ('{"redemptionInstructions": %s}' % json.dumps(t)).encode())),
+    min_size=1, max_size=4))
+def test_whatever_bodies_were_journaled_every_kind_of_criterion_answers_without_a_5xx(bodies):
+    """Issue 26 point 1: a refused PATCH with "\\ud800" in its body was journaled raw, and from then on every body
+    criterion of its world answered 500. Arbitrary bytes as bodies, then each kind of criterion: no 5xx, and an
+    entry a criterion cannot read is a difference of that entry (a 409 with the near misses), never an error."""
+    client = create_app(Settings(backend="memory", size=5)).test_client()
+    for body in bodies:
+        client.patch(PATCH_URL, data=body, headers={**bearer(), "Content-Type": "application/json"})
+    for pattern in ({"body": {"redemptionInstructions": "x"}}, {"body": {"a": 1}, "bodyMatch": "subset"},
+                    {"bodyPaths": [{"path": "$.redemptionInstructions", "equals": "x"}]},
+                    {"bodyPaths": [{"path": "$..*", "matches": ".*x.*"}]},
+                    {"bodyPaths": [{"path": "$.a", "exists": False}]}, {"method": "PATCH", "count": 99}):
+        answer = client.post(VERIFY, json=pattern)
+        assert answer.status_code in (200, 409), (pattern, answer.status_code, answer.data[:300])
+        assert answer.get_json() is not None

@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, urlsplit
 import re2
 
 from sandbox.core.masking import QUERY_PARAMETERS, mask
+from sandbox.core.validation import Unreadable, parse_json
 
 from .errors import ControlError, error_for_status
 
@@ -180,9 +181,14 @@ def _parsed_body(entry):
     text = entry.get("body") or ""
     if entry.get("truncated") and len(text) >= 16_384:
         return MISSING, "the recorded body was cut to 16,384 characters: not comparable"
+    # Read as the sandbox reads request bodies (strict JSON): a body any client sent was journaled, including what
+    # no JSON value can hold (a lone surrogate, NaN, nesting past MAX_DEPTH); such a body is a difference of its
+    # entry, never a value the answer cannot encode (a "\ud800" body made every body criterion of its world a 500).
     try:
-        return json.loads(text), None
-    except RecursionError:  # Python's parser refuses nesting deeper than it can recurse; the journal kept it as text
+        return parse_json(text.encode("utf-8", "surrogatepass")), None
+    except Unreadable as unreadable:
+        return MISSING, f"not comparable: {unreadable}"
+    except RecursionError:
         return MISSING, "nested too deep to compare"
     except ValueError:
         return MISSING, "not JSON" if text else "no body"
