@@ -251,6 +251,19 @@ def test_export_change_import_restores_exactly(client):
     assert r.status_code == 409
 
 
+def test_a_redemption_with_attribute_values_as_a_list_exports_and_imports_back(client):
+    """Issue 26 point 3: fabric accepts an attribute's `values` as a list (its spec's Attribute), so the import
+    schema must too: the world round-trips, export -> import -> export identical."""
+    created = client.post("/fabric/v3/redemptions", headers=FABRIC, json={
+        "promotionId": "614b58924e92f6861ac91234", "orderId": "ROUND-TRIP-1",
+        "additionalAttributes": [{"name": "sizes", "values": ["S", "M"]}]})
+    assert created.status_code == 201
+    exported = client.get("/_sandbox/state/export").get_json()
+    r = client.post("/_sandbox/state/import", json=exported)
+    assert r.status_code == 200, r.get_json()
+    assert client.get("/_sandbox/state/export").get_json() == exported
+
+
 def test_a_large_invalid_import_is_refused_by_the_compiled_validator_naming_the_field_and_changes_nothing():
     """Issue 25 point 3: an import beyond 1 MiB (a large world) is judged by jsonschema-rs alone (core/validation.py
     LARGE_BODY), so its refusal costs what an acceptance does; the 400 names the field, and nothing is imported."""
