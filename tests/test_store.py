@@ -253,6 +253,40 @@ def test_the_streamed_dump_is_the_dump_as_json_in_any_piece_size(store, records,
     assert all(len(p) < piece + 200 for p in pieces[:-1])  # bounded pieces: never the whole world at once
 
 
+def test_a_sqlite_writer_that_must_not_wait_gives_up_on_a_lock_held_for_long_and_writes_nothing(tmp_path):
+    """store.not_waiting (the server's event loop): a write whose lock another thread holds for long raises
+    WouldWait before writing; after must_finish() (a fault rule spent) the lock is waited for."""
+    from sandbox.core.store import WouldWait, must_finish, not_waiting
+
+    path = str(tmp_path / "sandbox.db")
+    store, holder = SQLiteStore(path), SQLiteStore(path)
+    store.put("people", "a", {"n": 1})
+    held, release = threading.Event(), threading.Event()
+
+    def hold(seconds):
+        with holder.transaction():
+            held.set()
+            release.wait(seconds)
+
+    long_hold = threading.Thread(target=hold, args=(10,))
+    long_hold.start()
+    held.wait()
+    with not_waiting(), pytest.raises(WouldWait):
+        store.put("people", "a", {"n": 2})
+    release.set()
+    long_hold.join()
+    assert store.get("people", "a") == {"n": 1}  # nothing written
+    held.clear()
+    long_hold = threading.Thread(target=hold, args=(0.2,))
+    long_hold.start()
+    held.wait()
+    with not_waiting():
+        must_finish()
+        store.put("people", "a", {"n": 4})  # waits the 0.2 s out
+    long_hold.join()
+    assert store.get("people", "a") == {"n": 4}
+
+
 def _bump_in_process(path, times):
     store = SQLiteStore(path)
     for _ in range(times):

@@ -22,6 +22,8 @@ from typing import Callable
 
 from flask import Response
 
+from .store import must_finish
+
 FAULT_HEADER = "X-Sandbox-Fault"
 DELAY_HEADER = "X-Sandbox-Delay"
 
@@ -143,6 +145,7 @@ class FaultRules:
 
     def _save(self, rule: FaultRule) -> None:
         self._store.put(self.COLLECTION, str(rule.id), dataclasses.asdict(rule))
+        must_finish()
 
 
 class VendorFault:

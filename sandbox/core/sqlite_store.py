@@ -12,6 +12,7 @@ import re
 import sqlite3
 import tempfile
 import threading
+import time
 import weakref
 from contextlib import contextmanager
 from typing import Iterator
@@ -20,7 +21,7 @@ from urllib.parse import quote
 from filelock import FileLock
 
 from .codec import decode, encode
-from .store import Store, StoreUnavailable, WorldGone, internal
+from .store import Store, StoreUnavailable, WorldGone, WouldWait, internal, waiting_refused
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -110,6 +111,9 @@ except ImportError:  # Windows
 FLOCK = fcntl is not None
 
 
+PATIENCE = 0.003  # seconds a thread that must not wait polls the writers' lock before giving up (WouldWait)
+
+
 class _LockFile:
     """One thread's handle on the writers' lock file, closed when the thread's connection goes."""
 
@@ -121,10 +125,25 @@ class _LockFile:
             self.portable = FileLock(path, poll_interval=0.001, thread_local=False)
 
     def acquire(self) -> None:
-        if self.fd is not None:
-            fcntl.flock(self.fd, fcntl.LOCK_EX)
-        else:
+        if self.fd is None:
             self.portable.acquire()
+        elif waiting_refused():
+            self._acquire_or_refuse()
+        else:
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+
+    def _acquire_or_refuse(self) -> None:
+        """For a thread that must not wait (store.not_waiting): another writer's commit is let through (a few
+        hundred microseconds), a longer hold (a reset, an import) raises WouldWait."""
+        deadline = time.monotonic() + PATIENCE
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise WouldWait() from None
+                time.sleep(0.0001)
 
     def release(self) -> None:
         if self.fd is not None:

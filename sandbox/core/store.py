@@ -46,6 +46,37 @@ class WorldGone(StoreUnavailable):
                          "Sent again, the request is answered as for a workspace that does not exist.", reachable=False)
 
 
+class WouldWait(BaseException):
+    """A world's write lock is held elsewhere (another process's commit, a reset in another thread) and the calling
+    thread said it must not wait (`not_waiting`): the server's event loop, which makes the request again in a thread
+    (sandbox/serving/bridge.py). Raised before anything is written; a BaseException, so that no handler on the way
+    answers it as an error. SQLite's writers' lock raises it; memory's and Redis's locks wait as ever."""
+
+
+_WAITING = threading.local()
+
+
+@contextmanager
+def not_waiting():
+    """Within: a backend raises WouldWait where it would wait long for a write lock."""
+    _WAITING.refused = True
+    try:
+        yield
+    finally:
+        _WAITING.refused = False
+
+
+def waiting_refused() -> bool:
+    return getattr(_WAITING, "refused", False)
+
+
+def must_finish() -> None:
+    """The request has written what must not be written twice (a fault rule spent: its count and dice), so it
+    cannot be made again: from here on, its locks are waited for, even under not_waiting. (Every other write before
+    the request's own transaction, a workspace's last use, may be repeated.)"""
+    _WAITING.refused = False
+
+
 def internal(name: str) -> bool:
     """A collection or log of the sandbox's own bookkeeping, left out of collections(), dump() and load()."""
     return name.startswith("_")

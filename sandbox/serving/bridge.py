@@ -15,7 +15,9 @@ worker would make it, while everything that *waits* is the loop's.
 - An operation on a whole world (the spec's `x-sandbox-whole-world`: reset, workspace, import, export,
   verification; 100-200 ms at the default size, seconds for large ones) runs in a thread of the worker's
   WHOLE_WORLD_THREADS, one at a time per world (in the order they came) and never behind another world's, while the
-  loop goes on answering everyone else. Its answer is relayed a piece at a time as the thread makes it (an export
+  loop goes on answering everyone else. A request that finds its world's write lock held for long (by such an
+  operation, in any process: SQLite's writers' lock, store.WouldWait) is made again in one of SIDE_THREADS threads,
+  where it waits without holding up the loop. Its answer is relayed a piece at a time as the thread makes it (an export
   streams from the store), RELAY_AHEAD pieces ahead of the client at most: a client that does not read holds the
   thread until the request timeout, and a few pieces of memory.
 """
@@ -36,8 +38,10 @@ from a2wsgi.wsgi import build_environ
 from sandbox.config import Settings
 from sandbox.core.logs import log
 from sandbox.core.limits import IMPORT_PATH
+from sandbox.core.store import WouldWait, not_waiting
 
 WHOLE_WORLD_THREADS = 4  # whole-world operations of different worlds running at once in one worker
+SIDE_THREADS = 4  # threads for requests whose world's write lock is held for long (each waits for it there)
 BIG_BODIES = 2  # state imports (up to --max-import-bytes) being read or answered at once in one worker
 PIECE = 256 * 1024  # an answer is written in pieces of at most this many bytes, each waiting for the client
 RELAY_AHEAD = 4  # pieces of a whole-world answer made and not yet taken by its client
@@ -57,6 +61,9 @@ class Connection:
 
     def drop(self, reset: bool) -> bool:
         """Close at once: with a TCP reset (SO_LINGER 0, then abort), or an orderly close with no answer."""
+        if self.transport.is_closing():  # already dropped (a request made again: bridge.WouldWait)
+            self.dropped = True
+            return True
         if reset:
             sock = self.transport.get_extra_info("socket")
             if sock is not None:
@@ -81,6 +88,7 @@ class Bridge:
         self.firsts = {"/" + t.template.split("/")[1] for t in self.table.paths
                        if t.operation.whole_world} if self.table is not None else set()
         self.threads: ThreadPoolExecutor | None = None  # made in the worker, after the fork
+        self.side_threads: ThreadPoolExecutor | None = None
         self.worlds: dict[bytes, tuple[asyncio.Lock, int]] = {}  # (lock, operations holding or awaiting it)
         self.big_bodies: asyncio.Semaphore | None = None
 
@@ -91,10 +99,14 @@ class Bridge:
             self.big_bodies = asyncio.Semaphore(BIG_BODIES)
             self.threads = ThreadPoolExecutor(self.thread_count, thread_name_prefix="whole-world",
                                               initializer=_yield_to_others)
+            self.side_threads = ThreadPoolExecutor(SIDE_THREADS, thread_name_prefix="beside-whole-world")
         importing = scope["path"] == IMPORT_PATH
         limit = self.import_limit if importing else self.vendor_limit
         if importing and _declared_length(scope) != 0:
+            protocol = scope["extensions"]["sandbox.protocol"]
+            protocol.hold_deadline()  # waiting for a slot is the server's time, not the client's
             async with self.big_bodies:
+                protocol.restart_deadline()
                 await self._serve(scope, receive, send, limit)
         else:
             await self._serve(scope, receive, send, limit)
@@ -103,22 +115,31 @@ class Bridge:
         body = await _read_body(scope, receive, limit)
         if body is None:
             return  # the client left before its request was whole
+        # A body refused by its declared size is not asked for: a client that waits for "100 Continue" never sends
+        # it, so its connection is closed after the answer (any other client's rest is read and dropped).
+        closing = [(b"connection", b"close")] if (_declared_length(scope) or 0) > limit and _header(
+            scope, b"expect").lower() == b"100-continue" else []
         environ = build_environ(scope, io.BytesIO(body))
         environ["wsgi.input_terminated"] = True  # a chunked body is read to its end (werkzeug reads none otherwise)
         connection = Connection(scope["extensions"]["sandbox.transport"])
         environ["sandbox.connection"] = connection
         if self._whole_world(scope):
             async with self._turn(_header(scope, WORKSPACE_HEADER)):
-                await self._relayed(scope, send, connection, environ)
+                await self._relayed(scope, send, connection, environ, closing)
             return
-        status, headers, result = _start(self.app, environ)
         try:
-            pieces = [piece for piece in result if piece]
-        finally:
-            if hasattr(result, "close"):
-                result.close()
+            with not_waiting():
+                status, headers, pieces = _collect(self.app, environ)
+        except WouldWait:
+            # Its world's write lock is held for long (a reset, an import, in this process or another): waited for
+            # here, it would hold up everyone in the loop. Nothing was written; it is made again in a thread.
+            connection.hold_ms = 0
+            environ = build_environ(scope, io.BytesIO(body))
+            environ.update({"wsgi.input_terminated": True, "sandbox.connection": connection})
+            status, headers, pieces = await asyncio.get_running_loop().run_in_executor(
+                self.side_threads, _collect, self.app, environ)
         if await self._deliverable(scope, connection, status):
-            await self._send(send, connection, status, headers, pieces)
+            await self._send(send, connection, status, headers + closing, pieces)
 
     @contextlib.asynccontextmanager
     async def _turn(self, world: bytes):
@@ -150,7 +171,7 @@ class Bridge:
             return False
         return True
 
-    async def _relayed(self, scope, send, connection: Connection, environ) -> None:
+    async def _relayed(self, scope, send, connection: Connection, environ, closing: list) -> None:
         """A whole-world operation: made in a thread, its answer relayed to the client a piece at a time as the
         thread produces it (an export streams from the store), the thread waiting while the client does not read."""
         relay = _Relay(asyncio.get_running_loop())
@@ -159,36 +180,46 @@ class Bridge:
             head = await relay.next()
             if head is _FAILED or not await self._deliverable(scope, connection, head[0]):
                 return
-            await send({"type": "http.response.start", "status": head[0], "headers": head[1]})
-            while (piece := await relay.next()) is not None:
+            await self._within(send, connection, {"type": "http.response.start", "status": head[0],
+                                                  "headers": head[1] + closing})
+            while (piece := await relay.next()) is not None and not connection.transport.is_closing():
                 if piece is _FAILED:
                     connection.transport.abort()  # the answer cannot be finished: the client must not take it whole
                     return
-                async with asyncio.timeout(self.timeout):
-                    await send({"type": "http.response.body", "body": piece, "more_body": True})
-            await send({"type": "http.response.body", "body": b""})
-        except TimeoutError:
-            connection.transport.abort()  # a client that stopped reading: its answer is cut
+                await self._within(send, connection, {"type": "http.response.body", "body": piece, "more_body": True})
+            await self._within(send, connection, {"type": "http.response.body", "body": b""})
         finally:
             relay.stopped.set()
             await made
 
     async def _send(self, send, connection: Connection, status: int, headers: list, pieces: list[bytes]) -> None:
-        await send({"type": "http.response.start", "status": status, "headers": headers})
         size = sum(map(len, pieces))
-        if size <= PIECE:  # the usual answer: the transport takes it at once, nothing waits
-            await send({"type": "http.response.body", "body": b"".join(pieces)})
+        if size <= PIECE:  # the usual answer: one write
+            await self._within(send, connection, {"type": "http.response.start", "status": status, "headers": headers})
+            await self._within(send, connection, {"type": "http.response.body", "body": b"".join(pieces)})
+            return
+        await self._within(send, connection, {"type": "http.response.start", "status": status, "headers": headers})
+        for piece in pieces:
+            view = memoryview(piece)
+            for start in range(0, len(view), PIECE):
+                await self._within(send, connection, {"type": "http.response.body",
+                                                      "body": bytes(view[start:start + PIECE]), "more_body": True})
+        await self._within(send, connection, {"type": "http.response.body", "body": b""})
+
+    async def _within(self, send, connection: Connection, message) -> None:
+        """Send, unless the connection is gone; uvicorn waits for a full write buffer to drain first, and a client
+        that takes nothing for the request timeout is cut (its connection aborted), whatever it was sent before:
+        answers pipelined behind a client that never reads must not wait for ever (nor their world's turn)."""
+        if connection.transport.is_closing():
+            return
+        if not connection.transport.get_write_buffer_size():
+            await send(message)  # nothing queued: the write cannot wait
             return
         try:
-            for piece in pieces:
-                view = memoryview(piece)
-                for start in range(0, len(view), PIECE):
-                    async with asyncio.timeout(self.timeout):
-                        await send({"type": "http.response.body", "body": bytes(view[start:start + PIECE]),
-                                    "more_body": True})
-            await send({"type": "http.response.body", "body": b""})
+            async with asyncio.timeout(self.timeout):
+                await send(message)
         except TimeoutError:
-            connection.transport.abort()  # a client that stopped reading: its answer is cut
+            connection.transport.abort()
 
     def _whole_world(self, scope) -> bool:
         path = "/" + scope["path"].lstrip("/")  # as werkzeug reads it
@@ -197,6 +228,16 @@ class Bridge:
         method = "GET" if scope["method"] == "HEAD" else scope["method"]
         found = self.table.operation_for(method, path)
         return found is not None and found[0].operation.whole_world
+
+
+def _collect(app, environ) -> tuple[int, list, list[bytes]]:
+    """The WSGI call with its answer collected (every answer but an export's is built whole)."""
+    status, headers, result = _start(app, environ)
+    try:
+        return status, headers, [piece for piece in result if piece]
+    finally:
+        if hasattr(result, "close"):
+            result.close()
 
 
 def _start(app, environ) -> tuple[int, list, object]:

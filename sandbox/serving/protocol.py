@@ -26,6 +26,12 @@ def _refusal(status: int, reason: str, message: str) -> bytes:
 
 HEAD_LIMIT = 64 * 1024  # bytes of request line and headers; beyond, a 431 (core/limits.py answers 16 KiB in the
 # vendor's envelope: this bound only keeps what llhttp, which has none, would otherwise buffer)
+PIPELINE_LIMIT = 16  # requests waiting behind the one being answered; the next is refused (a 400), so a connection
+# holds a few dozen KB of queued requests, not one per request a single 256 KiB read can carry (about 20 MB)
+
+
+class _TooManyPipelined(Exception):
+    """Raised from the parser's callback: httptools stops there, and the protocol refuses the rest."""
 
 
 class SandboxProtocol(HttpToolsProtocol):
@@ -36,6 +42,7 @@ class SandboxProtocol(HttpToolsProtocol):
         self.refusal: bytes | None = None  # the answer to a request refused, sent once those before it are answered
         self.running = None  # the cycle whose ASGI task runs (uvicorn starts pipelined ones one at a time)
         self.client_done = False  # the client half-closed: close once every request it sent is answered
+        self.too_many = False  # the parser stopped at a request beyond PIPELINE_LIMIT
         super().connection_made(transport)
         self.deadline = self.loop.call_later(self.request_timeout, self._too_slow)
 
@@ -44,6 +51,8 @@ class SandboxProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self.refusal is not None:
+            return  # refused: nothing more is read into a request (uvicorn resumes reading after each answer)
         if self.head_bytes is not None:
             self.head_bytes += len(data)
         super().data_received(data)
@@ -57,23 +66,38 @@ class SandboxProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
     def on_message_begin(self) -> None:
+        if len(self.pipeline) >= PIPELINE_LIMIT:
+            self.too_many = True
+            raise _TooManyPipelined()
         self.head_bytes = 0
         super().on_message_begin()
-        self.scope["extensions"] = {"sandbox.transport": self.transport}
+        self.scope["extensions"] = {"sandbox.transport": self.transport, "sandbox.protocol": self}
         if self.deadline is None:
             self.deadline = self.loop.call_later(self.request_timeout, self._too_slow)
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._disarm()
+        if self.cycle.response_complete and not self.pipeline and not self.transport.is_closing():
+            # The rest of a body refused by its size has been read and dropped after its answer; the bytes cancelled
+            # uvicorn's keep-alive timer, so an idle connection is closed as after any answer.
+            self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
 
     def send_400_response(self, msg: str) -> None:
-        if self.refusal is None:  # else: more of the same bytes, already refused
-            self._refuse(400, "Bad Request",
-                         "The request is not valid HTTP/1.1 (RFC 9112): check its request line, headers and body framing")
+        if self.refusal is not None:
+            return  # more of the same bytes, already refused
+        if self.too_many:
+            self._refuse(400, "Bad Request", f"More than {PIPELINE_LIMIT} requests were sent ahead of their answers "
+                                             "on one connection: wait for answers, or open more connections")
+        else:
+            self._refuse(400, "Bad Request", "The request is not valid HTTP/1.1 (RFC 9112): check its request line, "
+                                             "headers and body framing")
 
     def _too_slow(self) -> None:
         self.deadline = None
+        if self.head_bytes is None and self.cycle.response_complete:
+            self.transport.close()  # answered already (its body refused by size): the rest never came
+            return
         if self.refusal is None and not self.transport.is_closing():
             self._refuse(408, "Request Timeout",
                          f"The request did not arrive whole within {self.request_timeout:g} s; send it at once")
@@ -120,6 +144,14 @@ class SandboxProtocol(HttpToolsProtocol):
         if not self.transport.is_closing():
             self.transport.write(self.refusal)
             self.transport.close()
+
+    def hold_deadline(self) -> None:
+        """The app is waiting before it reads the body (a state import waiting for a slot): not the client's time."""
+        self._disarm()
+
+    def restart_deadline(self) -> None:
+        if self.deadline is None and self.cycle.more_body and not self.transport.is_closing():
+            self.deadline = self.loop.call_later(self.request_timeout, self._too_slow)
 
     def _disarm(self) -> None:
         if self.deadline is not None:
