@@ -242,7 +242,8 @@ def test_a_whole_world_operation_is_known_however_its_target_is_written(tmp_path
     bridge = Bridge(create_app(Settings(backend="sqlite", db=str(tmp_path / "sandbox.db"), size=5)))
     threaded = ["POST /_sandbox/reset", "POST /%5Fsandbox/reset", "POST /%5f%73andbox/reset?x=1",
                 "POST http://127.0.0.1:8080/_sandbox/reset", "HEAD /_sandbox/state/export",
-                "GET /_sandbox/state/export", "POST //_sandbox/reset", "POST /_sandbox/scenarios/voucher-race"]
+                "GET /_sandbox/state/export", "POST //_sandbox/reset", "POST /_sandbox/scenarios/voucher-race",
+                "GET /_sandbox/requests?vendor=fabric", "GET /_sandbox/events", "GET /_sandbox/state/rai_users"]
     looped = ["GET /_sandbox/health", "HEAD /_sandbox/health", "PATCH /returning-ai/v1/purchase-histories/ORD1",
               "POST /%5Fsandbox/faults", "GET http://host/returning-ai/v1/x", "POST /returning-ai/_sandbox/reset"]
     taken = {line: bridge._whole_world(scope_of(line.encode())) for line in threaded + looped}
