@@ -241,3 +241,25 @@ def test_a_refusal_waits_for_the_answer_pipelined_before_it(server):
     assert [status for status, _ in got] == [200, 408]
     assert json.loads(got[0][1])["data"]["voucherCode"] == "FUZZ-1"
     assert "within 2 s" in json.loads(got[1][1])["error"]["message"]
+
+
+def test_a_connection_reset_comes_after_the_answers_pipelined_before_it(server):
+    """Found by review: a reset (SO_LINGER 0) discards what the connection has not sent yet, so a connection-reset
+    fault pipelined behind a large answer (the control spec, about 80 KB) to a slow reader cut that answer short. The reset now waits for the
+    earlier answers to leave: the client reads the whole first answer, then the reset."""
+    base, port, process, log, _ = server
+    sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    fault = head_lines("GET", "/fabric/v3/redemptions?size=1", list(FABRIC.items()) + [
+        ("X-Sandbox-Fault", "connection-reset")], b"\r\n")
+    sock.sendall(head_lines("GET", "/_sandbox/specs/sandbox.json", [], b"\r\n") + fault)
+    time.sleep(0.5)
+    received, reset = b"", False
+    try:
+        while chunk := sock.recv(65536):
+            received += chunk
+    except ConnectionResetError:
+        reset = True
+    sock.close()
+    [(status, body)] = answers(received, ["GET"])
+    assert status == 200 and len(body) > 50_000 and json.loads(body)["openapi"].startswith("3.1") and reset

@@ -25,12 +25,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import io
 import os
 import queue
 import socket
 import struct
+import termios
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from a2wsgi.wsgi import build_environ
@@ -55,24 +58,50 @@ class Connection:
         self.transport = transport
         self.hold_ms = 0
         self.dropped = False
+        self.reset_pending = False
 
     def hold(self, milliseconds: int) -> None:
         self.hold_ms += milliseconds
 
     def drop(self, reset: bool) -> bool:
-        """Close at once: with a TCP reset (SO_LINGER 0, then abort), or an orderly close with no answer."""
-        if self.transport.is_closing():  # already dropped (a request made again: bridge.WouldWait)
-            self.dropped = True
-            return True
-        if reset:
-            sock = self.transport.get_extra_info("socket")
-            if sock is not None:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            self.transport.abort()
-        else:
-            self.transport.close()
+        """Close: with a TCP reset (SO_LINGER 0, then abort), or an orderly close with no answer. A reset discards
+        what the connection has not yet sent, so while answers pipelined before this request are still on their way,
+        it waits for them (`reset_when_sent`, by the bridge)."""
         self.dropped = True
+        if self.transport.is_closing():  # already dropped (a request made again: bridge.WouldWait)
+            return True
+        if not reset:
+            self.transport.close()
+        elif self._unsent():
+            self.reset_pending = True
+        else:
+            self._reset()
         return True
+
+    async def reset_when_sent(self, timeout: float) -> None:
+        """The reset, once the earlier answers have left (or after `timeout`, whatever is left)."""
+        deadline = time.monotonic() + timeout
+        while self._unsent() and time.monotonic() < deadline and not self.transport.is_closing():
+            await asyncio.sleep(0.005)
+        if not self.transport.is_closing():
+            self._reset()
+
+    def _unsent(self) -> bool:
+        """Bytes still to go: in the transport's buffer, or in the kernel's send queue (Linux's SIOCOUTQ)."""
+        if self.transport.get_write_buffer_size():
+            return True
+        sock = self.transport.get_extra_info("socket")
+        try:
+            return sock is not None and struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ,
+                                                                          b"\0" * 4))[0] > 0
+        except (OSError, AttributeError):
+            return False
+
+    def _reset(self) -> None:
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.transport.abort()
 
 
 class Bridge:
@@ -160,6 +189,8 @@ class Bridge:
     async def _deliverable(self, scope, connection: Connection, status: int) -> bool:
         """Whether the answer is to be sent, once any hold asked for has passed."""
         if connection.dropped:
+            if connection.reset_pending:
+                await connection.reset_when_sent(self.timeout)
             await asyncio.sleep(0)  # uvicorn learns the connection is gone, and sends nothing
             return False
         if connection.hold_ms:
