@@ -351,3 +351,30 @@ def test_a_request_waiting_for_its_worlds_lock_does_not_hold_up_the_loop(tmp_pat
         assert done["patch"][2]["data"]["voucherCode"] == "WAITED-1"
         entries = json.loads(get(base + "/_sandbox/requests?operation=updatePurchaseHistory")[1])["requests"]
         assert [e["status"] for e in entries if "WAITED-1" in e["body"]] == [200]
+
+
+def test_bodies_read_at_once_are_bounded_by_bytes_and_the_one_past_the_bound_is_a_503(tmp_path):
+    """Found by review of the new server: a slow client per connection, each sending most of a vendor body, grew a
+    worker by a body per connection. The bodies being read at once in a worker are bounded (bridge.BODY_BUDGET: two
+    imports and 32 vendor bodies, here 2 x 10,000 + 32 x 10,000 bytes); the request past the bound gets a 503 in
+    JSON with Retry-After, and the server answers others meanwhile."""
+    with run_py(tmp_path / "server.log", "--size", "5", "--workers", "1", "--max-body-bytes", "10000",
+                "--max-import-bytes", "10000") as (base, port, _):
+        senders, answers = [], []
+        for _ in range(40):  # 40 x 9,500 bytes: past 340,000
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            sock.sendall(b"PATCH " + PATCH_URL.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
+                         b"XXXXXX\r\nContent-Type: application/json\r\nContent-Length: 10000\r\n\r\n" + b" " * 9500)
+            senders.append(sock)
+        time.sleep(0.5)
+        assert get(base + "/_sandbox/health")[0] == 200
+        for sock in senders:
+            sock.settimeout(0.5)
+            try:
+                answers.append(sock.recv(4096))
+            except TimeoutError:
+                answers.append(b"")
+            sock.close()
+        busy = [a for a in answers if a.startswith(b"HTTP/1.1 503")]
+        assert 1 <= len(busy) <= 10 and all(b"retry-after: 1" in a.lower() for a in busy)
+        assert json.loads(busy[0].partition(b"\r\n\r\n")[2])["error"]["code"] == 503

@@ -49,6 +49,15 @@ BIG_BODIES = 2  # state imports (up to --max-import-bytes) being read or answere
 PIECE = 256 * 1024  # an answer is written in pieces of at most this many bytes, each waiting for the client
 RELAY_AHEAD = 4  # pieces of a whole-world answer made and not yet taken by its client
 WORKSPACE_HEADER = b"x-sandbox-workspace"
+# Bytes of request bodies being read at once in one worker, as many of the largest bodies: BIG_BODIES imports and
+# BODY_BUDGET vendor bodies (160 MiB by default). A client sending 1 MiB slowly on each of many connections makes the
+# request that would pass it a 503 to retry.
+BODY_BUDGET = 32
+_BUSY = object()
+_BUSY_BODY = (b'{"error": {"code": 503, "message": "The server is reading too many large request bodies at once; '
+              b'retry after a second"}}')
+_BUSY_HEADERS = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(_BUSY_BODY)),
+                 (b"retry-after", b"1")]
 
 
 class Connection:
@@ -112,6 +121,7 @@ class Bridge:
         settings = sandbox.settings if sandbox is not None else Settings()
         self.vendor_limit, self.import_limit = settings.max_body_bytes, settings.max_import_bytes
         self.timeout = settings.request_timeout
+        self.body_budget = BIG_BODIES * self.import_limit + BODY_BUDGET * self.vendor_limit
         self.table = app.extensions.get("sandbox_routes")
         # most requests are told apart by the first segment of their path alone
         self.firsts = {"/" + t.template.split("/")[1] for t in self.table.paths
@@ -120,6 +130,7 @@ class Bridge:
         self.side_threads: ThreadPoolExecutor | None = None
         self.worlds: dict[bytes, tuple[asyncio.Lock, int]] = {}  # (lock, operations holding or awaiting it)
         self.big_bodies: asyncio.Semaphore | None = None
+        self.reading = 0  # bytes of the bodies being read in this worker, not yet handed to the app
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -141,17 +152,19 @@ class Bridge:
             await self._serve(scope, receive, send, limit)
 
     async def _serve(self, scope, receive, send, limit: int) -> None:
-        body = await _read_body(scope, receive, limit)
+        body = await self._read_body(scope, receive, limit)
         if body is None:
             return  # the client left before its request was whole
+        if body is _BUSY:
+            await send({"type": "http.response.start", "status": 503, "headers": _BUSY_HEADERS})
+            await send({"type": "http.response.body", "body": _BUSY_BODY})
+            return
         # A body refused by its declared size is not asked for: a client that waits for "100 Continue" never sends
         # it, so its connection is closed after the answer (any other client's rest is read and dropped).
         closing = [(b"connection", b"close")] if (_declared_length(scope) or 0) > limit and _header(
             scope, b"expect").lower() == b"100-continue" else []
-        environ = build_environ(scope, io.BytesIO(body))
-        environ["wsgi.input_terminated"] = True  # a chunked body is read to its end (werkzeug reads none otherwise)
         connection = Connection(scope["extensions"]["sandbox.transport"])
-        environ["sandbox.connection"] = connection
+        environ = _environ(scope, body, connection)
         if self._whole_world(scope):
             async with self._turn(_header(scope, WORKSPACE_HEADER)):
                 await self._relayed(scope, send, connection, environ, closing)
@@ -163,10 +176,8 @@ class Bridge:
             # Its world's write lock is held for long (a reset, an import, in this process or another): waited for
             # here, it would hold up everyone in the loop. Nothing was written; it is made again in a thread.
             connection.hold_ms = 0
-            environ = build_environ(scope, io.BytesIO(body))
-            environ.update({"wsgi.input_terminated": True, "sandbox.connection": connection})
             status, headers, pieces = await asyncio.get_running_loop().run_in_executor(
-                self.side_threads, _collect, self.app, environ)
+                self.side_threads, _collect, self.app, _environ(scope, body, connection))
         if await self._deliverable(scope, connection, status):
             await self._send(send, connection, status, headers + closing, pieces)
 
@@ -224,12 +235,10 @@ class Bridge:
             await made
 
     async def _send(self, send, connection: Connection, status: int, headers: list, pieces: list[bytes]) -> None:
-        size = sum(map(len, pieces))
-        if size <= PIECE:  # the usual answer: one write
-            await self._within(send, connection, {"type": "http.response.start", "status": status, "headers": headers})
+        await self._within(send, connection, {"type": "http.response.start", "status": status, "headers": headers})
+        if sum(map(len, pieces)) <= PIECE:  # the usual answer: one write
             await self._within(send, connection, {"type": "http.response.body", "body": b"".join(pieces)})
             return
-        await self._within(send, connection, {"type": "http.response.start", "status": status, "headers": headers})
         for piece in pieces:
             view = memoryview(piece)
             for start in range(0, len(view), PIECE):
@@ -252,6 +261,28 @@ class Bridge:
         except TimeoutError:
             connection.transport.abort()
 
+    async def _read_body(self, scope, receive, limit: int):
+        """The whole body, or limit + 1 bytes of it (the app refuses it), or nothing when it is declared larger; None
+        when the client has gone; _BUSY when the bodies being read in this worker would pass their budget."""
+        declared = _declared_length(scope)
+        if declared is not None and declared > limit:
+            return b""
+        body = bytearray()
+        try:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return None
+                piece = message.get("body", b"")
+                if self.reading + len(piece) > self.body_budget:
+                    return _BUSY
+                body += piece
+                self.reading += len(piece)
+                if not message.get("more_body") or len(body) > limit:
+                    return bytes(body[:limit + 1])
+        finally:
+            self.reading -= len(body)
+
     def _whole_world(self, scope) -> bool:
         path = "/" + scope["path"].lstrip("/")  # as werkzeug reads it
         if path[:path.find("/", 1)] not in self.firsts:
@@ -259,6 +290,13 @@ class Bridge:
         method = "GET" if scope["method"] == "HEAD" else scope["method"]
         found = self.table.operation_for(method, path)
         return found is not None and found[0].operation.whole_world
+
+
+def _environ(scope, body: bytes, connection: Connection) -> dict:
+    environ = build_environ(scope, io.BytesIO(body))
+    environ["wsgi.input_terminated"] = True  # a chunked body is read to its end (werkzeug reads none otherwise)
+    environ["sandbox.connection"] = connection
+    return environ
 
 
 def _collect(app, environ) -> tuple[int, list, list[bytes]]:
@@ -348,17 +386,4 @@ def _declared_length(scope) -> int | None:
     return int(value) if value.isdigit() else None
 
 
-async def _read_body(scope, receive, limit: int) -> bytes | None:
-    """The whole body, or limit + 1 bytes of it (the app refuses it), or nothing when it is declared larger; None
-    when the client has gone."""
-    declared = _declared_length(scope)
-    if declared is not None and declared > limit:
-        return b""
-    body = bytearray()
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        body += message.get("body", b"")
-        if not message.get("more_body") or len(body) > limit:
-            return bytes(body[:limit + 1])
+

@@ -26,6 +26,8 @@ def _refusal(status: int, reason: str, message: str) -> bytes:
 
 HEAD_LIMIT = 64 * 1024  # bytes of request line and headers; beyond, a 431 (core/limits.py answers 16 KiB in the
 # vendor's envelope: this bound only keeps what llhttp, which has none, would otherwise buffer)
+MAX_CONNECTIONS = 1000  # open connections per worker process; each costs at most HEAD_LIMIT and one body being
+# read (bridge.BODY_BUDGET bounds those together)
 PIPELINE_LIMIT = 16  # requests waiting behind the one being answered; the next is refused (a 400), so a connection
 # holds a few dozen KB of queued requests, not one per request a single 256 KiB read can carry (about 20 MB)
 
@@ -45,6 +47,10 @@ class SandboxProtocol(HttpToolsProtocol):
         self.too_many = False  # the parser stopped at a request beyond PIPELINE_LIMIT
         super().connection_made(transport)
         self.deadline = self.loop.call_later(self.request_timeout, self._too_slow)
+        if len(self.connections) > MAX_CONNECTIONS:  # the next ones wait in the listen backlog
+            self.refusal = _refusal(503, "Service Unavailable", f"This worker holds {MAX_CONNECTIONS} connections "
+                                    "already; retry after a second, or reuse a connection")
+            self._send_refusal()
 
     def connection_lost(self, exc) -> None:
         self._disarm()
