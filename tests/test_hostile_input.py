@@ -295,3 +295,18 @@ def test_rule_secrets_hidden_behind_escapes_or_encodings_are_masked_too(client):
                 headers={"Content-Type": "application/json"})
     journal = json.dumps(client.get("/_sandbox/requests").get_json(), ensure_ascii=False)
     assert "query-secret-2" not in journal and "escaped-secret-3" not in journal
+
+
+def test_rule_credential_like_query_parameters_are_masked_in_journal_and_log(client, caplog):
+    """Issue 26: `admin_token` and `X-Sandbox-Admin-Token` in a query were journaled and logged in clear. Any
+    parameter whose name holds token, secret, key, password, ... is a credential (core/masking.py)."""
+    names = ["admin_token", "X-Sandbox-Admin-Token", "refreshToken", "client-secret", "myApiKey", "PASSWORD"]
+    query = "&".join(f"{name}=hidden-{number}" for number, name in enumerate(names))
+    with caplog.at_level("INFO", logger="sandbox.requests"):
+        client.patch(f"{PATCH_URL}?{query}&size=kept-in-clear", json={"redemptionInstructions": "A"},
+                     headers=bearer())
+    entry = client.get("/_sandbox/requests").get_json()["requests"][-1]
+    logged = " ".join(str(record.request) for record in caplog.records if hasattr(record, "request"))
+    for shown in (entry["path"], logged):
+        assert "hidden-" not in shown, shown
+        assert shown.count("‹secret ") == len(names) and "size=kept-in-clear" in shown

@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import re2
 
-from sandbox.core.masking import QUERY_PARAMETERS, mask
+from sandbox.core.masking import mask, secret_query_parameter
 from sandbox.core.validation import Unreadable, parse_json
 
 from .errors import ControlError, error_for_status
@@ -71,7 +71,7 @@ class Pattern:
         if body.get("pathMatches") is not None:
             self.checks.append(("pathMatches", _path_matches(_regex(body["pathMatches"], "pathMatches"))))
         for name, value in (body.get("query") or {}).items():
-            expected = mask(value) if name.lower() in QUERY_PARAMETERS else value
+            expected = mask(value) if secret_query_parameter(name) else value
             self.checks.append((f"query.{name}", _query(name, expected)))
         for name, value in (body.get("headers") or {}).items():
             expected = mask(value) if name.lower() in secret_headers else value

@@ -16,8 +16,10 @@ import orjson
 
 HEADERS = {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "x-auth-token",
            "x-sandbox-admin-token"}
-QUERY_PARAMETERS = {"access_token", "token", "api_key", "apikey", "key", "secret", "client_secret", "password",
-                    "signature", "sig", "auth"}
+QUERY_PARAMETERS = {"sig", "auth", "authorization"}
+# A query parameter whose name (any case, `-` or `_`) holds one of these is a credential too: `access_token`,
+# `admin_token`, `X-Sandbox-Admin-Token`, `api_key`, `client_secret`. No parameter of the vendors' specs matches.
+CREDENTIAL_WORDS = ("token", "secret", "key", "password", "passwd", "signature", "credential", "session")
 _SCHEMES = {"basic", "bearer", "digest", "token"}
 
 
@@ -59,7 +61,7 @@ class Secrets:
         parts = []
         for pair in query.split("&"):
             name, eq, value = pair.partition("=")
-            secret = eq and unquote_plus(name).lower() in QUERY_PARAMETERS  # access%5Ftoken is access_token
+            secret = eq and secret_query_parameter(unquote_plus(name))  # access%5Ftoken is access_token
             parts.append(f"{name}={mask(value)}" if secret else pair)
         return path + sep + "&".join(parts)
 
@@ -85,6 +87,11 @@ class Secrets:
         if isinstance(value, list):
             return [self._masked(v) for v in value]
         return value
+
+
+def secret_query_parameter(name: str) -> bool:
+    name = name.lower()
+    return name in QUERY_PARAMETERS or any(word in name for word in CREDENTIAL_WORDS)
 
 
 def _password_fields(node) -> set[str]:
