@@ -6,6 +6,7 @@ import threading
 import time
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .config import Settings
 from .control import control
@@ -211,6 +212,9 @@ class Sandbox:
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings()
     app = Flask("sandbox")
+    # A path is served as written: werkzeug would answer `//_sandbox//reset` or `/docs` (for `/docs/`) with a 308
+    # and an HTML body, where every answer of the sandbox is JSON; unmatched, it is the JSON 404.
+    app.url_map.merge_slashes = app.url_map.strict_slashes = False
     sandbox = Sandbox(settings)
     app.extensions["sandbox"] = sandbox
     for m in [*sandbox.vendors, control]:
@@ -222,6 +226,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     # them, the log line of a request the pipeline does not log (pages, the proxy, refusals). Then a documented
     # operation goes straight to the pipeline, anything else to Flask (core/routing.py).
     app.wsgi_app = RequestLog(Guard(Dispatch(app), settings, control_prefix="/" + control.name), sandbox.secrets)
+    if settings.trust_proxy:  # the one place forwarded headers are read (the servers' own readers are off)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1)
     return app
 
 

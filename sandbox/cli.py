@@ -128,6 +128,9 @@ def parse_args(argv=None, proxy: bool = False) -> argparse.Namespace:
                         help="an origin (scheme://host[:port]) whose web pages may call the control API (CORS); repeat "
                              "for more (env SANDBOX_CORS_ORIGINS, comma-separated). Default: none, only the sandbox's "
                              "own pages")
+    parser.add_argument("--trust-proxy", action="store_true",
+                        help="believe X-Forwarded-For, -Proto, -Host and -Port (one reverse proxy in front, e.g. one "
+                             "that terminates HTTPS); without it they are ignored, as any client could send them")
     parser.add_argument("--faults", type=Path, metavar="FILE",
                         help="YAML list of fault rules to set at start-up, as POST /_sandbox/faults takes them")
     parser.add_argument("--scenario", metavar="NAME",
@@ -252,7 +255,8 @@ def main(argv=None) -> int | None:
                         max_body_bytes=args.max_body_bytes, max_import_bytes=args.max_import_bytes,
                         max_url_bytes=args.max_url_bytes, max_header_bytes=args.max_header_bytes,
                         request_timeout=args.request_timeout,
-                        host=args.host, allowed_hosts=args.allowed_hosts, cors_origins=args.cors_origins)
+                        host=args.host, allowed_hosts=args.allowed_hosts, cors_origins=args.cors_origins,
+                        trust_proxy=args.trust_proxy)
     try:
         app = create_app(settings)
     except BackendUnavailable as exc:

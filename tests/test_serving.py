@@ -378,3 +378,31 @@ def test_bodies_read_at_once_are_bounded_by_bytes_and_the_one_past_the_bound_is_
         busy = [a for a in answers if a.startswith(b"HTTP/1.1 503")]
         assert 1 <= len(busy) <= 10 and all(b"retry-after: 1" in a.lower() for a in busy)
         assert json.loads(busy[0].partition(b"\r\n\r\n")[2])["error"]["code"] == 503
+
+
+def test_forwarded_headers_are_ignored_and_every_path_is_answered_as_written_in_json(server):
+    """Issue 26: uvicorn believed X-Forwarded-Proto from any loopback client (the served spec's `servers` said
+    https); `POST ///_sandbox//reset` was werkzeug's 308 with an HTML body."""
+    base, port, _ = server
+    status, body = get(base + "/_sandbox/specs/fabric.json", {"X-Forwarded-Proto": "https",
+                                                              "X-Forwarded-Host": "evil.example"})
+    servers = [s["url"] for s in json.loads(body)["servers"]]
+    assert status == 200 and all(url.startswith(f"http://127.0.0.1:{port}") for url in servers), servers
+    for method, path in (("POST", "///_sandbox//reset"), ("GET", "/_sandbox//health"), ("GET", "/docs/assets")):
+        answer = raw(port, f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n"
+                           "Connection: close\r\n\r\n".encode())
+        head, _, payload = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 404 ") and b"content-type: application/json" in head.lower(), answer
+        assert "No route" in json.loads(payload)["error"]["message"]
+    assert get(base + "/_sandbox/health")[0] == 200  # the reset above never ran: the world is as it was
+
+
+def test_trust_proxy_believes_one_proxys_forwarded_headers(tmp_path):
+    with run_py(tmp_path / "server.log", "--size", "5", "--trust-proxy", "--allowed-host", "sandbox.example") as (
+            base, _, _):
+        _, body = get(base + "/_sandbox/specs/fabric.json", {"X-Forwarded-Proto": "https",
+                                                             "X-Forwarded-Host": "sandbox.example"})
+        assert all(s["url"].startswith("https://sandbox.example/") for s in json.loads(body)["servers"])
+        with pytest.raises(urllib.error.HTTPError) as refused:  # a forwarded Host is checked like any Host
+            get(base + "/_sandbox/health", {"X-Forwarded-Host": "evil.example"})
+        assert refused.value.code == 403

@@ -178,11 +178,13 @@ def _unrouted(exc: HTTPException):
     req = request._get_current_object()
     table = routes(current_app)
     mount_ = table.mount_for_path(req.path)
+    not_found = f"No route {req.path}: check the base URL and the path against the spec (paths match as written)"
     if mount_ is None:
-        return rendering.json_response({"error": {"code": exc.code, "message": exc.description}}, exc.code)
+        message = not_found if exc.code == 404 else exc.description
+        return rendering.json_response({"error": {"code": exc.code, "message": message}}, exc.code)
     headers = {}
     if exc.code == 404:
-        message = f"No route {req.path}: check the base URL and the path against the spec"
+        message = not_found
     elif isinstance(exc, MethodNotAllowed):
         # The spec's methods for this path, not werkzeug's union over every rule the path matches.
         allowed = table.documented_methods(req.path)

@@ -16,8 +16,10 @@ GRACE = 5  # seconds a stopping worker gives the answers under way (a held one m
 
 
 class SandboxWorker(UvicornWorker):
+    # proxy_headers off: uvicorn would believe X-Forwarded-* from any loopback client (a served spec's `servers`
+    # said https for anyone who asked); run.py --trust-proxy reads them in the app (werkzeug's ProxyFix).
     CONFIG_KWARGS = {"loop": "auto", "http": SandboxProtocol, "lifespan": "off", "access_log": False,
-                     "server_header": False, "timeout_graceful_shutdown": GRACE}
+                     "server_header": False, "timeout_graceful_shutdown": GRACE, "proxy_headers": False}
 
     async def _serve(self) -> None:
         SandboxProtocol.request_timeout = self.wsgi.timeout  # the bridge's, from the app's settings
