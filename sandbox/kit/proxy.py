@@ -13,6 +13,7 @@ import urllib.request
 from flask import Blueprint, Response, current_app, request
 
 from ..core.clock import now_iso
+from ..core.rendering import json_response
 from ..core.journal import journal_entry, sent_part
 from ..core.spec import template_regex
 from ..core.validation import validate_request
@@ -28,8 +29,7 @@ def forward(spec_name: str, rest: str):
     sandbox = current_app.extensions["sandbox"]
     upstream = sandbox.settings.proxies.get(spec_name)
     if upstream is None:
-        return Response(f"No proxy for {spec_name}; start with run.py proxy --spec {spec_name} --upstream <url>\n",
-                        status=404, mimetype="text/plain")
+        return _own_error(404, f"No proxy for {spec_name}; start with run.py proxy --spec {spec_name} --upstream <url>")
     started = time.perf_counter()
     spec = sandbox.specs[spec_name]
     path = "/" + rest
@@ -79,7 +79,13 @@ def _send(url: str, query: str) -> Response:
     except urllib.error.HTTPError as failed:
         return _relay(failed.code, failed.headers, failed.read())
     except (urllib.error.URLError, OSError) as unreachable:
-        return Response(f"Upstream unreachable: {unreachable}\n", status=502, mimetype="text/plain")
+        return _own_error(502, f"Upstream unreachable: {unreachable}")
+
+
+def _own_error(status: int, message: str) -> Response:
+    """The proxy's own refusal (the upstream never answered), in the control API's envelope like every answer of
+    the sandbox's own."""
+    return json_response({"error": {"code": status, "message": message}}, status)
 
 
 def _relay(status: int, headers, body: bytes) -> Response:
