@@ -132,6 +132,14 @@ class Sandbox:
         self.backend.drop(workspace_id)
         return True
 
+    def check_not_deleted(self, world: World) -> None:
+        """A workspace deleted (by any worker) while a whole-world write on it ran, after the write had opened its
+        store: the write went to a file already unlinked, or made anew the Redis keys the deletion had dropped. It
+        answers as any request on a deleted workspace (store.WorldGone, a 503), and what it wrote goes too."""
+        if world.id != DEFAULT and self.registry.get(self.REGISTRY, world.id) is None:
+            self.backend.drop(world.id)
+            raise WorldGone(world.id)
+
     def workspaces(self) -> list[World]:
         registered = {r["id"]: r for r in self.registry.all(self.REGISTRY)}
         with self._lock:

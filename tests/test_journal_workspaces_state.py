@@ -3,11 +3,16 @@ import json
 import re
 import concurrent.futures
 import copy
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from conftest import FABRIC, PATCH_URL, bearer
 from sandbox import Settings, create_app
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # -- journal ---------------------------------------------------------------------------------------------------
 def test_journal_records_vendor_requests_with_secrets_masked(client):
@@ -333,3 +338,36 @@ def test_scenarios_listed_and_loaded(client, sandbox):
 def test_each_scenario_sets_up_its_story(client, sandbox, name, check):
     assert client.post(f"/_sandbox/scenarios/{name}").status_code == 200
     assert check(sandbox.store)
+
+
+@pytest.mark.parametrize("operation", ["reset", "import", "scenario"])
+def test_a_whole_world_write_on_a_workspace_deleted_under_it_is_a_503_and_leaves_nothing(tmp_path, monkeypatch,
+                                                                                          operation):
+    """Issue 26: a reset or an import under way when another worker deleted its workspace answered 200 (it wrote
+    to the unlinked file, or made the dropped Redis keys anew). The deletion lands after the write has opened the
+    workspace's store (here: at the end of the write), and the answer is the README's 503."""
+    db = tmp_path / "sandbox.db"
+    app = create_app(Settings(backend="sqlite", db=str(db), size=5))
+    client = app.test_client()
+    ws = _workspace(client, size=5)
+    exported = client.get("/_sandbox/state/export", headers={"X-Sandbox-Workspace": ws["id"]}).get_json()
+    world = app.extensions["sandbox"].workspaces()[0]
+    written = {"reset": "reset", "import": "adopt", "scenario": "reset"}[operation]
+    write = getattr(type(world), written)
+
+    def written_then_deleted(self, *args, **kwargs):
+        result = write(self, *args, **kwargs)
+        subprocess.run([sys.executable, "-c", "from sandbox.app import create_app; from sandbox.config import Settings; "
+                        f"assert create_app(Settings(backend='sqlite', db={str(db)!r})).extensions['sandbox']"
+                        f".drop_workspace({ws['id']!r})"], check=True, cwd=ROOT)  # another worker process
+        return result
+
+    monkeypatch.setattr(type(world), written, written_then_deleted)
+    headers = {"X-Sandbox-Workspace": ws["id"]}
+    answer = {"reset": lambda: client.post("/_sandbox/reset", json={"size": 5}, headers=headers),
+              "import": lambda: client.post("/_sandbox/state/import", json=exported, headers=headers),
+              "scenario": lambda: client.post("/_sandbox/scenarios/store-outage", headers=headers)}[operation]()
+    assert answer.status_code == 503, answer.get_json()
+    assert f"Workspace {ws['id']} was deleted while this request was under way" in answer.get_json()["error"]["message"]
+    assert sorted(p.name for p in tmp_path.iterdir() if ws["id"] in p.name) == []
+    assert client.get("/_sandbox/health", headers=headers).status_code == 404

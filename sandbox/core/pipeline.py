@@ -257,6 +257,8 @@ def run(x: Exchange) -> None:
         note_writer(x)
     else:
         answer(x)
+    if x.operation.writes and x.operation.whole_world:  # long enough for a deletion to land under it
+        x.sandbox.check_not_deleted(x.world)
 
 
 def note_writer(x: Exchange) -> None:
