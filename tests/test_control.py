@@ -1,7 +1,9 @@
 """The control API under /_sandbox (specs/sandbox.yaml)."""
+import json
+
 import yaml
 
-from conftest import DOC_COMMUNITY, PATCH_URL, bearer
+from conftest import DOC_COMMUNITY, FABRIC, PATCH_URL, bearer
 
 
 def test_health_reports_seed_size_vendors_and_backend(client, sandbox):
@@ -16,7 +18,12 @@ def test_health_is_503_saying_to_reset_when_the_worlds_data_vanished(client, san
     assert response.status_code == 503
     message = response.get_json()["error"]["message"]
     assert "gone from the" in message and "POST /_sandbox/reset" in message
-    assert client.patch(PATCH_URL, json={"redemptionInstructions": "x"}, headers=bearer()).status_code == 401
+    # Issue 26: a vendor call says the same, in the vendor's envelope, not "Invalid API key" (a 401).
+    vendor = client.patch(PATCH_URL, json={"redemptionInstructions": "x"}, headers=bearer())
+    assert vendor.status_code == 503 and vendor.get_json()["message"] == message
+    assert vendor.get_json()["meta"] == {"status": "error", "statusCode": 503}
+    fabric = client.get("/fabric/v3/redemptions", headers=FABRIC)
+    assert fabric.status_code == 503 and message in json.dumps(fabric.get_json())
     assert client.post("/_sandbox/reset", json={}).status_code == 200
     assert client.get("/_sandbox/health").status_code == 200
 

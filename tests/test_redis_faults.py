@@ -354,6 +354,10 @@ def test_health_says_the_backend_is_down_and_then_that_the_data_vanished(world):
     server.client.flushall()  # what a restart without persistence leaves
     answer = requests.get(other.base + "/_sandbox/health", timeout=TIMEOUT)
     assert answer.status_code == 503 and "POST /_sandbox/reset" in answer.json()["error"]["message"]
+    # Issue 26: a vendor call says the same (it was a 401 "Invalid API key": the credentials went too).
+    vendor = requests.patch(paused.base + "/returning-ai/v1/purchase-histories/" + ORDER_A,
+                            json={"redemptionInstructions": "x"}, headers=RAI, timeout=TIMEOUT)
+    assert vendor.status_code == 503 and vendor.json()["message"] == answer.json()["error"]["message"]
     assert requests.post(other.base + "/_sandbox/reset", json={}, timeout=TIMEOUT).status_code == 200
     assert requests.get(paused.base + "/_sandbox/health", timeout=TIMEOUT).json()["backend"] == {
         "kind": "redis", "state": "up"}

@@ -4,7 +4,7 @@ from flask import Response
 
 from sandbox.core.events import read_events
 from sandbox.core.faults import GENERIC_FAULTS, TooManyRules, accepted_faults
-from sandbox.core.world import DEFAULT
+from sandbox.core.world import DataGone
 from sandbox.kit import postman
 
 from .errors import Conflict, NotFound
@@ -16,12 +16,8 @@ from .verification import verify
 
 def get_health(call):
     world, backend = call.world, call.settings.backend
-    if world.vanished():  # vendor calls would meet 401s: the credentials went with the rest
-        which, remedy = (("the default world", "POST /_sandbox/reset to seed it again") if world.id == DEFAULT else
-                         (f"workspace {world.id}", "Delete this workspace and create a new one"))
-        raise error_for_status(503, f"The data of {which} is gone from the {backend} backend (restarted without "
-                                    f"persistence, flushed, or keys evicted): vendor calls fail until it is seeded "
-                                    f"again. {remedy}.", [])
+    if world.vanished():
+        raise error_for_status(503, str(DataGone(world.id, backend)), [])
     return {"status": "ok", "seed": world.seed, "size": world.size, "vendors": [v.name for v in call.sandbox.vendors],
             "backend": {"kind": backend, "state": "up"}}  # a backend that did not answer made this a 503
 

@@ -31,7 +31,7 @@ from .journal import journal_entry, sent_part
 from .mount import Mount
 from .spec import Operation
 from .store import StoreUnavailable
-from .world import suffix_of
+from .world import DataGone, suffix_of
 from .validation import validate_request
 
 log = logging.getLogger("sandbox")
@@ -191,7 +191,12 @@ def resolve_world(x: Exchange) -> None:
 
 def authenticate(x: Exchange) -> None:
     if x.operation.secured and x.mount.authenticate is not None:
-        x.principal = x.mount.authenticate(x.world, x.request, x.operation)
+        try:
+            x.principal = x.mount.authenticate(x.world, x.request, x.operation)
+        except SandboxError as refused:  # no credential known: the world's data itself may be gone (as health says)
+            if refused.status == 401 and x.world.vanished():
+                raise DataGone(x.world.id, x.settings.backend) from None
+            raise
 
 
 def read_fault_rules(x: Exchange) -> None:

@@ -24,8 +24,21 @@ from faker import Faker
 from .faults import FaultRules
 from .ids import IdGenerator
 from .journal import Journal
+from .store import StoreUnavailable
 
 DEFAULT = "default"
+
+
+class DataGone(StoreUnavailable):
+    """A world whose data left the backend (World.vanished): health and every vendor call say so, alike; a vendor
+    call would otherwise meet a 401, its credential gone with the rest."""
+
+    def __init__(self, world_id: str, backend: str):
+        which, remedy = (("the default world", "POST /_sandbox/reset to seed it again") if world_id == DEFAULT else
+                         (f"workspace {world_id}", "Delete this workspace and create a new one"))
+        super().__init__(f"The data of {which} is gone from the {backend} backend (restarted without persistence, "
+                         f"flushed, or keys evicted): vendor calls fail until it is seeded again. {remedy}.",
+                         reachable=True)
 log = logging.getLogger("sandbox")
 _SETTINGS = ("_world", "settings")  # collection and key of the world's seed, size and credential suffix
 _WORKSPACE_SUFFIX = re.compile(r"\.[0-9a-f]{32}\Z")
