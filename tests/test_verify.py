@@ -207,6 +207,22 @@ def test_a_verification_stops_at_its_work_budget_with_a_400_saying_what_to_narro
     assert cheap.status_code == 200 and cheap.get_json()["count"] == 40
 
 
+def test_the_work_budget_stops_a_verification_inside_a_recorded_request_not_after_it(monkeypatch):
+    """Issue 26: the budget was read only between recorded requests, so one costly request ran to its end (4.1 s
+    against 2 s in the adversarial pass). It is read between criteria and while a JSON Path's values are matched:
+    a single request whose sixteen criteria take far longer than the budget is stopped part-way."""
+    from sandbox.control import verification
+
+    client = create_app(Settings(size=5)).test_client()
+    body = {"items": [{"c": "xyz", "n": [[["y"]]]} for n in range(520)]}  # 15.6 KB: kept whole
+    assert client.patch(PATCH_URL, json=body, headers=bearer()).status_code == 400
+    costly = {"bodyPaths": [{"path": "$..*", "matches": ".{0,190}Z"}] * 16}
+    monkeypatch.setattr(verification, "WORK_SECONDS", 0.005)  # a small part of what this one request costs
+    answer = verify(client, costly)
+    assert answer.status_code == 400, answer.get_json()
+    assert "0 of the 1 recorded requests done" in answer.get_json()["error"]["message"]
+
+
 def test_a_near_miss_shows_a_few_values_cut_short_and_a_body_too_deep_to_parse_is_a_difference(client):
     """$..* finds every value of a body, each again inside its parents: a near miss shows VALUES_SHOWN of them, each
     at most SHOWN_CHARACTERS (whole, they made an answer of hundreds of MB). A recorded body nested deeper than

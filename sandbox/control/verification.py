@@ -42,9 +42,12 @@ PROGRAM_SIZE = 2000
 # nested in another multiplies the walk by the body's depth ($..*..* took jsonpath-ng 300 ms over a body of 2 KB
 # nested 300 deep, and a third descent would take minutes, per recorded request; $..* takes 2 ms). And a
 # verification stops after WORK_SECONDS of checking: sixteen $..* each matching an expression, over bodies of 14 KB,
-# cost 50 ms a recorded request, 50 s over a full journal; no pattern may hold its process longer than this.
+# cost 50 ms a recorded request, 50 s over a full journal; no pattern may hold its process longer than this. The
+# clock is read between criteria and every CLOCK_EVERY values a JSON Path found, so a verification stops within a
+# criterion's walk of one body (a few ms) of its budget, not a whole request's (hundreds of ms).
 DESCENTS = 1
 WORK_SECONDS = 2.0
+CLOCK_EVERY = 64
 _RE2 = re2.Options()
 _RE2.log_errors = False  # a bad pattern is the client's 400, not a line on the server's stderr
 
@@ -83,11 +86,14 @@ class Pattern:
         if not self.checks:
             self.checks.append(("any", lambda entry: []))
 
-    def differences(self, entry: dict) -> tuple[int, list[dict]]:
-        """How many criteria the entry meets, and the differences of those it does not."""
+    def differences(self, entry: dict, deadline: float = float("inf")) -> tuple[int, list[dict]]:
+        """How many criteria the entry meets, and the differences of those it does not; _OutOfTime past the
+        deadline."""
         met, found = 0, []
+        recorded = _Recorded(entry, deadline)
         for _, check in self.checks:
-            problems = check(entry)
+            recorded.in_time()
+            problems = check(recorded)
             if problems:
                 found.extend(problems)
             else:
@@ -99,10 +105,11 @@ def verify(entries: list[dict], body: dict, secret_headers: set[str]) -> tuple[b
     pattern = Pattern(body, secret_headers)
     deadline = time.monotonic() + WORK_SECONDS
     scored = []
-    for entry in entries:
-        if time.monotonic() > deadline:
-            raise TooCostly(len(scored), len(entries))
-        scored.append((entry, *pattern.differences(entry)))
+    try:
+        for entry in entries:
+            scored.append((entry, *pattern.differences(entry, deadline)))
+    except _OutOfTime:
+        raise TooCostly(len(scored), len(entries)) from None
     matched = [entry for entry, _, problems in scored if not problems]
     count = len(matched)
     if body.get("count") is not None:
@@ -121,6 +128,33 @@ def verify(entries: list[dict], body: dict, secret_headers: set[str]) -> tuple[b
     else:
         result["matches"] = [summary(entry) for entry in matched[-MATCHES_SHOWN:]]
     return False, result
+
+
+class _OutOfTime(Exception):
+    """The verification's work budget is spent (TooCostly, once the count of requests done is known)."""
+
+
+class _Recorded:
+    """A journal entry as the criteria see it: its fields, its body parsed once for them all, and the clock."""
+
+    __slots__ = ("entry", "deadline", "_body")
+
+    def __init__(self, entry: dict, deadline: float):
+        self.entry, self.deadline, self._body = entry, deadline, None
+
+    def get(self, field: str, default=None):
+        return self.entry.get(field, default)
+
+    @property
+    def body(self) -> tuple:
+        """(the parsed body, None) or (MISSING, why it cannot be compared)."""
+        if self._body is None:
+            self._body = _parsed_body(self.entry)
+        return self._body
+
+    def in_time(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise _OutOfTime()
 
 
 def summary(entry: dict) -> dict:
@@ -196,7 +230,7 @@ def _parsed_body(entry):
 
 def _body(expected, mode: str):
     def check(entry):
-        actual, why = _parsed_body(entry)
+        actual, why = entry.body
         if why:
             return [{"field": "body", "expected": expected, "actual": why}]
         found = []
@@ -239,7 +273,7 @@ def _body_path(item: dict, number: int):
     where = f"body {item['path']}"
 
     def check(entry):
-        actual, why = _parsed_body(entry)
+        actual, why = entry.body
         if why:
             return [{"field": where, "expected": _wanted(item), "actual": why}]
         try:
@@ -250,15 +284,22 @@ def _body_path(item: dict, number: int):
             reason = f"the JSON Path does not apply to this body ({type(error).__name__}: {error})"
             return [{"field": where, "expected": _wanted(item), "actual": _cut(reason)}]
         if "equals" in item:
-            ok = any(_same(item["equals"], v) for v in values)
+            ok = any(_same(item["equals"], v) for v in _clocked(values, entry))
         elif regex is not None:
-            ok = any(isinstance(v, str) and regex.fullmatch(v) for v in values)
+            ok = any(isinstance(v, str) and regex.fullmatch(v) for v in _clocked(values, entry))
         else:
             ok = bool(values) == item.get("exists", True)
         if ok:
             return []
         return [{"field": where, "expected": _wanted(item), "actual": _found(values)}]
     return check
+
+
+def _clocked(values: list, entry: _Recorded):
+    for number, value in enumerate(values):
+        if number % CLOCK_EVERY == 0:
+            entry.in_time()
+        yield value
 
 
 def _found(values: list):
