@@ -316,7 +316,9 @@ def test_run_py_verify_when_nothing_answers():
 @given(bodies=st.lists(st.one_of(
     st.binary(max_size=64),
     st.sampled_from([b'{"redemptionInstructions": "\\ud800"}', b'{"a": NaN}', b'{"a": 1e999}', b"[" * 40 + b"]" * 40,
-                     b'{"redemptionInstructions": "\\udc00\\ud800x"}', b"\xff\xfe{}"]),
+                     b'{"redemptionInstructions": "\\udc00\\ud800x"}', b"\xff\xfe{}",
+                     b"[" * 3000 + b"]" * 3000,  # deeper than the parser goes
+                     b'{"redemptionInstructions": "' + b"x" * 20_000 + b'"}']),  # cut by the journal
     st.text(max_size=20).map(lambda t: ('{"redemptionInstructions": %s}' % json.dumps(t)).encode())),
     min_size=1, max_size=4))
 def test_whatever_bodies_were_journaled_every_kind_of_criterion_answers_without_a_5xx(bodies):
