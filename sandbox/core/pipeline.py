@@ -122,6 +122,8 @@ def look_up(x: Exchange) -> None:
     try:
         with x.sandbox.lookups():
             resolve_world(x)
+            if not (x.operation.writes and x.operation.whole_world):  # a reset or an import may replace it again
+                x.store.being_replaced()
             with x.store.snapshot():  # on SQLite a workspace's own file, not the registry's
                 authenticate(x)
                 read_fault_rules(x)

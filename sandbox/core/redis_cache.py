@@ -33,6 +33,9 @@ class ReadCache:
         self._worlds: dict[str, _WorldCache] = {}  # world prefix -> what is cached of it
         self._epoch = ""
         self._seen = 0  # feed entries caught up with
+        # World prefix -> "on" (a reset or an import is replacing it) or "cut" (one stopped part-way), as of the
+        # last catch-up (redis_scripts.SYNC)
+        self.replacing: dict[str, str] = {}
         self._local = threading.local()  # per thread: snapshots and transactions open that read from here
 
     # -- catching up ---------------------------------------------------------------------------------------
@@ -48,11 +51,12 @@ class ReadCache:
         reply = [item.decode() if isinstance(item, bytes) else None if item is False else item for item in reply]
         epoch, count = reply[0], int(reply[1])
         with self._guard:
-            if len(reply) == 3:  # 'reset': another server, or too far behind
+            self.replacing = dict(line.split("\t") for line in reply[2].split("\n") if line)
+            if len(reply) == 4:  # 'reset': another server, or too far behind
                 self._worlds.clear()
             elif epoch != self._epoch or count < self._seen:
                 return  # another thread caught up further meanwhile: its copies are newer than these
-            for i in range(2, len(reply) - 2, 3):
+            for i in range(3, len(reply) - 2, 3):
                 world, collection, key = reply[i].split("\n", 2)
                 if collection == "*":
                     self._worlds.pop(world, None)

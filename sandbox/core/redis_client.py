@@ -68,6 +68,12 @@ class RedisLink:
                 self._log_change(False, "Redis at %s is unreachable (%s); answering 503 meanwhile", self.url, exc)
             raise StoreUnavailable("The sandbox's Redis store is unreachable; nothing was written. Retry shortly.",
                                    reachable=False) from None
+        except redis.ResponseError as exc:
+            if not str(exc).startswith("BUSY"):
+                raise
+            # Another client's script runs past lua-time-limit: Redis refuses every command until it ends.
+            raise StoreUnavailable("The sandbox's Redis server is busy running another client's long script; "
+                                   "nothing was written. Retry shortly.", reachable=True) from None
         if not self.up:
             self.up = True
             self._log_change(True, "Redis at %s is back", self.url)

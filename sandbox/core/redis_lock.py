@@ -22,7 +22,7 @@ import time
 import orjson
 
 from .redis_scripts import ACQUIRE, GIVE_UP
-from .store import StoreUnavailable
+from .store import StoreUnavailable, WorldBeingReplaced
 
 # How long a lock outlives the last renewal of its holder; its holder renews it every quarter of that.
 LOCK_SECONDS = 2.0
@@ -93,6 +93,9 @@ class WorldLock:
             if abandoned:  # answered: none of them holds the lock now, nor can again (tokens are never reused)
                 with self._guard:
                     self._abandoned = [t for t in self._abandoned if t not in abandoned]
+            if taken == b"replacing":  # held by a reset or an import: seconds, for a large world
+                self._link.run(self._give_up, [self.prefix], [token, *self.handover_args()])  # if queued before
+                raise WorldBeingReplaced(cut=False)
             if taken is not None:
                 self._cache.apply(taken)
                 return

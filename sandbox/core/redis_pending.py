@@ -76,6 +76,11 @@ class PendingWrites:
     def cleared(self) -> bool:
         return self._cleared
 
+    @property
+    def replaces(self) -> bool:
+        """Whether the transaction replaces its world's data (a reset's clear, an import's)."""
+        return self._cleared or self._vendor_cleared
+
     # -- the writes ----------------------------------------------------------------------------------------
     def put(self, collection: str, key: str, text: str, index_keys: list[str]) -> None:
         pending = self.records.setdefault(collection, {})
@@ -127,3 +132,21 @@ class PendingWrites:
     def instructions(self) -> list:
         """The script's arguments after its first three, in order."""
         return [item for instruction in self._instructions for item in instruction]
+
+    def steps(self, arguments: int):
+        """The instructions as a commit in steps sends them (RedisStore._apply_in_steps), in order: ("clear" or
+        "clearvendor", its MATCH pattern) for a clear, else ("step", arguments) of about `arguments` items, the
+        last of all ("last", arguments), perhaps empty."""
+        chunk = []
+        for instruction in self._instructions:
+            if instruction[0] in ("clear", "clearvendor"):
+                if chunk:
+                    yield "step", chunk
+                    chunk = []
+                yield instruction[0], instruction[1]
+                continue
+            chunk += instruction
+            if len(chunk) >= arguments:
+                yield "step", chunk
+                chunk = []
+        yield "last", chunk

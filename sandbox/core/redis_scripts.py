@@ -16,8 +16,16 @@ FEED_SLACK = 1_000  # trimmed back to FEED_KEEP once it holds this many more: a 
 FEED_ENTRY_MOST = 1_024
 
 
+# A commit that replaces a world (a reset or an import) is sent in steps of about this many arguments: one script
+# holds every other client of the Redis server until it ends, and a size-20,000 reset was one script of 2 s here,
+# tens of seconds on a busy machine (Redis answered everyone else BUSY past its lua-time-limit). A step of 4,000 arguments (about 800 records) takes a few ms
+# to tens of ms; a clear scans CLEAR_PAGES pages of 1,000 keys a step.
+STEP_ARGUMENTS = 4_000
+CLEAR_PAGES = 10
+
+
 def _lua(text: str) -> str:
-    for name in ("FEED_MOST", "FEED_KEEP", "FEED_SLACK", "FEED_ENTRY_MOST"):
+    for name in ("FEED_MOST", "FEED_KEEP", "FEED_SLACK", "FEED_ENTRY_MOST", "CLEAR_PAGES"):
         text = text.replace(name, str(globals()[name]))
     return text
 
@@ -25,10 +33,24 @@ def _lua(text: str) -> str:
 # The change feed (`<backend prefix>#feed`: "world prefix\ncollection\nkey" per changed record, "world\n*\n" for a
 # whole world; `#feedn` counts every entry ever pushed; `#epoch` names this incarnation of the data), read from
 # where a reader left it. sync(backend prefix, entries seen, the epoch the reader knows, an epoch to set if there
-# is none: a new or wiped server) returns {epoch, entries pushed so far, then per record changed since: the entry,
-# its text now, its order score now (false when gone)}, or {epoch, count, 'reset'} when the reader is too far
-# behind, or the data is not the one it knew: it must forget everything it cached.
+# is none: a new or wiped server) returns {epoch, entries pushed so far, the worlds being replaced, then per record
+# changed since: the entry, its text now, its order score now (false when gone)}, or {epoch, count, worlds being
+# replaced, 'reset'} when the reader is too far behind, or the data is not the one it knew: it must forget
+# everything it cached.
+# Worlds being replaced (a reset or an import, written in steps: RedisStore._apply_in_steps) are marked in
+# `<backend prefix>#replacing` (world prefix -> the writer's lock token) from the writer's clear until its last
+# step; sync reports them as "prefix\ton" per line, or "prefix\tcut" once the lock no longer holds the writer's
+# token (it stopped part-way: the world is incomplete until it is replaced again).
 _SYNC = _lua(r"""
+local function replacing(feed)
+  local marks = redis.call('HGETALL', feed .. '#replacing')
+  local out = {}
+  for j = 1, #marks, 2 do
+    local state = redis.call('GET', marks[j] .. '#lock') == marks[j + 1] and 'on' or 'cut'
+    out[#out + 1] = marks[j] .. '\t' .. state
+  end
+  return table.concat(out, '\n')
+end
 local function sync(feed, seen, known, fresh)
   local state = redis.call('MGET', feed .. '#epoch', feed .. '#feedn')
   local epoch, count = state[1], tonumber(state[2] or '0')
@@ -37,8 +59,9 @@ local function sync(feed, seen, known, fresh)
     redis.call('SET', feed .. '#epoch', fresh)
   end
   seen = tonumber(seen)
-  if epoch ~= known or count < seen or count - seen > FEED_MOST then return {epoch, count, 'reset'} end
-  local out, done = {epoch, count}, {}
+  local marks = replacing(feed)
+  if epoch ~= known or count < seen or count - seen > FEED_MOST then return {epoch, count, marks, 'reset'} end
+  local out, done = {epoch, count, marks}, {}
   if count == seen then return out end
   for _, entry in ipairs(redis.call('LRANGE', feed .. '#feed', seen - count, -1)) do
     if not done[entry] then
@@ -91,7 +114,9 @@ end
 # Applies a transaction's instructions (redis_pending.PendingWrites), or nothing.
 #   ARGV[1] the world's prefix; ARGV[2] the lock token ('' for a single write outside a transaction); ARGV[3] the
 #   commit's id; ARGV[4] the backend's prefix, under which the change feed lives (redis_cache); ARGV[5] the lock's
-#   life in milliseconds and ARGV[6] a new epoch, for the handover; then the instructions, each an opcode and its
+#   life in milliseconds and ARGV[6] a new epoch, for the handover; ARGV[7] the mode: 'all' (the whole commit),
+#   'step' (a part of a commit too large for one script: applied, the lock kept and extended, nothing announced)
+#   or 'last' (its last part: the whole world announced as changed); then the instructions, each an opcode and its
 #   arguments (ARITY).
 # Returns {status, records deleted}: 'ok'; 'lost' when the lock no longer holds the token (its holder stopped for
 # longer than the lock lives, and another may have written since); 'conflict' when a counter the transaction
@@ -106,10 +131,12 @@ local done = base .. '#done:' .. id
 local already = redis.call('GET', done)
 if already then return {'ok', already} end
 if token ~= '' and redis.call('GET', base .. '#lock') ~= token then return {'lost', '0'} end
+local mode = ARGV[7]
+if mode == 'step' then redis.call('PEXPIRE', base .. '#lock', ARGV[5]) end
 
 local ARITY = {put = 5, del = 3, log = 5, clearlog = 2, clear = 2, clearvendor = 2, count = 4}
 -- Checks first: a script stopped half-way by an error keeps what it wrote before.
-local i = 7
+local i = 8
 while i <= #ARGV do
   local op = ARGV[i]
   if not ARITY[op] then return redis.error_reply('unknown instruction ' .. tostring(op)) end
@@ -144,7 +171,7 @@ local function announce(coll, key)
   changed[#changed + 1] = entry
 end
 local whole_world = base .. '\n*\n'
-i = 7
+i = 8
 while i <= #ARGV do
   local op, a, b, c, d = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   if op == 'put' then  -- collection, key, record, its index keys ('\n'-separated)
@@ -204,7 +231,11 @@ while i <= #ARGV do
   i = i + ARITY[op]
 end
 
-if #changed > FEED_MOST or long then changed = {whole_world} end
+if mode == 'step' then
+  redis.call('SET', done, deleted, 'PX', 10000)
+  return {'ok', tostring(deleted)}
+end
+if #changed > FEED_MOST or long or mode == 'last' then changed = {whole_world} end
 if #changed > 0 then
   redis.call('INCRBY', feed .. '#feedn', #changed)
   if redis.call('RPUSH', feed .. '#feed', unpack(changed)) > FEED_KEEP + FEED_SLACK then
@@ -213,10 +244,59 @@ if #changed > 0 then
 end
 redis.call('SET', done, deleted, 'PX', 10000)
 if token ~= '' then
+  if redis.call('HGET', feed .. '#replacing', base) == token then redis.call('HDEL', feed .. '#replacing', base) end
   redis.call('DEL', base .. '#lock')
   hand_over(base, feed, ARGV[5], ARGV[6])
 end
 return {'ok', tostring(deleted)}
+""")
+
+# Marks a world as being replaced (a reset's or an import's clear, in its transaction: ARGV[1] the world's prefix,
+# ARGV[2] the lock token, ARGV[3] the backend's prefix), if the lock is still the caller's. From here until its
+# commit's last step (or its rollback) readers and other writers are answered "being replaced, retry" (see SYNC).
+MARK_REPLACING = r"""
+if redis.call('GET', ARGV[1] .. '#lock') ~= ARGV[2] then return 0 end
+redis.call('HSET', ARGV[3] .. '#replacing', ARGV[1], ARGV[2])
+return 1
+"""
+
+# A clear of a world too large for one script, a part at a time (RedisStore._apply_in_steps), before anything of the
+# new world is written: SCAN's promise (every key there from start to end is returned) holds, since nothing adds a
+# key under the prefix meanwhile (the world's writers are refused while it is marked). ARGV[1] the world's prefix,
+# ARGV[2] the lock token, ARGV[3] the lock's life in ms, ARGV[4] 'clear' or 'clearvendor', ARGV[5] the prefix
+# escaped for MATCH, ARGV[6] the SCAN cursor ('start' for the first call). Returns the next cursor ('0': done), or
+# 'lost' (the lock is no longer the caller's: nothing done).
+CLEAR_STEP = _lua(r"""
+local base, token, kind, pattern, cursor = ARGV[1], ARGV[2], ARGV[4], ARGV[5], ARGV[6]
+local p = base .. ':'
+if redis.call('GET', base .. '#lock') ~= token then return 'lost' end
+redis.call('PEXPIRE', base .. '#lock', ARGV[3])
+if kind == 'clearvendor' and cursor == 'start' then  -- the few keys per vendor collection and log, at once
+  for _, name in ipairs(redis.call('ZRANGE', p .. 'colls', 0, -1)) do
+    if string.sub(name, 1, 1) ~= '_' then
+      redis.call('UNLINK', p .. 'rec:' .. name, p .. 'ord:' .. name, p .. 'ixk:' .. name)
+      redis.call('ZREM', p .. 'colls', name)
+    end
+  end
+  for _, name in ipairs(redis.call('ZRANGE', p .. 'logs', 0, -1)) do
+    if string.sub(name, 1, 1) ~= '_' then
+      redis.call('UNLINK', p .. 'log:' .. name)
+      redis.call('ZREM', p .. 'logs', name)
+    end
+  end
+end
+if cursor == 'start' then cursor = '0' end
+local match = kind == 'clear' and pattern .. '*' or pattern .. 'idx:*'
+local first = #p + 5  -- an index key is <prefix>idx:<collection>:...; internal collections start with '_'
+for _ = 1, CLEAR_PAGES do
+  local page = redis.call('SCAN', cursor, 'MATCH', match, 'COUNT', 1000)
+  cursor = page[1]
+  for _, k in ipairs(page[2]) do
+    if kind == 'clear' or string.sub(k, first, first) ~= '_' then redis.call('UNLINK', k) end
+  end
+  if cursor == '0' then break end
+end
+return cursor
 """)
 
 # The records of an index set (KEYS[1]) in insertion order, as {key, order score, text, ...}, from the records
@@ -242,6 +322,7 @@ end
 return out
 """
 
+# 'replacing' instead of false when the lock is held by a reset or an import replacing the world (MARK_REPLACING).
 # ARGV[8...]: tokens of this process's transactions that may hold the lock though they ended (Redis went away as the
 # lock was taken or given back): a lock held by one of them is free. Without that, a write Redis applied just before
 # it died would leave the lock taken for its whole life after Redis is back.
@@ -267,6 +348,8 @@ if taken then
   if redis.call('HDEL', waiting, token) == 1 then redis.call('LREM', queue, 0, token) end
   return sync(ARGV[3], ARGV[4], ARGV[5], ARGV[6])
 end
+-- Held by a reset or an import that is replacing the world: no use waiting for it (seconds, for a large world).
+if redis.call('HEXISTS', ARGV[3] .. '#replacing', KEYS[1]) == 1 then return 'replacing' end
 local clock = redis.call('TIME')
 local deadline = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000) + tonumber(ARGV[7])
 if redis.call('HSET', waiting, token, ARGV[4] .. '\t' .. ARGV[5] .. '\t' .. string.format('%d', deadline)) == 1 then

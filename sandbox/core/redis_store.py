@@ -39,10 +39,10 @@ from typing import Iterator
 from .codec import decode, encode
 from .redis_cache import ReadCache
 from .redis_client import RedisLink
-from .redis_lock import LOCK_SECONDS, WorldLock
+from .redis_lock import LOCK_SECONDS, MILLISECONDS, WorldLock
 from .redis_pending import PendingWrites
-from .redis_scripts import COMMIT, FIND_INDEXED
-from .store import Store, StoreUnavailable, internal
+from .redis_scripts import CLEAR_STEP, COMMIT, FIND_INDEXED, MARK_REPLACING, STEP_ARGUMENTS
+from .store import Store, StoreUnavailable, WorldBeingReplaced, internal
 
 _SETTLE_PAUSE_SECONDS = 0.05
 _FIELD_NAME = re.compile(r"\w+")  # a numbered log's field is spliced into JSON text by the commit script
@@ -66,6 +66,8 @@ class RedisStore(Store):
         self._local = threading.local()  # per thread: the open transaction's PendingWrites
         self._commit = client.register_script(COMMIT)
         self._find_indexed = client.register_script(FIND_INDEXED)
+        self._mark_replacing = client.register_script(MARK_REPLACING)
+        self._clear_step = client.register_script(CLEAR_STEP)
 
     def _pending(self) -> PendingWrites | None:
         return getattr(self._local, "pending", None)
@@ -175,7 +177,7 @@ class RedisStore(Store):
             yield self
             return
         token = self._lock.acquire()  # and the cache catches up, in the same round trip
-        self._local.pending = PendingWrites()
+        self._local.pending, self._local.token = PendingWrites(), token
         self._cache.enter()
         try:
             yield self
@@ -185,11 +187,22 @@ class RedisStore(Store):
             raise
         else:
             pending, self._local.pending = self._local.pending, None
-            self._apply(pending.instructions(), token)
+            if pending.replaces:  # a reset or an import: as large as a world
+                self._apply_in_steps(pending, token)
+            else:
+                self._apply(pending.instructions(), token)
         finally:
             self._cache.leave()
             self._local.pending = None
             self._lock.forget(token)
+
+    def being_replaced(self) -> None:
+        """As of this thread's last catch-up; a transaction of this thread that is replacing the world itself reads
+        on."""
+        state = self._cache.replacing.get(self._base)
+        pending = self._pending()
+        if state is not None and not (pending is not None and pending.replaces):
+            raise WorldBeingReplaced(cut=state == "cut")
 
     @contextmanager
     def snapshot(self) -> Iterator["RedisStore"]:
@@ -248,10 +261,17 @@ class RedisStore(Store):
     def clear(self) -> None:
         with self.transaction():
             self._pending().clear(self._pattern)
+            self._mark()
 
     def _clear_vendor_data(self) -> None:
         self._pending().clear_vendor_data(self._pattern)  # load() calls it inside its transaction
+        self._mark()
 
+    def _mark(self) -> None:
+        """The world is to be replaced: from now on, until this transaction's commit ends or it rolls back, others
+        are told so (being_replaced, a 503) instead of waiting for the lock or reading a world half-written."""
+        with self._link.reaching():
+            self._link.run(self._mark_replacing, [], [self._base, self._local.token, self._cache.feed])
     def _write(self, add) -> int:
         """Inside a transaction, hold the write; outside, apply it at once, alone. The records deleted (outside)."""
         pending = self._pending()
@@ -262,21 +282,13 @@ class RedisStore(Store):
         add(single)
         return self._apply(single.instructions(), "")
 
-    def _apply(self, instructions: list, token: str) -> int:
+    def _apply(self, instructions: list, token: str, mode: str = "all", commit_id: str | None = None) -> int:
         """Send the commit script; the number of records it deleted. When the connection breaks during the call, the
         outcome is unknown: the script is sent again (it knows a commit it already applied) until Redis answers,
-        for as long as the lock would live."""
-        args = [self._base, token, token or secrets.token_hex(8), *self._lock.handover_args(), *instructions]
-        deadline = time.monotonic() + LOCK_SECONDS
-        while True:
-            try:
-                with self._link.reaching():
-                    status, deleted = self._link.run(self._commit, [], args)
-                break
-            except StoreUnavailable:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(_SETTLE_PAUSE_SECONDS)
+        for as long as the lock would live; after that, the answer says the write may have been applied."""
+        args = [self._base, token, commit_id or token or secrets.token_hex(8), *self._lock.handover_args(), mode,
+                *instructions]
+        status, deleted = self._again_while_unknown(self._commit, args, instructions)
         if status == b"lost":
             raise StoreUnavailable(f"This request lost the world's write lock before it could commit (it was held up "
                                    f"for over {LOCK_SECONDS:g} s); nothing was written. Retry.", reachable=True)
@@ -284,6 +296,53 @@ class RedisStore(Store):
             raise StoreUnavailable("A counter this request used was advanced outside any transaction meanwhile; "
                                    "nothing was written. Retry.", reachable=True)
         return int(deleted)
+
+    def _again_while_unknown(self, script, args: list, instructions: list):
+        """Run a script that applies writes; sent again while its connection breaks, for as long as the lock lives
+        (each script knows a call it already applied)."""
+        deadline = time.monotonic() + LOCK_SECONDS
+        while True:
+            try:
+                with self._link.reaching():
+                    return self._link.run(script, [], args)
+            except StoreUnavailable as away:
+                if time.monotonic() > deadline:
+                    if instructions:  # sent, perhaps applied, its answer lost: "nothing was written" may be untrue
+                        raise StoreUnavailable("The sandbox's Redis store stopped answering while this request's "
+                                               "write was being committed: it may have been applied. Read the state "
+                                               "before retrying.", reachable=False) from None
+                    raise away
+                time.sleep(_SETTLE_PAUSE_SECONDS)
+
+    def _apply_in_steps(self, pending: PendingWrites, token: str) -> None:
+        """A commit that replaces the world, in steps each short enough not to hold up Redis's other clients
+        (redis_scripts.STEP_ARGUMENTS; any other transaction writes a few records, in one script): the world, marked as being replaced since its clear
+        (_mark), is answered "being replaced" to everyone else until the last step, which unmarks it, announces it
+        whole and gives the lock back. A step refused or cut off after an earlier one was applied leaves the world
+        incomplete, and marked so (a 503 saying to reset it) until a reset or an import replaces it."""
+        applied = False
+        try:
+            for number, (kind, arguments) in enumerate(pending.steps(STEP_ARGUMENTS)):
+                if kind in ("clear", "clearvendor"):
+                    cursor = "start"
+                    while cursor != "0":
+                        cursor = self._again_while_unknown(self._clear_step, [
+                            self._base, token, MILLISECONDS, kind, arguments, cursor], [True])
+                        if cursor == b"lost":
+                            raise StoreUnavailable(f"This request lost the world's write lock while it replaced the "
+                                                   f"world (held up for over {LOCK_SECONDS:g} s).", reachable=True)
+                        cursor = cursor.decode()
+                        applied = True
+                else:
+                    self._apply(arguments, token, kind, token if kind == "last" else f"{token}:{number}")
+                    applied = True
+        except StoreUnavailable as stopped:
+            if not applied:  # the world is as it was: unmarked, and the lock given back
+                self._release(token)
+                raise
+            raise StoreUnavailable("Redis stopped answering, or this request lost the world's write lock, part-way "
+                                   "through replacing the world: it is incomplete. POST /_sandbox/reset, or import "
+                                   "again, to replace it.", stopped.reachable) from None
 
     def _release(self, token: str) -> None:
         """After an exception inside: commit nothing, which releases the lock. If Redis stays away, the lock is

@@ -46,6 +46,17 @@ class WorldGone(StoreUnavailable):
                          "Sent again, the request is answered as for a workspace that does not exist.", reachable=False)
 
 
+class WorldBeingReplaced(StoreUnavailable):
+    """A reset or an import is writing the world in steps (Redis), or one stopped part-way and left it incomplete."""
+
+    def __init__(self, cut: bool):
+        super().__init__("A reset or an import of this world stopped part-way (Redis went away, or its writer "
+                         "stopped) and left it incomplete; nothing was written. POST /_sandbox/reset, or import "
+                         "again, to replace it." if cut else
+                         "This world is being replaced by a reset or an import under way; nothing was written. Retry "
+                         "in a second.", reachable=True)
+
+
 class WouldWait(BaseException):
     """A world's write lock is held elsewhere (another process's commit, a reset in another thread) and the calling
     thread said it must not wait (`not_waiting`): the server's event loop, which makes the request again in a thread
@@ -110,6 +121,11 @@ class StoreContract(Protocol):
     # own catch-up is saved; false where it would only hold the write lock through authentication.
     locks_before_lookups: bool = False
 
+    def being_replaced(self) -> None:
+        """Raises WorldBeingReplaced while another request's reset or import is writing the world in steps (Redis:
+        RedisStore._apply_in_steps), or after one stopped part-way; the pipeline asks before a request's lookups.
+        Memory and SQLite replace a world in one transaction that readers never see half-done: never."""
+        ...
 
     # -- reads ---------------------------------------------------------------------------------------------
     def get(self, collection: str, key: str) -> dict | None:
@@ -301,6 +317,9 @@ class Store:
 
     locks_before_lookups = False  # StoreContract says what it means; Redis's is true
 
+    def being_replaced(self) -> None:
+        """Never, but on Redis (StoreContract)."""
+
     def find_one(self, collection: str, **criteria) -> dict | None:
         found = self.find(collection, **criteria)
         return found[0] if found else None
@@ -460,6 +479,20 @@ class MemoryStore(Store):
             yield "records", name, rows
         for name, log in logs:
             yield "logs", name, [(None, text) for text in log]
+
+    def load(self, snapshot: dict) -> None:
+        """Store.load, keeping a collection the snapshot gives as {} where it stands, as a collection whose records
+        were all deleted is kept (dump gives it as {}): the world loaded exports as the snapshot is."""
+        with self.transaction():
+            self._clear_vendor_data()
+            for name, records in snapshot["collections"].items():
+                self._save_collection(name)
+                self._collections.setdefault(name, {})
+                for key, record in records.items():
+                    self.put(name, key, record)
+            for name, entries in snapshot["logs"].items():
+                for entry in entries:
+                    self.append_log(name, entry)
 
     def _clear_vendor_data(self) -> None:
         for name in [n for n in self._collections if not internal(n)]:
