@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import socket
+import struct
 import threading
 import time
 import urllib.error
@@ -78,6 +79,31 @@ def test_held_answers_are_whole_and_journaled_with_their_delay(server):
     assert status == 200 and time.monotonic() - started >= 0.7 and json.loads(body)["data"]
     [entry] = json.loads(get(base + "/_sandbox/requests")[1])["requests"]
     assert entry["delayMs"] == 700 and entry["durationMs"] >= 700 and entry["status"] == 200
+
+
+def test_a_write_whose_client_gave_up_during_its_held_answer_is_kept_and_journaled_as_undelivered(server):
+    """Issue 25 point 2: a client with a 0.3 s timeout asks for a PATCH held 1 s, and gives up with a reset. The
+    write is applied (it ran at once), the client never gets the answer, and the journal says so: status 200 as
+    made, `delivered: false`. (A client that closes with a FIN instead cannot be told from one that half-closes and
+    waits for its answer, which RFC 9112 allows: its answer is sent, unmarked.)"""
+    base, port, _ = server
+    urllib.request.urlopen(urllib.request.Request(base + "/_sandbox/requests", method="DELETE"))
+    body = b'{"redemptionInstructions": "Sent to a client that left"}'
+    with socket.create_connection(("127.0.0.1", port), timeout=0.3) as sock:
+        sock.sendall(b"PATCH " + PATCH_URL.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer XXXXXX"
+                     b"\r\nContent-Type: application/json\r\nX-Sandbox-Delay: 1000\r\nContent-Length: "
+                     + str(len(body)).encode() + b"\r\n\r\n" + body)
+        with pytest.raises(socket.timeout):
+            sock.recv(1024)  # the client's timeout: it resets the connection
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    time.sleep(1.2)
+    status, answered = get(base + "/fabric/v3/redemptions?size=1", FABRIC)  # delivered: no mark
+    entries = json.loads(get(base + "/_sandbox/requests")[1])["requests"]
+    assert [(e["method"], e["status"], e.get("delivered")) for e in entries] == [("PATCH", 200, False),
+                                                                                  ("GET", 200, None)]
+    assert "_ref" not in entries[0]
+    record = json.loads(get(base + "/_sandbox/state/rai_purchase_histories?id=507f1f77bcf86cd799439012")[1])
+    assert record["records"][0]["product"]["redemptionInstructions"] == "Sent to a client that left"
 
 
 def test_publisher_timeout_is_a_502_after_the_timeout_in_the_vendor_envelope(server):

@@ -10,11 +10,17 @@ from __future__ import annotations
 
 from .masking import Secrets
 
+import secrets
+
 BODY_LIMIT = 16_384  # characters kept of each request and response body
 PATH_LIMIT = 2_048
 HEADER_COUNT = 64
 HEADER_LIMIT = 1_024
 LOG = "_journal"
+# The entries whose answer never reached the client (the client had closed its connection when the answer was sent:
+# a client timeout during a held answer), by the reference each entry carries (`_ref`, not shown); as bounded as the
+# journal, whose entries they mark.
+UNDELIVERED = "_undelivered"
 
 
 class Journal:
@@ -22,18 +28,31 @@ class Journal:
         self._store = store
         self._size = size
 
-    def record(self, entry: dict) -> None:
-        self._store.append_log(LOG, entry, keep=self._size, number="id")
+    def record(self, entry: dict) -> str:
+        """The entry's reference, for `undelivered`."""
+        reference = secrets.token_hex(8)
+        self._store.append_log(LOG, {**entry, "_ref": reference}, keep=self._size, number="id")
+        return reference
+
+    def undelivered(self, reference: str) -> None:
+        """The answer of the entry `record` returned this reference for never reached its client: the entry says
+        `delivered: false`, its status the one the client would have received."""
+        self._store.append_log(UNDELIVERED, {"ref": reference}, keep=self._size)
 
     def entries(self, vendor=None, operation=None, status=None, since=None) -> list[dict]:
-        return [
-            e for e in self._store.read_log(LOG, last=self._size, number="id")
-            if (vendor is None or e["vendor"] == vendor) and (operation is None or e["operation"] == operation)
-            and (status is None or e["status"] == status) and (since is None or e["time"] >= since)
-        ]
+        undelivered = {e["ref"] for e in self._store.read_log(UNDELIVERED, last=self._size)}
+        found = []
+        for e in self._store.read_log(LOG, last=self._size, number="id"):
+            if (vendor is None or e["vendor"] == vendor) and (operation is None or e["operation"] == operation) \
+                    and (status is None or e["status"] == status) and (since is None or e["time"] >= since):
+                if e.pop("_ref", None) in undelivered:
+                    e["delivered"] = False
+                found.append(e)
+        return found
 
     def clear(self) -> None:
         self._store.clear_log(LOG)
+        self._store.clear_log(UNDELIVERED)
 
 
 def sent_part(request, body: bytes, secrets: Secrets) -> dict:

@@ -311,8 +311,13 @@ def journal(x: Exchange) -> None:
     rule = x.decided_by or ("ok" if status is not None and status < 400 else "error")
     operation = x.operation.operation_id if x.operation is not None else None
     duration = (time.perf_counter() - x.started) * 1000 + x.deferred_ms  # as the client waits for it
-    x.world.journal.record(journal_entry(x.sent or sent_of(x), x.response, x.mount.name, operation, rule, duration,
-                                         now_iso(), x.sandbox.secrets, dropped=x.dropped, delay_ms=x.delay_ms))
+    journal_ = x.world.journal
+    reference = journal_.record(journal_entry(x.sent or sent_of(x), x.response, x.mount.name, operation, rule,
+                                              duration, now_iso(), x.sandbox.secrets, dropped=x.dropped,
+                                              delay_ms=x.delay_ms))
+    connection = x.request.environ.get("sandbox.connection")  # run.py's server: it may find the client gone
+    if connection is not None:
+        connection.undelivered = lambda: journal_.undelivered(reference)
 
 
 def journal_answered(x: Exchange) -> None:

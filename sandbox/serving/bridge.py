@@ -68,6 +68,7 @@ class Connection:
         self.hold_ms = 0
         self.dropped = False
         self.reset_pending = False
+        self.undelivered = None  # set by the pipeline: says in the journal that the answer never reached the client
 
     def hold(self, milliseconds: int) -> None:
         self.hold_ms += milliseconds
@@ -210,6 +211,8 @@ class Bridge:
             log.warning("%s %s answered %d, but the client had closed the connection: it never received the "
                         "answer (whatever the request changed is kept, as the journal shows)",
                         scope["method"], scope["path"], status)
+            if connection.undelivered is not None:  # a store write: off the loop, as a request made again is
+                await asyncio.get_running_loop().run_in_executor(self.side_threads, connection.undelivered)
             return False
         return True
 
