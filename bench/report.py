@@ -1,4 +1,5 @@
-"""Turn wrk --latency output into one table row; `--ratios` prints sandbox/Prism and sandbox/bare Flask."""
+"""Turn wrk --latency output into one table row; `--ratios` prints sandbox/Prism and sandbox/bare Flask. A name
+measured more than once (run.sh alternates the sandbox's PATCH with Prism's) counts with the mean of its rates."""
 import json
 import re
 import sys
@@ -13,7 +14,7 @@ def millis(text: str) -> float:
 
 
 if sys.argv[1] == "--ratios":
-    results = json.loads(RESULTS.read_text())
+    results = {name: sum(rates) / len(rates) for name, rates in json.loads(RESULTS.read_text()).items()}
     sandbox = results["sandbox: valid PATCH"]
     print(f"sandbox/prism (valid PATCH): {sandbox / results['prism: valid PATCH']:.2f}x")
     if results.get("wiremock: valid PATCH"):
@@ -40,5 +41,5 @@ except (AttributeError, KeyError):
 non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
 print(f"{name} | {rate:,.0f} | {p50:.2f} | {p99:.2f} | {non2xx.group(1) if non2xx else 0} | {rss}")
 results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-results[name] = rate
+results.setdefault(name, []).append(rate)
 RESULTS.write_text(json.dumps(results))

@@ -69,8 +69,6 @@ run() { # name url method path body headers pid [script]
   $PY bench/report.py "$1" "$(rss_tree "$7")" <<<"$out"
 }
 echo "name | requests/s | p50 ms | p99 ms | non-2xx | RSS MB"
-run "sandbox: valid PATCH" http://127.0.0.1:18080 PATCH /returning-ai/v1/purchase-histories/ORD202641612055614747 "$PATCH_BODY" "$RAI" $SANDBOX_PID
-run "sandbox on Redis: valid PATCH" http://127.0.0.1:18087 PATCH /returning-ai/v1/purchase-histories/ORD202641612055614747 "$PATCH_BODY" "$RAI" $SANDBOX_REDIS_PID
 # WireMock's JIT warms over tens of seconds: 10 s rounds, unmeasured, until one gains less than 5% on the one before.
 previous=0
 for round in $(seq 1 12); do
@@ -80,8 +78,15 @@ for round in $(seq 1 12); do
   [ "$rate" -lt $((previous * 105 / 100)) ] && break
   previous=$rate
 done
+# The sandbox against Prism, alternating, after WireMock's warm-up: measured first, the sandbox had shared the cores
+# with the JVM still starting (2,360 req/s in one run, where the same server answered 3,865 req/s of the mixed calls later in it); alternating
+# puts the two under the same background. Their ratio is that of the means.
+for _ in 1 2; do
+  run "sandbox: valid PATCH" http://127.0.0.1:18080 PATCH /returning-ai/v1/purchase-histories/ORD202641612055614747 "$PATCH_BODY" "$RAI" $SANDBOX_PID
+  run "prism: valid PATCH" http://127.0.0.1:18082 PATCH /purchase-histories/ORD202641612055614747 "$PATCH_BODY" "$RAI" $PRISM_PID
+done
 run "wiremock: valid PATCH" http://127.0.0.1:18088 PATCH /returning-ai/v1/purchase-histories/ORD202641612055614747 "$PATCH_BODY" "$RAI" $WIREMOCK_PID
-run "prism: valid PATCH" http://127.0.0.1:18082 PATCH /purchase-histories/ORD202641612055614747 "$PATCH_BODY" "$RAI" $PRISM_PID
+run "sandbox on Redis: valid PATCH" http://127.0.0.1:18087 PATCH /returning-ai/v1/purchase-histories/ORD202641612055614747 "$PATCH_BODY" "$RAI" $SANDBOX_REDIS_PID
 run "bare flask: PATCH" http://127.0.0.1:18081 PATCH /returning-ai/v1/purchase-histories/ORD202641612055614747 "$PATCH_BODY" "$RAI" $BARE_PID
 run "sandbox: 400 PATCH" http://127.0.0.1:18080 PATCH /returning-ai/v1/purchase-histories/ORD202641612055614747 '{"voucherCode":"X"}' "$RAI" $SANDBOX_PID
 run "sandbox: capillary update" http://127.0.0.1:18080 PUT /capillary/v2/points/updateRedemption \
