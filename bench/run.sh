@@ -14,7 +14,7 @@ command -v wrk >/dev/null || { sudo_=""; [ "$(id -u)" -eq 0 ] || sudo_=sudo; $su
 [ -x bench/node_modules/.bin/prism ] && [ -d bench/node_modules/wiremock ] || \
   (cd bench && npm install --silent --no-save @stoplight/prism-cli@5.16.0 wiremock@3.13.2 >/dev/null)
 PY=.venv/bin/python
-read -r WORKERS THREADS < <($PY -c "from sandbox.cli import DEFAULT_WORKERS as w, DEFAULT_THREADS as t; \
+read -r WORKERS THREADS < <($PY -c "from sandbox.serving.launch import DEFAULT_WORKERS as w, DEFAULT_THREADS as t; \
 print(w, t['granian'])")
 WORKER_CLASS=sandbox.serving.worker.SandboxWorker
 PIDS=()

@@ -9,14 +9,10 @@ Installed as a package, the same command is `redemption-sandbox`.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import errno
 import ipaddress
-import json
 import logging
 import math
 import os
-import socket
 import sys
 import textwrap
 from pathlib import Path
@@ -28,20 +24,10 @@ from .control.scenarios import load_scenario, scenarios
 
 from .core import logs
 from .core.backends import BACKENDS, BackendUnavailable
+from .serving.launch import DEFAULT_THREADS, DEFAULT_WORKERS, SERVERS, port_problem, serve, server_name
 
 TOOLS = ("contract", "compat", "verify")  # the subcommands that run a tool; `proxy` serves
-SERVERS = ("gunicorn", "granian")
-SETTINGS_ENV = "SANDBOX_SERVE_SETTINGS"  # how run.py hands its settings to granian's worker processes
 
-
-# One worker process per core (at least 2): each runs the app one request at a time in its event loop and never
-# waits for a client (sandbox/serving/), so more processes than cores only add memory. Measured on 2 cores (valid
-# PATCH, SQLite, wrk at 16 connections, three alternating 8 s rounds, the earlier loop of the same design): 2 workers
-# 1,061-1,345 req/s, p99 23-34 ms, RSS 186 MB; 4 workers 1,120-1,270 req/s, p99 32-47 ms, RSS 304 MB.
-DEFAULT_WORKERS = max(2, min(os.cpu_count() or 1, 8))
-# --threads: under gunicorn, the threads of each worker that run whole-world operations (serving/bridge.py); under
-# granian, the threads of each worker that run requests (1: measured fastest, and no GIL contention).
-DEFAULT_THREADS = {"gunicorn": 4, "granian": 1}
 
 
 # The subcommands, as `run.py --help` lists them; anything else on the command line is a server option.
@@ -275,7 +261,7 @@ def main(argv=None) -> int | None:
     if world_note:
         print(world_note, flush=True)
     print("  serving       " + ("Flask's development server (--dev)" if args.dev else
-                                 _server_name(args)), flush=True)
+                                 server_name(args)), flush=True)
     for spec, upstream in proxies.items():
         print(f"  proxy         http://{args.host}:{args.port}/proxy/{spec}/... -> {upstream}   "
               f"findings http://{args.host}:{args.port}/_sandbox/proxy/findings", flush=True)
@@ -288,36 +274,6 @@ def main(argv=None) -> int | None:
         app.run(host=args.host, port=args.port, threaded=True)
         return
     serve(app, args)
-
-
-KEEPALIVE_SECONDS = 5
-
-
-def _server_name(args) -> str:
-    if args.server == "granian":
-        return f"granian, {args.workers} worker process(es) x {args.threads} thread(s)"
-    return (f"gunicorn with uvicorn workers (sandbox/serving/), {args.workers} worker process(es), each with "
-            f"{args.threads} thread(s) for whole-world operations")
-
-
-def port_problem(host: str, port: int) -> str | None:
-    """Why the server could not listen on host:port (a one-line message), or None when it can. Checked by binding
-    as gunicorn will (SO_REUSEADDR, so a port whose old connections linger in TIME_WAIT is free) and letting go."""
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
-                                                             flags=socket.AI_PASSIVE)[0]
-    except (socket.gaierror, OverflowError) as exc:
-        return f"Cannot listen on {host}:{port}: {getattr(exc, 'strerror', None) or exc}"
-    with socket.socket(family, kind, proto) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(address)
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                return (f"Port {port} on {host} is already in use (another sandbox?): stop that server, or choose "
-                        f"another port with --port")
-            return f"Cannot listen on {host}:{port}: {exc.strerror or exc}"
-    return None
 
 
 def _existing_world(world, args) -> str | None:
@@ -349,65 +305,3 @@ def _control_notice(settings: Settings) -> str:
     if settings.control_open:
         return "  control API   open: no admin token, and the sandbox listens on loopback only"
     return "  control API   OFF: listening beyond loopback without --admin-token"
-
-
-def serve(app, args) -> None:
-    if args.server == "granian":
-        return serve_granian(app, args)
-    from gunicorn.app.base import BaseApplication
-
-    from .serving.bridge import Bridge
-
-    class Server(BaseApplication):
-        def load_config(self):
-            self.cfg.set("bind", f"{args.host}:{args.port}")
-            # The app (and the seeded data) is made once, before the fork; every worker shares the backend.
-            self.cfg.set("preload_app", True)
-            self.cfg.set("workers", args.workers)
-            self.cfg.set("worker_class", "sandbox.serving.worker.SandboxWorker")
-            self.cfg.set("accesslog", None)
-            self.cfg.set("loglevel", "warning")
-            # HTTP/1.1 keep-alive, an idle connection closed after this many seconds.
-            self.cfg.set("keepalive", KEEPALIVE_SECONDS)
-            # The loop answers the arbiter's heartbeat while whole-world operations run in threads; a worker whose
-            # loop is stuck this long is killed and replaced, and the arbiter logs it.
-            self.cfg.set("timeout", 60)
-
-        def load(self):
-            return Bridge(app, threads=args.threads)
-
-    Server().run()
-
-
-def _write_json_error(sock, status_int, reason, mesg):
-    """gunicorn's own refusals (a request it cannot parse, or beyond its bounds), as JSON instead of HTML: in the
-    control API's envelope, since the request never reached a vendor."""
-    import gunicorn.util
-
-    body = json.dumps({"error": {"code": status_int, "message": f"{reason}: {mesg}"}}).encode()
-    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1")
-    gunicorn.util.write_nonblock(sock, head + body)
-
-
-def serve_granian(app, args) -> None:
-    """granian spawns its workers, each importing the app anew: they get run.py's settings through the
-    environment and join the world this process has seeded (a temporary database is named explicitly)."""
-    from granian import Granian
-    from granian.constants import Interfaces
-    from granian.log import LogLevels
-
-    sandbox = app.extensions["sandbox"]
-    fields = {f.name: getattr(sandbox.settings, f.name) for f in dataclasses.fields(sandbox.settings)}
-    if sandbox.settings.backend == "sqlite":
-        fields["db"] = sandbox.backend.path
-    os.environ[SETTINGS_ENV] = json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in fields.items()})
-    Granian("sandbox.cli:granian_app", factory=True, address=args.host, port=args.port, interface=Interfaces.WSGI,
-            workers=args.workers, blocking_threads=args.threads, log_level=LogLevels.warning).serve()
-
-
-def granian_app():
-    """The app of one granian worker process (see serve_granian)."""
-    fields = json.loads(os.environ[SETTINGS_ENV])
-    logs.configure(os.environ.get("SANDBOX_LOG_LEVEL", "info"), os.environ.get("SANDBOX_LOG_FORMAT", "text"))
-    return create_app(Settings(**{k: Path(v) if k.endswith("_dir") else v for k, v in fields.items()}))

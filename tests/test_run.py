@@ -114,8 +114,8 @@ def test_threads_are_for_whole_world_operations_under_gunicorn_and_for_requests_
     import pytest
 
     assert run.parse_args([]).threads == 4 and run.parse_args(["--server", "granian"]).threads == 1
-    assert run._server_name(run.parse_args(["--threads", "2"])).startswith("gunicorn with uvicorn workers")
-    assert "2 thread(s) for whole-world operations" in run._server_name(run.parse_args(["--threads", "2"]))
+    assert run.server_name(run.parse_args(["--threads", "2"])).startswith("gunicorn with uvicorn workers")
+    assert "2 thread(s) for whole-world operations" in run.server_name(run.parse_args(["--threads", "2"]))
     for bad in (["--workers", "0"], ["--threads", "x"]):
         with pytest.raises(SystemExit):
             run.parse_args(bad)

@@ -22,6 +22,7 @@ from typing import Callable
 
 from flask import Response
 
+from .connection import connection_of
 from .store import must_finish
 
 FAULT_HEADER = "X-Sandbox-Fault"
@@ -218,7 +219,7 @@ def drop_connection(environ, reset: bool) -> bool:
     """Close the client's connection under the server's feet: with a TCP reset, or an orderly close with no answer.
     False when there is no connection to close (in-process calls). run.py's server (sandbox/serving/bridge.py)
     drops it for us; under another server, the socket is closed here."""
-    connection = environ.get("sandbox.connection")
+    connection = connection_of(environ)
     if connection is not None:
         return connection.drop(reset)
     sock = environ.get("werkzeug.socket")
@@ -242,7 +243,7 @@ def drop_connection(environ, reset: bool) -> bool:
 def held_by_server(environ) -> Callable[[int], None] | None:
     """run.py's server holds an answer without holding the process (it sends it when its time comes,
     sandbox/serving/bridge.py); None under other servers, where holding an answer means sleeping."""
-    return getattr(environ.get("sandbox.connection"), "hold", None)
+    return getattr(connection_of(environ), "hold", None)
 
 
 def wait(milliseconds: int) -> None:

@@ -24,6 +24,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from . import limits, logs, rendering
 from .clock import now_iso
+from .connection import connection_of
 from .errors import RequestContext, SandboxError
 from .faults import (DELAY_HEADER, FAULT_HEADER, GENERIC_FAULTS, VendorFault, carry_out, held_by_server,
                      magic_fault, wait)
@@ -315,7 +316,7 @@ def journal(x: Exchange) -> None:
     reference = journal_.record(journal_entry(x.sent or sent_of(x), x.response, x.mount.name, operation, rule,
                                               duration, now_iso(), x.sandbox.secrets, dropped=x.dropped,
                                               delay_ms=x.delay_ms))
-    connection = x.request.environ.get("sandbox.connection")  # run.py's server: it may find the client gone
+    connection = connection_of(x.request.environ)  # run.py's server: it may find the client gone
     if connection is not None:
         connection.undelivered = lambda: journal_.undelivered(reference)
 

@@ -39,6 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 from a2wsgi.wsgi import build_environ
 
 from sandbox.config import Settings
+from sandbox.core.connection import ENVIRON_KEY
 from sandbox.core.logs import log
 from sandbox.core.limits import IMPORT_PATH
 from sandbox.core.store import WouldWait, not_waiting
@@ -61,7 +62,8 @@ _BUSY_HEADERS = [(b"content-type", b"application/json"), (b"content-length", b"%
 
 
 class Connection:
-    """What the app may ask of its client's connection (core/faults.py): hold the answer, or drop it."""
+    """The server's side of core/connection.py's ServerConnection: what the app may ask of its client's connection
+    (hold the answer, or drop it), and what it asked to record if the answer cannot be delivered."""
 
     def __init__(self, transport):
         self.transport = transport
@@ -298,7 +300,7 @@ class Bridge:
 def _environ(scope, body: bytes, connection: Connection) -> dict:
     environ = build_environ(scope, io.BytesIO(body))
     environ["wsgi.input_terminated"] = True  # a chunked body is read to its end (werkzeug reads none otherwise)
-    environ["sandbox.connection"] = connection
+    environ[ENVIRON_KEY] = connection
     return environ
 
 
