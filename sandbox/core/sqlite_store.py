@@ -42,6 +42,7 @@ _UPSERT = ("INSERT INTO records(world, collection, key, data) VALUES (?, ?, ?, ?
 # A bounded log is trimmed after every this many appends by one store, so it holds at most `keep` + this many
 # rows per writing process.
 _TRIM_EVERY = 64
+_KEEP = "_keep:"  # + a bounded log's name: the counter holding its `keep`
 _ROWS_PER_INSERT = 256  # log rows a write transaction holds before inserting them (3 x 256 of SQLite's 32,766 variables)
 # What _prepare has created, per database file: None for the tables, (collection, field) for each index.
 _PREPARED: dict[str, set] = {}
@@ -368,8 +369,10 @@ class SQLiteStore(Store):
                            (self._world, collection, key)).rowcount > 0
 
     def append_log(self, name: str, entry: dict, keep: int | None = None, number: str | None = None) -> None:
-        """A bounded log is trimmed every _TRIM_EVERY appends. An entry's number is its row's: unique and
-        increasing, at no extra cost (read_log puts it back when asked), so `number` is not stored."""
+        """A bounded log is trimmed every _TRIM_EVERY appends; its bound is kept with it (the counter
+        `_keep:<name>`, written at a store's first append and at each trim), so that dump_groups, in any process,
+        gives its newest `keep` entries and not the rows still waiting for a trim. An entry's number is its row's:
+        unique and increasing, at no extra cost (read_log puts it back when asked), so `number` is not stored."""
         local = self._local
         if local.depth > 0:  # a write transaction: one INSERT for its appends (a PATCH makes three), 256 at most
             local.appended.append((self._world, name, encode(entry)))
@@ -377,7 +380,11 @@ class SQLiteStore(Store):
                 _insert_appended(local)
         else:
             self._write("INSERT INTO logs(world, name, data) VALUES (?, ?, ?)", (self._world, name, encode(entry)))
+        first = name not in self._appends
         self._appends[name] = self._appends.get(name, 0) + 1
+        if keep is not None and (first or self._appends[name] >= _TRIM_EVERY):
+            self._write("INSERT INTO counters(world, name, value) VALUES (?, ?, ?) ON CONFLICT(world, name) "
+                        "DO UPDATE SET value=excluded.value", (self._world, _KEEP + name, keep))
         if keep is not None and self._appends[name] >= _TRIM_EVERY:
             self._appends[name] = 0
             _insert_appended(local)
@@ -414,9 +421,20 @@ class SQLiteStore(Store):
                                           "WHERE world=? AND collection=? ORDER BY seq", (world, name))
                     else:
                         rows = ((None, data) for (data,) in db.execute(
-                            f"SELECT data FROM logs INDEXED BY {index} WHERE world=? AND name=? ORDER BY seq",
-                            (world, name)))
+                            f"SELECT data FROM logs INDEXED BY {index} WHERE world=? AND name=? AND seq > ? "
+                            "ORDER BY seq", (world, name, self._trimmed_up_to(name))))
                     yield table, name, rows
+
+    def _trimmed_up_to(self, name: str) -> int:
+        """The newest row of a bounded log beyond its `keep` newest (a trim would delete it and those before), or 0:
+        a dump gives the log as read_log(last=keep) reads it, the same on every backend."""
+        keep = self._db.execute("SELECT value FROM counters WHERE world=? AND name=?",
+                                (self._world, _KEEP + name)).fetchone()
+        if keep is None:
+            return 0
+        beyond = self._db.execute("SELECT seq FROM logs INDEXED BY logs_by_name WHERE world=? AND name=? "
+                                  "ORDER BY seq DESC LIMIT 1 OFFSET ?", (self._world, name, keep[0])).fetchone()
+        return beyond[0] if beyond else 0
 
     def _clear_vendor_data(self) -> None:
         _insert_appended(self._local)

@@ -253,8 +253,9 @@ class StoreContract(Protocol):
     def dump(self) -> dict:
         """The vendor data (internal `_` names left out) as JSON-compatible data:
         {"collections": {name: {key: record}}, "logs": {name: [entry, ...]}}, records in insertion order and
-        entries oldest first. Logs without entries are left out; so are collections without records, except on
-        memory, which gives a collection whose records were all deleted as {}."""
+        entries oldest first, a bounded log's newest `keep` (as read_log(last=keep): on SQLite too, before its
+        batched trim). Logs without entries are left out; so are collections without records, except on memory,
+        which gives a collection whose records were all deleted as {} (and load() keeps one given as {})."""
         ...
 
     def dump_groups(self) -> Iterator[tuple[str, str, Iterable[tuple[str | None, str | bytes]]]]:

@@ -96,14 +96,15 @@ def _body(operation: Operation, request) -> tuple[object, list[Problem]]:
     if request.mimetype != "application/json":
         sent = request.mimetype or "no Content-Type"
         return None, [Problem("body", "", f"Send the body as JSON with Content-Type: application/json (got {sent})")]
+    snapshot = bool(operation.extensions.get("x-sandbox-snapshot", False))
     try:
-        body = parse_json(data)
+        body = parse_json(data, snapshot)
     except Unreadable as exc:
         return None, [Problem("body", exc.field, str(exc))]
     except (ValueError, UnicodeDecodeError) as exc:
         return None, [Problem("body", "", f"The body is not valid JSON: {exc}")]
     except RecursionError:
-        return None, [Problem("body", "", _TOO_DEEP)]
+        return None, [Problem("body", "", _too_deep(snapshot))]
     if operation.body_validator is None:
         return body, []
     if len(data) > LARGE_BODY:
@@ -128,8 +129,14 @@ def _compiled_problem(error) -> Problem:
 
 # Strict JSON: what the standard library would let through but a field cannot hold.
 MAX_DEPTH = 32  # far below what the parsers and the validator recurse to; no documented body nests beyond 6
-_TOO_DEEP = (f"The body nests arrays or objects more than {MAX_DEPTH} levels deep; no documented field needs more than "
-             "a few levels")
+# A state snapshot (the spec's `x-sandbox-snapshot`) holds each record as stored, under collections.<name>.<key>:
+# a record kept from a vendor body that nests to MAX_DEPTH sits 3 levels further down than the body's top.
+SNAPSHOT_DEPTH = MAX_DEPTH + 3
+
+
+def _too_deep(snapshot: bool) -> str:
+    return (f"The body nests arrays or objects more than {SNAPSHOT_DEPTH if snapshot else MAX_DEPTH} levels deep; "
+            "no documented field needs more than a few levels")
 
 
 class Unreadable(ValueError):
@@ -142,32 +149,34 @@ class Unreadable(ValueError):
         self.field = field
 
 
-def parse_json(data: bytes):
+def parse_json(data: bytes, snapshot: bool = False):
     """orjson for speed, for documents without fractions or exponents; it refuses NaN, Infinity and lone surrogates.
     Anything else is read by the standard library with those refused too, and any number orjson reads as a float,
-    since it also reads integers beyond 64 bits that way."""
+    since it also reads integers beyond 64 bits that way. A `snapshot` keeps its numbers as written (5000.0 stays a
+    float: its records are restored exactly as they were exported) and may nest to SNAPSHOT_DEPTH."""
     try:
         document = orjson.loads(data)
     except orjson.JSONDecodeError:
         pass
     else:
-        if not _inspect(document, strings=False):
+        if not _inspect(document, strings=False, snapshot=snapshot):
             return document
-    document = json.loads(data, parse_float=_number, parse_constant=_constant)
-    _inspect(document, strings=True)
+    document = json.loads(data, parse_float=_finite if snapshot else _number, parse_constant=_constant)
+    _inspect(document, strings=True, snapshot=snapshot)
     return document
 
 
-def _inspect(document, strings: bool) -> bool:
-    """Whether the document holds a float; refuses nesting beyond MAX_DEPTH and (with `strings`) lone surrogates.
+def _inspect(document, strings: bool, snapshot: bool) -> bool:
+    """Whether the document holds a float; refuses nesting beyond MAX_DEPTH (a snapshot's: SNAPSHOT_DEPTH) and (with
+    `strings`) lone surrogates.
     A stack, not recursion: orjson reads documents nested deeper than Python recurses."""
     has_float = False
     pending = [(document, 0)]
     while pending:
         value, depth = pending.pop()
         if isinstance(value, (dict, list)):
-            if depth >= MAX_DEPTH:
-                raise Unreadable(_TOO_DEEP)
+            if depth >= (SNAPSHOT_DEPTH if snapshot else MAX_DEPTH):
+                raise Unreadable(_too_deep(snapshot))
             items = value.items() if isinstance(value, dict) else enumerate(value)
             for key, item in items:
                 if strings and isinstance(key, str):
@@ -195,10 +204,15 @@ def _constant(name: str):
 
 def _number(text: str):
     """JSON Schema counts 130.0 as an integer; hand handlers an int for it, so they never see 130.0 as a count."""
+    value = _finite(text)
+    return int(value) if value.is_integer() and abs(value) < 2**63 else value
+
+
+def _finite(text: str) -> float:
     value = float(text)
     if math.isinf(value):
         raise Unreadable(f"The body holds the number {text[:30]}, beyond what a field can hold: send a finite number")
-    return int(value) if value.is_integer() and abs(value) < 2**63 else value
+    return value
 
 
 def _schema_problems(validator, value, location: str, name: str) -> list[Problem]:
