@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Redis backend's valid PATCH before and after a flood of lookups of values nothing has (PATCHes to purchase
 # histories that do not exist), each of which the workers' read caches remember: a later write must not pay for
-# them (sandbox/core/redis_cache.py). Not part of the test suite. Needs wrk and redis-server.
+# them (sandbox/storage/redis/cache.py). Not part of the test suite. Needs wrk and redis-server.
 #   bash bench/lookup_flood.sh [lookups, default 4900] [seconds per run, default 8]
 set -euo pipefail
 cd "$(dirname "$0")/.."

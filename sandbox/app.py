@@ -14,8 +14,8 @@ from .control.errors import NotFound as ControlNotFound, TooManyWorkspaces
 from .core.masking import Secrets
 from .core.routing import Dispatch, install_error_handlers, mount
 from .core.spec import load_spec
-from .core.store import WorldGone
-from .core.backends import open_backend
+from .storage.store import WorldGone
+from .storage.backends import open_backend
 from .core.guard import Guard
 from .core.logs import RequestLog
 from .core.world import DEFAULT, World, new_suffix, suffix_of

@@ -23,7 +23,7 @@ from . import Settings, __version__, create_app
 from .control.scenarios import load_scenario, scenarios
 
 from .core import logs
-from .core.backends import BACKENDS, BackendUnavailable
+from .storage.backends import BACKENDS, BackendUnavailable
 from .serving.launch import DEFAULT_THREADS, DEFAULT_WORKERS, SERVERS, port_problem, serve, server_name
 
 TOOLS = ("contract", "compat", "verify")  # the subcommands that run a tool; `proxy` serves

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.core import sqlite_store
-from sandbox.core.sqlite_store import SQLiteStore
+from sandbox.storage import sqlite as sqlite_store
+from sandbox.storage.sqlite import SQLiteStore
 
 from services import free_port
 
@@ -29,7 +29,7 @@ WITHOUT_FCNTL = """
 import json, sys
 sys.modules["fcntl"] = None
 from sandbox import Settings, create_app
-from sandbox.core import sqlite_store
+from sandbox.storage import sqlite as sqlite_store
 answers = []
 for backend in ("memory", "sqlite"):
     client = create_app(Settings(backend=backend, size=5)).test_client()

@@ -68,7 +68,7 @@ def test_a_large_reset_runs_in_short_scripts_and_everyone_else_is_answered_at_on
 
 
 def test_a_reset_cut_off_part_way_leaves_the_world_marked_incomplete_until_a_reset_replaces_it(shared, monkeypatch):
-    from sandbox.core import redis_store
+    from sandbox.storage.redis import store as redis_store
 
     resetter, other, _ = shared
     steps = []
@@ -86,7 +86,7 @@ def test_a_reset_cut_off_part_way_leaves_the_world_marked_incomplete_until_a_res
     assert answer.status_code == 503 and "part-way through replacing the world: it is incomplete. POST " \
                                           "/_sandbox/reset" in answer.get_json()["error"]["message"]
     monkeypatch.undo()
-    time.sleep(2.2)  # the cut-off writer's lock expires (redis_lock.LOCK_SECONDS)
+    time.sleep(2.2)  # the cut-off writer's lock expires (storage/redis/lock.py: LOCK_SECONDS)
     for refused in (other.patch(PATCH_URL, json={"redemptionInstructions": "x"}, headers=bearer()),
                     other.get("/_sandbox/health")):
         assert refused.status_code == 503
@@ -99,7 +99,7 @@ def test_a_reset_cut_off_part_way_leaves_the_world_marked_incomplete_until_a_res
 def test_a_commit_whose_answer_never_came_says_it_may_have_been_applied(shared, monkeypatch):
     """Issue 26 point 2: once the commit was sent, a Redis that stops answering leaves its outcome unknown; the 503
     said "nothing was written", which a client retrying a refund takes at its word."""
-    from sandbox.core.redis_client import RedisLink
+    from sandbox.storage.redis.client import RedisLink
 
     client, _, _ = shared
     run = RedisLink.run

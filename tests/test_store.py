@@ -10,8 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sandbox.core.sqlite_store import SQLiteStore
-from sandbox.core.store import MemoryStore, StoreContract
+from sandbox.storage.sqlite import SQLiteStore
+from sandbox.storage.memory import MemoryStore
+from sandbox.storage.store import StoreContract
 
 from services import REDIS_MISSING, drop_prefix, unique_prefix
 
@@ -30,7 +31,7 @@ def store(request):
             pytest.skip(REDIS_MISSING)
         import redis
 
-        from sandbox.core.redis_store import RedisStore
+        from sandbox.storage.redis.store import RedisStore
 
         prefix = unique_prefix()
         yield RedisStore(redis.Redis.from_url(url), prefix, INDEXES)
@@ -256,7 +257,7 @@ def test_the_streamed_dump_is_the_dump_as_json_in_any_piece_size(store, records,
 def test_a_sqlite_writer_that_must_not_wait_gives_up_on_a_lock_held_for_long_and_writes_nothing(tmp_path):
     """store.not_waiting (the server's event loop): a write whose lock another thread holds for long raises
     WouldWait before writing; after must_finish() (a fault rule spent) the lock is waited for."""
-    from sandbox.core.store import WouldWait, must_finish, not_waiting
+    from sandbox.storage.store import WouldWait, must_finish, not_waiting
 
     path = str(tmp_path / "sandbox.db")
     store, holder = SQLiteStore(path), SQLiteStore(path)
@@ -434,7 +435,7 @@ def two_processes(redis_url):
         pytest.skip(REDIS_MISSING)
     import redis
 
-    from sandbox.core.redis_store import RedisStore
+    from sandbox.storage.redis.store import RedisStore
 
     prefix = unique_prefix()
     client = redis.Redis.from_url(redis_url)
@@ -477,7 +478,7 @@ _CHANGES = st.lists(st.tuples(st.sampled_from(["put", "delete"]), st.sampled_fro
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 @given(changes=_CHANGES)
 def test_redis_cached_finds_equal_the_stored_ones_after_any_changes(redis_url, changes):
-    """The read cache applies each change to the queries it touches (redis_cache._WorldCache): whatever another
+    """The read cache applies each change to the queries it touches (storage/redis/cache.py, _WorldCache): whatever another
     process writes, what a cached find() gives equals what Redis holds, in the same order."""
     with two_processes(redis_url) as (ours, theirs, client, prefix):
         theirs.put_all("people", "_id", [{"_id": key, "email": "x@"} for key in "ab"])
@@ -498,8 +499,8 @@ def test_a_redis_lock_taken_as_redis_went_away_is_freed_by_the_next_try_not_its_
     whole life after Redis is back; the process's next try frees it at once."""
     import redis
 
-    from sandbox.core.redis_lock import LOCK_SECONDS
-    from sandbox.core.store import StoreUnavailable
+    from sandbox.storage.redis.lock import LOCK_SECONDS
+    from sandbox.storage.store import StoreUnavailable
 
     with two_processes(redis_url) as (ours, theirs, client, prefix):
         link, real_run = ours._link, ours._link.run
@@ -528,7 +529,7 @@ def test_the_redis_change_feed_is_bounded_by_entries_and_bytes(redis_url):
     """Every commit announces what it changed on the feed; the feed keeps FEED_KEEP to FEED_KEEP + FEED_SLACK entries
     of at most FEED_ENTRY_MOST bytes (a longer key, which an imported state may hold, announces its whole world),
     and a reader still sees every change."""
-    from sandbox.core.redis_scripts import FEED_ENTRY_MOST, FEED_KEEP, FEED_SLACK
+    from sandbox.storage.redis.scripts import FEED_ENTRY_MOST, FEED_KEEP, FEED_SLACK
 
     long_key = "k" * (2 * FEED_ENTRY_MOST)
     with two_processes(redis_url) as (ours, theirs, client, prefix):
@@ -551,7 +552,7 @@ def test_the_redis_read_cache_is_bounded_by_the_lookups_it_remembers(monkeypatch
     a world's cache without bound."""
     import types
 
-    import sandbox.core.redis_cache as redis_cache
+    import sandbox.storage.redis.cache as redis_cache
 
     link = types.SimpleNamespace(client=types.SimpleNamespace(register_script=lambda script: None))
     cache = redis_cache.ReadCache(link, "feed")

@@ -23,7 +23,7 @@ from typing import Callable
 from flask import Response
 
 from .connection import connection_of
-from .store import must_finish
+from ..storage.store import must_finish
 
 FAULT_HEADER = "X-Sandbox-Fault"
 DELAY_HEADER = "X-Sandbox-Delay"

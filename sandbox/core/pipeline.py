@@ -31,7 +31,7 @@ from .faults import (DELAY_HEADER, FAULT_HEADER, GENERIC_FAULTS, VendorFault, ca
 from .journal import journal_entry, sent_part
 from .mount import Mount
 from .spec import Operation
-from .store import StoreUnavailable
+from ..storage.store import StoreUnavailable
 from .world import DataGone, suffix_of
 from .validation import validate_request
 

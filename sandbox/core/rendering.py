@@ -5,7 +5,7 @@ import logging
 
 from flask import Request, Response
 
-from .codec import wire
+from ..storage.codec import wire
 from .errors import Problem, RequestContext, SandboxError
 from .mount import Mount
 

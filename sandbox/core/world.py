@@ -24,7 +24,7 @@ from faker import Faker
 from .faults import FaultRules
 from .ids import IdGenerator
 from .journal import Journal
-from .store import StoreUnavailable
+from ..storage.store import StoreUnavailable
 
 DEFAULT = "default"
 

@@ -42,7 +42,7 @@ from sandbox.config import Settings
 from sandbox.core.connection import ENVIRON_KEY
 from sandbox.core.logs import log
 from sandbox.core.limits import IMPORT_PATH
-from sandbox.core.store import WouldWait, not_waiting
+from sandbox.storage.store import WouldWait, not_waiting
 
 WHOLE_WORLD_THREADS = 4  # whole-world operations of different worlds running at once in one worker
 SIDE_THREADS = 4  # threads for requests whose world's write lock is held for long (each waits for it there)

@@ -15,11 +15,12 @@ from contextlib import closing
 
 import redis
 
-from .redis_cache import ReadCache
-from .redis_client import RedisLink, connect, shown
-from .redis_store import RedisStore
-from .sqlite_store import SQLiteStore, forget_database, temporary_database
-from .store import MemoryStore, WorldGone
+from .redis.cache import ReadCache
+from .redis.client import RedisLink, connect, shown
+from .redis.store import RedisStore
+from .sqlite import SQLiteStore, forget_database, temporary_database
+from .memory import MemoryStore
+from .store import WorldGone
 
 BACKENDS = ("memory", "sqlite", "redis")
 

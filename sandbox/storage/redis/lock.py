@@ -2,12 +2,12 @@
 
 The lock only keeps honest writers from wasting work on a check another is about to invalidate; correctness does
 not rest on it. What a transaction writes is applied by one server-side script that first checks the lock still
-holds the transaction's token (redis_scripts.COMMIT), so a holder that outlived its lock (paused, cut off, slow)
+holds the transaction's token (scripts.COMMIT), so a holder that outlived its lock (paused, cut off, slow)
 writes nothing. Hence the lock can be short-lived: `LOCK_SECONDS` after its holder stops renewing it (a crash, a
 SIGSTOP, a lost connection), another instance takes it.
 
 Waiting is not polling: a waiter joins the world's queue and blocks on a wake list of its own (BLPOP); the holder's
-commit hands the lock straight to the first waiter, with what it needs to catch up (redis_scripts.COMMIT), so the
+commit hands the lock straight to the first waiter, with what it needs to catch up (scripts.COMMIT), so the
 waiter's blocking call returns holding the lock. It blocks in short spells, trying again in between, because a lock
 that expires instead of being released wakes nobody.
 """
@@ -21,8 +21,8 @@ import time
 
 import orjson
 
-from .redis_scripts import ACQUIRE, GIVE_UP
-from .store import StoreUnavailable, WorldBeingReplaced
+from .scripts import ACQUIRE, GIVE_UP
+from ..store import StoreUnavailable, WorldBeingReplaced
 
 # How long a lock outlives the last renewal of its holder; its holder renews it every quarter of that.
 LOCK_SECONDS = 2.0
@@ -79,7 +79,7 @@ class WorldLock:
 
     def abandon(self, token: str) -> None:
         """A transaction of this process that ended while Redis was away, perhaps holding the lock: the next try to
-        take it frees it (redis_scripts.ACQUIRE), instead of every writer waiting out the lock's life."""
+        take it frees it (scripts.ACQUIRE), instead of every writer waiting out the lock's life."""
         with self._guard:
             self._abandoned = [*self._abandoned[-(ABANDONED_KEPT - 1):], token]
 

@@ -11,7 +11,7 @@ Layout under the world's prefix:
     cnt                             hash   counters
     seq                             string the insertion-order counter
 and beside it (outside the prefix, so that clear() leaves them): `#lock`, `#queue`, `#waiting`, `#wake:<token>`
-(redis_lock), `#done:<id>` (commits recently applied, redis_scripts.COMMIT); under the backend's own prefix, the
+(redis_lock), `#done:<id>` (commits recently applied, scripts.COMMIT); under the backend's own prefix, the
 change feed `#feed`, `#feedn`, `#epoch` (redis_cache).
 
 Why transactions are built this way (the alternatives were a lock alone, which trusts the lock's lifetime, and
@@ -36,13 +36,13 @@ import time
 from contextlib import contextmanager
 from typing import Iterator
 
-from .codec import decode, encode
-from .redis_cache import ReadCache
-from .redis_client import RedisLink
-from .redis_lock import LOCK_SECONDS, MILLISECONDS, WorldLock
-from .redis_pending import PendingWrites
-from .redis_scripts import CLEAR_STEP, COMMIT, FIND_INDEXED, MARK_REPLACING, STEP_ARGUMENTS
-from .store import Store, StoreUnavailable, WorldBeingReplaced, internal
+from ..codec import decode, encode
+from .cache import ReadCache
+from .client import RedisLink
+from .lock import LOCK_SECONDS, MILLISECONDS, WorldLock
+from .pending import PendingWrites
+from .scripts import CLEAR_STEP, COMMIT, FIND_INDEXED, MARK_REPLACING, STEP_ARGUMENTS
+from ..store import Store, StoreUnavailable, WorldBeingReplaced, internal
 
 _SETTLE_PAUSE_SECONDS = 0.05
 _FIELD_NAME = re.compile(r"\w+")  # a numbered log's field is spliced into JSON text by the commit script
@@ -316,7 +316,7 @@ class RedisStore(Store):
 
     def _apply_in_steps(self, pending: PendingWrites, token: str) -> None:
         """A commit that replaces the world, in steps each short enough not to hold up Redis's other clients
-        (redis_scripts.STEP_ARGUMENTS; any other transaction writes a few records, in one script): the world, marked as being replaced since its clear
+        (scripts.STEP_ARGUMENTS; any other transaction writes a few records, in one script): the world, marked as being replaced since its clear
         (_mark), is answered "being replaced" to everyone else until the last step, which unmarks it, announces it
         whole and gives the lock back. A step refused or cut off after an earlier one was applied leaves the world
         incomplete, and marked so (a 503 saying to reset it) until a reset or an import replaces it."""

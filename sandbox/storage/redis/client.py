@@ -20,12 +20,12 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from .store import StoreUnavailable
+from ..store import StoreUnavailable
 
 log = logging.getLogger("sandbox")
 
 CONNECT_TIMEOUT_SECONDS = 1
-# Longer than any blocking wait for a world's lock (redis_lock.WAKE_SECONDS), so that wait never times out here.
+# Longer than any blocking wait for a world's lock (lock.WAKE_SECONDS), so that wait never times out here.
 READ_TIMEOUT_SECONDS = 2
 # What counts as Redis being away: no connection, no answer in time, still loading its data after a restart
 # (a ConnectionError), or a replica that no longer takes writes after a failover.

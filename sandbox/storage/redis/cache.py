@@ -1,7 +1,7 @@
 """What this process read from Redis lately, kept current by the backend's change feed, so that most reads of a
 request cost no round trip.
 
-Every commit (redis_scripts.COMMIT) announces the records it changed on one feed for the whole backend. A process
+Every commit (scripts.COMMIT) announces the records it changed on one feed for the whole backend. A process
 catches up with the feed, receiving the changed records as they are now, at two moments: when a request's lookups
 begin (one round trip for which world, whose credentials and the fault rules: SYNC), and when it takes a world's
 lock (in the same round trip as the lock, or handed to it with the lock: redis_lock). From a catch-up to the end of that snapshot or transaction, reads
@@ -16,9 +16,9 @@ import bisect
 import secrets
 import threading
 
-from .codec import decode, encode
-from .redis_client import RedisLink
-from .redis_scripts import SYNC
+from ..codec import decode, encode
+from .client import RedisLink
+from .scripts import SYNC
 
 MOST_RECORDS = 50_000  # per world: past this, a world's cache is dropped and starts again
 MOST_QUERIES = 5_000  # cached find() answers a world keeps before it starts afresh
@@ -34,7 +34,7 @@ class ReadCache:
         self._epoch = ""
         self._seen = 0  # feed entries caught up with
         # World prefix -> "on" (a reset or an import is replacing it) or "cut" (one stopped part-way), as of the
-        # last catch-up (redis_scripts.SYNC)
+        # last catch-up (scripts.SYNC)
         self.replacing: dict[str, str] = {}
         self._local = threading.local()  # per thread: snapshots and transactions open that read from here
 
@@ -43,7 +43,7 @@ class ReadCache:
         self.apply(self._link.run(self._sync, [], self.where()))
 
     def where(self) -> list:
-        """What a catch-up asks (redis_scripts.SYNC): the feed, the entries seen, the epoch known, a new epoch."""
+        """What a catch-up asks (scripts.SYNC): the feed, the entries seen, the epoch known, a new epoch."""
         return [self.feed, self._seen, self._epoch, secrets.token_hex(8)]
 
     def apply(self, reply: list) -> None:

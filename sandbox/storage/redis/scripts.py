@@ -86,7 +86,7 @@ SYNC = _SYNC + "return sync(ARGV[1], ARGV[2], ARGV[3], ARGV[4])"
 # each waiter needs to catch up, in `#waiting`: "entries seen\tepoch\tdeadline ms"), with its catch-up pushed on its
 # own wake list (`#wake:<token>`): the waiter's one blocking call returns holding the lock, current. Without the
 # handover, a waiter woken would send one more round trip to take the lock, and the lock would lie idle meanwhile.
-# Waiters past their deadline (gone, or not heard from lately: redis_lock.WAITER_SECONDS) are skipped.
+# Waiters past their deadline (gone, or not heard from lately: lock.WAITER_SECONDS) are skipped.
 _HANDOVER = r"""
 local function hand_over(base, feed, milliseconds, fresh)
   local lock, queue, waiting = base .. '#lock', base .. '#queue', base .. '#waiting'
@@ -111,7 +111,7 @@ local function hand_over(base, feed, milliseconds, fresh)
 end
 """
 
-# Applies a transaction's instructions (redis_pending.PendingWrites), or nothing.
+# Applies a transaction's instructions (pending.PendingWrites), or nothing.
 #   ARGV[1] the world's prefix; ARGV[2] the lock token ('' for a single write outside a transaction); ARGV[3] the
 #   commit's id; ARGV[4] the backend's prefix, under which the change feed lives (redis_cache); ARGV[5] the lock's
 #   life in milliseconds and ARGV[6] a new epoch, for the handover; ARGV[7] the mode: 'all' (the whole commit),

@@ -1,13 +1,13 @@
 """The writes of an open Redis transaction, held in the process until it commits.
 
 Holding them is what makes a transaction all or nothing on Redis: on success they go to the server in one script
-(redis_scripts.COMMIT) that applies every one or none; on an exception they are dropped, and nothing was written.
+(scripts.COMMIT) that applies every one or none; on an exception they are dropped, and nothing was written.
 Meanwhile the transaction's own reads must see them: `PendingWrites` keeps, besides the script's instructions, what
 each collection and log looks like after them, for RedisStore to lay over what the server holds.
 """
 from __future__ import annotations
 
-from .store import internal
+from ..store import internal
 
 
 class PendingWrites:

@@ -2,7 +2,7 @@
 given a file. What it guarantees is `store.StoreContract`'s; `transaction()` makes a check and the write that
 depends on it atomic across threads and processes, and rolls back on an exception.
 
-A file can hold many namespaces (the `world` column); the backend (core/backends.py) gives each workspace a file
+A file can hold many namespaces (the `world` column); the backend (backends.py) gives each workspace a file
 of its own, so that one world's writes never queue behind another's: SQLite has one writer per file.
 """
 from __future__ import annotations
