@@ -21,6 +21,7 @@ import yaml
 
 from . import Settings, __version__, create_app
 from .control.scenarios import load_scenario, scenarios
+from .vendors import VENDORS
 
 from .core import logs
 from .storage.backends import BACKENDS, BackendUnavailable
@@ -66,7 +67,7 @@ def parse_args(argv=None, proxy: bool = False) -> argparse.Namespace:
             description=_wrapped("Serve the sandbox with /proxy/<spec>/... forwarding a partner's traffic, unchanged, "
                                  "to a real server, recording per exchange whether request and response conform to "
                                  "the spec (GET /_sandbox/proxy/findings). Every server option applies."))
-        parser.add_argument("--spec", required=True, choices=["returning-ai", "fabric", "capillary"],
+        parser.add_argument("--spec", required=True, choices=[vendor.name for vendor in VENDORS],
                             help="the vendor whose spec the traffic is checked against")
         parser.add_argument("--upstream", required=True, help="the real server's API base URL, e.g. "
                             "https://staging.example/v3")

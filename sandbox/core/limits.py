@@ -15,16 +15,17 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wsgi import LimitedStream
 
 _BODY_HEADERS = ("CONTENT_TYPE", "CONTENT_LENGTH")  # the two headers WSGI names without HTTP_
-IMPORT_PATH = "/_sandbox/state/import"  # POST /_sandbox/state/import takes a whole exported world
 
 
-def body_limit(request: Request, settings) -> int:
-    """By the request's target, as the server (sandbox/serving/bridge.py) decides before the app sees it."""
-    return settings.max_import_bytes if request.path == IMPORT_PATH else settings.max_body_bytes
+def body_limit(settings, operation) -> int:
+    """By the operation the request names (None: none), as the server (sandbox/serving/bridge.py) decides before
+    the app sees it: a whole exported world (POST /_sandbox/state/import) may be far larger than any vendor body."""
+    return settings.max_import_bytes if operation is not None and operation.exported_state else settings.max_body_bytes
 
 
-def refusal(request: Request, settings) -> tuple[int, str] | None:
-    """(status, what to change) when the request is beyond a limit, else None."""
+def refusal(request: Request, settings, operation=None) -> tuple[int, str] | None:
+    """(status, what to change) when the request to `operation` (None: no documented one) is beyond a limit, else
+    None."""
     environ = request.environ
     url = len(environ.get("PATH_INFO", "").encode("latin-1", "replace")) + len(environ.get("QUERY_STRING", ""))
     if url > settings.max_url_bytes:
@@ -40,7 +41,7 @@ def refusal(request: Request, settings) -> tuple[int, str] | None:
     if size > settings.max_header_bytes:
         return 431, (f"The request's headers are {size} bytes; at most {settings.max_header_bytes} are accepted: "
                      "send shorter header values")
-    limit = body_limit(request, settings)
+    limit = body_limit(settings, operation)
     if request.content_length is not None and request.content_length > limit:
         return 413, too_large(limit)
     if request.content_length is None:

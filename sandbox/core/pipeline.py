@@ -94,7 +94,7 @@ def handle(x: Exchange) -> Response:
     except SandboxError as error:
         x.response = render_error(x, error)
     except RequestEntityTooLarge:  # a chunked body that ran past the limit while it was read
-        limit = limits.body_limit(x.request, x.settings)
+        limit = limits.body_limit(x.settings, x.operation)
         x.response = render_error(x, x.mount.error_for_status(413, limits.too_large(limit), []))
     except StoreUnavailable as error:  # the backend is away or the world's lock busy or lost: nothing was written
         x.journaled = not error.reachable  # a write's entry was undone with it: journal the 503, where possible

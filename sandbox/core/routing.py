@@ -119,9 +119,10 @@ def _within_limits():
     return limits_refusal(request._get_current_object(), current_app.extensions["sandbox"], routes(current_app))
 
 
-def limits_refusal(req: Request, sandbox, table: Routes) -> Response | None:
-    """Refuse a request beyond the size limits before anything reads its body, in the envelope of its mount."""
-    refused = limits.refusal(req, sandbox.settings)
+def limits_refusal(req: Request, sandbox, table: Routes, operation=None) -> Response | None:
+    """Refuse a request (to `operation`, None: no documented one) beyond the size limits before anything reads its
+    body, in the envelope of its mount."""
+    refused = limits.refusal(req, sandbox.settings, operation)
     if refused is None:
         return None
     status, message = refused
@@ -148,8 +149,8 @@ class Dispatch:
             return self.wsgi_app(environ, start_response)
         template, path_args = found
         try:
-            response = limits_refusal(req, self.sandbox, self.table) or pipeline.handle(pipeline.Exchange(
-                req, template.mount, self.sandbox, template.operation, template.handler, path_args))
+            response = limits_refusal(req, self.sandbox, self.table, template.operation) or pipeline.handle(
+                pipeline.Exchange(req, template.mount, self.sandbox, template.operation, template.handler, path_args))
         except Exception:  # noqa: BLE001 - as Flask's error handler would: the mount's 500, the details logged
             log.exception("unexpected failure on %s %s", req.method, req.path)
             response = rendering.render(template.mount, rendering.crash(template.mount),

@@ -213,6 +213,13 @@ class Operation:
     def flask_rule(self) -> str:
         return re.sub(r"{([^}]+)}", r"<\1>", self.path)
 
+    def admits(self, location: str, name: str, value) -> bool:
+        """Whether the spec's schema for the parameter admits `value` (authentication, which runs before the request
+        is validated, asks so of a header it reads)."""
+        parameter = next((p for p in self.parameters if p.location == location and p.name.lower() == name.lower()),
+                         None)
+        return parameter is not None and next(iter(parameter.validator.iter_errors(value)), None) is None
+
     def response_validator(self, status: int) -> SchemaValidator | None:
         for key in (str(status), f"{str(status)[0]}XX", "default"):
             if key in self.response_validators:
@@ -245,6 +252,12 @@ class Operation:
         operation on a whole world (seeding, an import, an export, a verification over the journal) that would
         otherwise hold up every other connection of its worker process (sandbox/serving/bridge.py)."""
         return bool(self.extensions.get("x-sandbox-whole-world", False))
+
+    @property
+    def exported_state(self) -> bool:
+        """Whether its body is a whole exported world (the spec's `x-sandbox-exported-state`): read up to
+        run.py --max-import-bytes (core/limits.py), numbers kept as written (core/validation.py)."""
+        return bool(self.extensions.get("x-sandbox-exported-state", False))
 
 
 class Spec:

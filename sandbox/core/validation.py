@@ -96,15 +96,15 @@ def _body(operation: Operation, request) -> tuple[object, list[Problem]]:
     if request.mimetype != "application/json":
         sent = request.mimetype or "no Content-Type"
         return None, [Problem("body", "", f"Send the body as JSON with Content-Type: application/json (got {sent})")]
-    snapshot = bool(operation.extensions.get("x-sandbox-snapshot", False))
+    exported = operation.exported_state
     try:
-        body = parse_json(data, snapshot)
+        body = parse_json(data, exported)
     except Unreadable as exc:
         return None, [Problem("body", exc.field, str(exc))]
     except (ValueError, UnicodeDecodeError) as exc:
         return None, [Problem("body", "", f"The body is not valid JSON: {exc}")]
     except RecursionError:
-        return None, [Problem("body", "", _too_deep(snapshot))]
+        return None, [Problem("body", "", _too_deep(exported))]
     if operation.body_validator is None:
         return body, []
     if len(data) > LARGE_BODY:
@@ -129,13 +129,14 @@ def _compiled_problem(error) -> Problem:
 
 # Strict JSON: what the standard library would let through but a field cannot hold.
 MAX_DEPTH = 32  # far below what the parsers and the validator recurse to; no documented body nests beyond 6
-# A state snapshot (the spec's `x-sandbox-snapshot`) holds each record as stored, under collections.<name>.<key>:
+# An exported state (the spec's `x-sandbox-exported-state`) holds each record as stored, under
+# collections.<name>.<key>:
 # a record kept from a vendor body that nests to MAX_DEPTH sits 3 levels further down than the body's top.
-SNAPSHOT_DEPTH = MAX_DEPTH + 3
+EXPORTED_DEPTH = MAX_DEPTH + 3
 
 
-def _too_deep(snapshot: bool) -> str:
-    return (f"The body nests arrays or objects more than {SNAPSHOT_DEPTH if snapshot else MAX_DEPTH} levels deep; "
+def _too_deep(exported: bool) -> str:
+    return (f"The body nests arrays or objects more than {EXPORTED_DEPTH if exported else MAX_DEPTH} levels deep; "
             "no documented field needs more than a few levels")
 
 
@@ -149,34 +150,35 @@ class Unreadable(ValueError):
         self.field = field
 
 
-def parse_json(data: bytes, snapshot: bool = False):
+def parse_json(data: bytes, exported: bool = False):
     """orjson for speed, for documents without fractions or exponents; it refuses NaN, Infinity and lone surrogates.
     Anything else is read by the standard library with those refused too, and any number orjson reads as a float,
-    since it also reads integers beyond 64 bits that way. A `snapshot` keeps its numbers as written (5000.0 stays a
-    float: its records are restored exactly as they were exported) and may nest to SNAPSHOT_DEPTH."""
+    since it also reads integers beyond 64 bits that way. An exported state (`exported`) keeps its numbers as
+    written (5000.0 stays a float: its records come back exactly as they were exported) and may nest to
+    EXPORTED_DEPTH."""
     try:
         document = orjson.loads(data)
     except orjson.JSONDecodeError:
         pass
     else:
-        if not _inspect(document, strings=False, snapshot=snapshot):
+        if not _inspect(document, strings=False, exported=exported):
             return document
-    document = json.loads(data, parse_float=_finite if snapshot else _number, parse_constant=_constant)
-    _inspect(document, strings=True, snapshot=snapshot)
+    document = json.loads(data, parse_float=_finite if exported else _number, parse_constant=_constant)
+    _inspect(document, strings=True, exported=exported)
     return document
 
 
-def _inspect(document, strings: bool, snapshot: bool) -> bool:
-    """Whether the document holds a float; refuses nesting beyond MAX_DEPTH (a snapshot's: SNAPSHOT_DEPTH) and (with
-    `strings`) lone surrogates.
+def _inspect(document, strings: bool, exported: bool) -> bool:
+    """Whether the document holds a float; refuses nesting beyond MAX_DEPTH (an exported state's: EXPORTED_DEPTH)
+    and (with `strings`) lone surrogates.
     A stack, not recursion: orjson reads documents nested deeper than Python recurses."""
     has_float = False
     pending = [(document, 0)]
     while pending:
         value, depth = pending.pop()
         if isinstance(value, (dict, list)):
-            if depth >= (SNAPSHOT_DEPTH if snapshot else MAX_DEPTH):
-                raise Unreadable(_too_deep(snapshot))
+            if depth >= (EXPORTED_DEPTH if exported else MAX_DEPTH):
+                raise Unreadable(_too_deep(exported))
             items = value.items() if isinstance(value, dict) else enumerate(value)
             for key, item in items:
                 if strings and isinstance(key, str):

@@ -41,7 +41,6 @@ from a2wsgi.wsgi import build_environ
 from sandbox.config import Settings
 from sandbox.core.connection import ENVIRON_KEY
 from sandbox.core.logs import log
-from sandbox.core.limits import IMPORT_PATH
 from sandbox.storage.store import WouldWait, not_waiting
 
 WHOLE_WORLD_THREADS = 4  # whole-world operations of different worlds running at once in one worker
@@ -126,7 +125,7 @@ class Bridge:
         self.timeout = settings.request_timeout
         self.body_budget = BIG_BODIES * self.import_limit + BODY_BUDGET * self.vendor_limit
         self.table = app.extensions.get("sandbox_routes")
-        # most requests are told apart by the first segment of their path alone
+        # most requests are told apart by the first segment of their path alone (an exported state is a whole world)
         self.firsts = {"/" + t.template.split("/")[1] for t in self.table.paths
                        if t.operation.whole_world} if self.table is not None else set()
         self.threads: ThreadPoolExecutor | None = None  # made in the worker, after the fork
@@ -143,18 +142,19 @@ class Bridge:
             self.threads = ThreadPoolExecutor(self.thread_count, thread_name_prefix="whole-world",
                                               initializer=_yield_to_others)
             self.side_threads = ThreadPoolExecutor(SIDE_THREADS, thread_name_prefix="beside-whole-world")
-        importing = scope["path"] == IMPORT_PATH
+        operation = self._whole_world(scope)
+        importing = operation is not None and operation.exported_state
         limit = self.import_limit if importing else self.vendor_limit
         if importing and _declared_length(scope) != 0:
             protocol = scope["extensions"]["sandbox.protocol"]
             protocol.hold_deadline()  # waiting for a slot is the server's time, not the client's
             async with self.big_bodies:
                 protocol.restart_deadline()
-                await self._serve(scope, receive, send, limit)
+                await self._serve(scope, receive, send, limit, operation)
         else:
-            await self._serve(scope, receive, send, limit)
+            await self._serve(scope, receive, send, limit, operation)
 
-    async def _serve(self, scope, receive, send, limit: int) -> None:
+    async def _serve(self, scope, receive, send, limit: int, whole_world) -> None:
         body = await self._read_body(scope, receive, limit)
         if body is None:
             return  # the client left before its request was whole
@@ -168,7 +168,7 @@ class Bridge:
             scope, b"expect").lower() == b"100-continue" else []
         connection = Connection(scope["extensions"]["sandbox.transport"])
         environ = _environ(scope, body, connection)
-        if self._whole_world(scope):
+        if whole_world is not None:
             async with self._turn(_header(scope, WORKSPACE_HEADER)):
                 await self._relayed(scope, send, connection, environ, closing)
             return
@@ -288,13 +288,14 @@ class Bridge:
         finally:
             self.reading -= len(body)
 
-    def _whole_world(self, scope) -> bool:
+    def _whole_world(self, scope):
+        """The whole-world operation the request names (the spec's x-sandbox-whole-world), or None."""
         path = "/" + scope["path"].lstrip("/")  # as werkzeug reads it
         if path[:path.find("/", 1)] not in self.firsts:
-            return False
+            return None
         method = "GET" if scope["method"] == "HEAD" else scope["method"]
         found = self.table.operation_for(method, path)
-        return found is not None and found[0].operation.whole_world
+        return found[0].operation if found is not None and found[0].operation.whole_world else None
 
 
 def _environ(scope, body: bytes, connection: Connection) -> dict:

@@ -137,7 +137,7 @@ class MemoryStore(Store):
             self._counters.clear()
             self._reset_indexes()
 
-    # -- snapshots -------------------------------------------------------------------------------------------
+    # -- export and import -----------------------------------------------------------------------------------------
     def dump_groups(self):
         with self._lock:  # references to the stored texts, taken at one moment
             collections = [(name, list(records.items())) for name, records in self._collections.items()
@@ -148,17 +148,17 @@ class MemoryStore(Store):
         for name, log in logs:
             yield "logs", name, [(None, text) for text in log]
 
-    def load(self, snapshot: dict) -> None:
-        """Store.load, keeping a collection the snapshot gives as {} where it stands, as a collection whose records
-        were all deleted is kept (dump gives it as {}): the world loaded exports as the snapshot is."""
+    def load(self, state: dict) -> None:
+        """Store.load, keeping a collection the state gives as {} where it stands, as a collection whose records
+        were all deleted is kept (dump gives it as {}): the world loaded exports as the state is."""
         with self.transaction():
             self._clear_vendor_data()
-            for name, records in snapshot["collections"].items():
+            for name, records in state["collections"].items():
                 self._save_collection(name)
                 self._collections.setdefault(name, {})
                 for key, record in records.items():
                     self.put(name, key, record)
-            for name, entries in snapshot["logs"].items():
+            for name, entries in state["logs"].items():
                 for entry in entries:
                     self.append_log(name, entry)
 

@@ -406,7 +406,7 @@ class SQLiteStore(Store):
             for table in ("records", "logs", "counters"):
                 self._db.execute(f"DELETE FROM {table} WHERE world=?", (self._world,))
 
-    # -- snapshots ---------------------------------------------------------------------------------------------
+    # -- export and import -----------------------------------------------------------------------------------------
     def dump_groups(self):
         _insert_appended(self._local)
         with self.snapshot():  # every group read from the same moment

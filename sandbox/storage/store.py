@@ -8,7 +8,7 @@ Logs (events, the journal) are append-only lists in the same store, optionally b
 increasing numbers (run-time IDs, fault-rule ids). A reset (`clear`) empties all of it.
 
 Names starting with `_` are the sandbox's own bookkeeping (journal, fault rules, counters, world settings):
-`collections()`, `dump()` and `load()` leave them out, so state snapshots hold vendor data only.
+`collections()`, `dump()` and `load()` leave them out, so exported states hold vendor data only.
 
 `StoreContract` below says what every backend guarantees, and where they differ. The backends are
 `memory.MemoryStore`, `sqlite.SQLiteStore` and `redis.store.RedisStore`; tests/test_store.py checks each of them
@@ -248,7 +248,7 @@ class StoreContract(Protocol):
         """Empty the store: every collection, log and counter, the sandbox's bookkeeping included."""
         ...
 
-    # -- state snapshots -------------------------------------------------------------------------------------
+    # -- export and import -----------------------------------------------------------------------------------------
     def dump(self) -> dict:
         """The vendor data (internal `_` names left out) as JSON-compatible data:
         {"collections": {name: {key: record}}, "logs": {name: [entry, ...]}}, records in insertion order and
@@ -269,9 +269,9 @@ class StoreContract(Protocol):
         written: a whole-world export is never held whole."""
         ...
 
-    def load(self, snapshot: dict) -> None:
-        """Replace the vendor data with a dump(): every vendor collection and log is emptied, then the snapshot's
-        records are put and its log entries appended, in the snapshot's order (entries as they are: not numbered,
+    def load(self, state: dict) -> None:
+        """Replace the vendor data with a dump(): every vendor collection and log is emptied, then the state's
+        records are put and its log entries appended, in the state's order (entries as they are: not numbered,
         not bounded). The sandbox's bookkeeping (internal `_` collections and logs, counters) stays as it was.
         In one transaction: all or nothing."""
         ...
@@ -332,12 +332,12 @@ class Store:
         """Memory: no grouping to do (see StoreContract.snapshot)."""
         yield self
 
-    def load(self, snapshot: dict) -> None:
+    def load(self, state: dict) -> None:
         with self.transaction():
             self._clear_vendor_data()
-            for name, records in snapshot["collections"].items():
+            for name, records in state["collections"].items():
                 for key, record in records.items():
                     self.put(name, key, record)
-            for name, entries in snapshot["logs"].items():
+            for name, entries in state["logs"].items():
                 for entry in entries:
                     self.append_log(name, entry)

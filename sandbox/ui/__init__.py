@@ -24,7 +24,9 @@ def not_in_frames(response):
 @bp.get("/")
 def demo():
     sandbox = current_app.extensions["sandbox"]
-    return render_template("demo.html", vendors=[v.name for v in sandbox.vendors])
+    # Each vendor with its base path, as its spec's `servers` give it: the page restates neither.
+    return render_template("demo.html", vendors=[[v.name, sandbox.specs[v.spec_file.removesuffix(".yaml")].base_paths[0]]
+                                                 for v in sandbox.vendors])
 
 
 @bp.get("/docs/")

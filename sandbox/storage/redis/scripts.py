@@ -18,8 +18,8 @@ FEED_ENTRY_MOST = 1_024
 
 # A commit that replaces a world (a reset or an import) is sent in steps of about this many arguments: one script
 # holds every other client of the Redis server until it ends, and a size-20,000 reset was one script of 2 s here,
-# tens of seconds on a busy machine (Redis answered everyone else BUSY past its lua-time-limit). A step of 4,000 arguments (about 800 records) takes a few ms
-# to tens of ms; a clear scans CLEAR_PAGES pages of 1,000 keys a step.
+# tens of seconds on a busy machine (Redis answered everyone else BUSY past its lua-time-limit). A step of 4,000
+# arguments (about 800 records) takes a few ms to tens of ms; a clear scans CLEAR_PAGES pages of 1,000 keys a step.
 STEP_ARGUMENTS = 4_000
 CLEAR_PAGES = 10
 

@@ -316,9 +316,9 @@ class RedisStore(Store):
 
     def _apply_in_steps(self, pending: PendingWrites, token: str) -> None:
         """A commit that replaces the world, in steps each short enough not to hold up Redis's other clients
-        (scripts.STEP_ARGUMENTS; any other transaction writes a few records, in one script): the world, marked as being replaced since its clear
-        (_mark), is answered "being replaced" to everyone else until the last step, which unmarks it, announces it
-        whole and gives the lock back. A step refused or cut off after an earlier one was applied leaves the world
+        (scripts.STEP_ARGUMENTS; any other transaction writes a few records, in one script): the world, marked as
+        being replaced since its clear (_mark), is answered "being replaced" to everyone else until the last step,
+        which unmarks it, announces it whole and gives the lock back. A step refused or cut off after an earlier one was applied leaves the world
         incomplete, and marked so (a 503 saying to reset it) until a reset or an import replaces it."""
         applied = False
         try:
@@ -352,7 +352,7 @@ class RedisStore(Store):
         except StoreUnavailable:
             self._lock.abandon(token)
 
-    # -- snapshots ---------------------------------------------------------------------------------------------
+    # -- export and import -----------------------------------------------------------------------------------------
     def dump_groups(self):
         for name in self.collections():  # a collection at a time: the world is never held whole
             yield "records", name, self._pairs(name)

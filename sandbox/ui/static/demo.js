@@ -1,6 +1,5 @@
 // The trainers' page: everything here goes through the control API, as any other client would (same-origin JSON).
 const $ = (id) => document.getElementById(id);
-const BASES = {"returning-ai": "/returning-ai/v1", "fabric": "/fabric/v3", "capillary": "/capillary"};
 const tokenInput = $("admin-token");
 tokenInput.value = localStorage.getItem("sandboxAdminToken") || "";
 let locked = false;          // the control API asked for the admin token: nothing is polled until one is given
@@ -74,11 +73,11 @@ const short = (value) => {
 
 // -- vendors and credentials -------------------------------------------------------------------------------
 function loadVendors() {
-  fill($("vendor-rows"), VENDORS.map((name) => {
+  fill($("vendor-rows"), VENDORS.map(([name, base]) => {
     const link = document.createElement("a");
     link.href = `/_sandbox/specs/${name}.yaml`; link.textContent = `${name}.yaml`;
     const specCell = document.createElement("td"); specCell.append(link);
-    return [cell(name), cell(location.origin + (BASES[name] || `/${name}`)), specCell];
+    return [cell(name), cell(location.origin + base), specCell];
   }));
 }
 

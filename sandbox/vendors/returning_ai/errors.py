@@ -75,7 +75,7 @@ class ServiceUnavailable(ReturningAIError):
     status = 503
 
 
-class StoreUnavailable(ReturningAIError):
+class UpstreamStoreUnreachable(ReturningAIError):
     status = 502
     message = "The upstream store service is unreachable; nothing was written, retry the request"
 

@@ -1,6 +1,6 @@
 """HTTP handlers, one per operationId of specs/returning-ai.yaml. They translate; the backends decide."""
 from .purchase_histories import PurchaseHistories, PurchaseHistoryChanges, purchase_history_json
-from .redemptions import Redemptions, history_json, member_json, paginate, status_json
+from .redemptions import RewardsAndRedemptions, history_json, member_json, paginate, status_json
 
 
 def _success(message: str, data) -> dict:
@@ -26,7 +26,7 @@ def update_purchase_history(call):
 # -- Rewards & Redemptions (seed 002) -------------------------------------------------------------------------
 def update_redemption_transaction_status(call):
     body = call.body
-    order, status = Redemptions(call.store, call.ids).update_status(
+    order, status = RewardsAndRedemptions(call.store, call.ids).update_status(
         call.principal,
         body["transactionId"],
         body.get("statusId", body.get("statusID")),  # statusID: seed 002's curl spelling
@@ -38,7 +38,7 @@ def update_redemption_transaction_status(call):
 
 def list_redemption_transactions_by_user_email(call):
     body = call.body
-    redemptions = Redemptions(call.store, call.ids)
+    redemptions = RewardsAndRedemptions(call.store, call.ids)
     member = redemptions.member_by_email(call.principal.community_id, body["email"])
     items, pagination = paginate(redemptions.transactions_of(member), body["page"], body["limit"])
     return _success("Redemption transactions fetched successfully", {
@@ -47,7 +47,7 @@ def list_redemption_transactions_by_user_email(call):
 
 def list_redemption_transactions_by_community(call):
     body = call.body or {}
-    redemptions = Redemptions(call.store, call.ids)
+    redemptions = RewardsAndRedemptions(call.store, call.ids)
     orders = redemptions.transactions(call.principal.community_id, body.get("statusId"))
     items, pagination = paginate(orders, body["page"], body["limit"])
     return _success("Redemption transactions fetched successfully", {
@@ -55,7 +55,7 @@ def list_redemption_transactions_by_community(call):
 
 
 def get_redemption_transaction_status_history(call):
-    order, history = Redemptions(call.store, call.ids).history(call.principal.community_id,
+    order, history = RewardsAndRedemptions(call.store, call.ids).history(call.principal.community_id,
                                                                call.body["transactionId"])
     return _success("Redemption transaction status history fetched successfully", {
         "transactionId": order["transactionId"], "statusId": order["statusId"],
@@ -64,19 +64,19 @@ def get_redemption_transaction_status_history(call):
 
 def create_redemption_status(call):
     body = call.body
-    status = Redemptions(call.store, call.ids).create_status(
+    status = RewardsAndRedemptions(call.store, call.ids).create_status(
         call.principal.community_id, body["name"], body["category"], body["color"])
     return 201, _success("Redemption status created successfully", status_json(status))
 
 
 def list_redemption_statuses(call):
     body = call.body or {}
-    statuses = Redemptions(call.store, call.ids).statuses(call.principal.community_id, body.get("category"))
+    statuses = RewardsAndRedemptions(call.store, call.ids).statuses(call.principal.community_id, body.get("category"))
     items, pagination = paginate(statuses, body["page"], body["limit"])
     return _success("Redemption statuses fetched successfully", {
         "items": [status_json(s) for s in items], "pagination": pagination})
 
 
 def get_redemption_status_by_id(call):
-    status = Redemptions(call.store, call.ids).status(call.principal.community_id, call.body["statusId"])
+    status = RewardsAndRedemptions(call.store, call.ids).status(call.principal.community_id, call.body["statusId"])
     return _success("Redemption status fetched successfully", status_json(status))

@@ -9,7 +9,7 @@ from sandbox.core.errors import CONFLICT, Problem
 from sandbox.core.events import record_event
 from sandbox.core.faults import VendorFault
 
-from .errors import Conflict, NotFound, PublisherTimeout, StoreUnavailable
+from .errors import Conflict, NotFound, PublisherTimeout, UpstreamStoreUnreachable
 from .records import PRODUCTS, PURCHASE_HISTORIES, VOUCHERS
 
 _OBJECT_ID = re.compile(r"^[0-9a-fA-F]{24}$")
@@ -125,7 +125,7 @@ class PurchaseHistories:
     def _publish(self, fault: VendorFault) -> None:
         struck = fault.strike()
         if struck == "store-unavailable":
-            raise StoreUnavailable()
+            raise UpstreamStoreUnreachable()
         if struck == "publisher-timeout":
             fault.hold(round(self.settings.publisher_timeout * 1000))  # the client waits out the timeout
             raise PublisherTimeout()

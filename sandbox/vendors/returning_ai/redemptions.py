@@ -17,7 +17,7 @@ from .records import STATUS_HISTORY, STATUSES, TRANSACTIONS, USERS
 REFUNDED = "refunded"
 
 
-class Redemptions:
+class RewardsAndRedemptions:
     def __init__(self, store, ids):
         self.store = store
         self.ids = ids
