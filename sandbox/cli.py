@@ -9,6 +9,7 @@ Installed as a package, the same command is `redemption-sandbox`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import ipaddress
 import logging
 import math
@@ -20,6 +21,7 @@ from pathlib import Path
 import yaml
 
 from . import Settings, __version__, create_app
+from .config import from_env
 from .control.scenarios import load_scenario, scenarios
 from .vendors import VENDORS
 
@@ -78,89 +80,98 @@ def parse_args(argv=None, proxy: bool = False) -> argparse.Namespace:
                                  "with seeded data, documented errors and on-demand faults."),
         )
     parser.add_argument("--version", action="version", version=f"redemption-sandbox {__version__}")
-    parser.add_argument("--host", default=os.environ.get("SANDBOX_HOST", "127.0.0.1"),
-                        help="address to listen on (env SANDBOX_HOST)")
-    parser.add_argument("--port", type=_port, default=os.environ.get("SANDBOX_PORT", "8080"),  # checked as given
-                        help="port to listen on (env SANDBOX_PORT)")
-    parser.add_argument("--seed", type=_seed, default=Settings.seed,
-                        help="seed of the generated data: the same seed always gives the same data")
-    parser.add_argument("--size", type=_size, default=Settings.size,
-                        help="how many records to generate per vendor (Returning.AI: purchase histories)")
-    parser.add_argument("--backend", choices=BACKENDS, default=os.environ.get("SANDBOX_BACKEND", "sqlite"),
-                        help="where state lives: sqlite (shared by the worker processes of this machine), redis "
-                             "(shared by sandbox instances on many hosts) or memory (one process only; with "
-                             "--workers 1 or --dev) (env SANDBOX_BACKEND)")
-    parser.add_argument("--db", metavar="FILE",
-                        help="with --backend sqlite: the database file, kept across restarts (default: a temporary "
-                             "one). A world already in it is served as it is: --seed and --size apply to a new one")
-    parser.add_argument("--reseed", action="store_true",
-                        help="reseed a world the backend already holds (a --db file from an earlier run, a shared "
-                             "Redis) with --seed and --size, instead of serving it as it is")
-    parser.add_argument("--redis-url", default=Settings.redis_url_default(),
-                        help="with --backend redis: the server every instance shares (env SANDBOX_REDIS_URL)")
-    parser.add_argument("--publisher-timeout", type=_timeout, default=Settings.publisher_timeout,
-                        help="seconds a request with 'X-Sandbox-Fault: publisher-timeout' waits before its 502")
-    parser.add_argument("--strict", action="store_true",
-                        help="check every response against the spec; a response that breaks it becomes a 500")
-    parser.add_argument("--admin-token", default=os.environ.get("SANDBOX_ADMIN_TOKEN"),
-                        help="require this token (header X-Sandbox-Admin-Token) on the control API "
-                             "(env SANDBOX_ADMIN_TOKEN); without one the control API is served only on loopback")
-    parser.add_argument("--allowed-host", action="append", dest="allowed_hosts", metavar="NAME",
-                        default=Settings().allowed_hosts,
-                        help="a name the Host header may carry besides the --host address, localhost and loopback "
-                             "addresses (e.g. a team server's DNS name); repeat for more (env SANDBOX_ALLOWED_HOSTS, "
-                             "comma-separated). Any other Host is refused: the DNS-rebinding defence")
-    parser.add_argument("--cors-origin", action="append", dest="cors_origins", metavar="ORIGIN",
-                        default=Settings().cors_origins,
-                        help="an origin (scheme://host[:port]) whose web pages may call the control API (CORS); repeat "
-                             "for more (env SANDBOX_CORS_ORIGINS, comma-separated). Default: none, only the sandbox's "
-                             "own pages")
-    parser.add_argument("--trust-proxy", action="store_true",
-                        help="believe X-Forwarded-For, -Proto, -Host and -Port (one reverse proxy in front, e.g. one "
-                             "that terminates HTTPS); without it they are ignored, as any client could send them")
-    parser.add_argument("--faults", type=Path, metavar="FILE",
-                        help="YAML list of fault rules to set at start-up, as POST /_sandbox/faults takes them")
-    parser.add_argument("--scenario", metavar="NAME",
-                        help="load a demo scenario from scenarios/ at start-up (GET /_sandbox/scenarios lists them)")
-    parser.add_argument("--workspace-ttl", type=_expiry, default=Settings.workspace_ttl,
-                        help="seconds an unused workspace lives before it is dropped")
-    parser.add_argument("--max-workspaces", type=_at_least_one, default=Settings.max_workspaces,
-                        help="workspaces alive at once; POST /_sandbox/workspaces beyond it is a 409 until one is "
-                             "deleted or expires")
-    parser.add_argument("--journal-size", type=_at_least_one, default=Settings.journal_size,
-                        help="requests kept in each world's journal")
-    parser.add_argument("--max-body-bytes", type=_at_least_one, default=Settings.max_body_bytes,
-                        help="the largest request body a vendor endpoint accepts (larger: 413 in its envelope)")
-    parser.add_argument("--request-timeout", type=_some_timeout, default=Settings.request_timeout,
-                        help="seconds a connection has to send a whole request before it is closed (slow or "
-                             "stalled clients never hold a worker meanwhile)")
-    parser.add_argument("--max-import-bytes", type=_at_least_one, default=Settings.max_import_bytes,
-                        help="the largest body POST /_sandbox/state/import accepts (an exported world)")
-    parser.add_argument("--max-url-bytes", type=_at_least_one, default=Settings.max_url_bytes,
-                        help="the longest path and query accepted (longer: 414 in the API's envelope; the server "
-                             "itself refuses request lines over 8,190 bytes)")
-    parser.add_argument("--max-header-bytes", type=_at_least_one, default=Settings.max_header_bytes,
-                        help="the most header bytes accepted in all (more: 431 in the API's envelope)")
-    parser.add_argument("--workers", type=_at_least_one, default=DEFAULT_WORKERS,
-                        help="gunicorn worker processes (they share state through the backend)")
-    parser.add_argument("--threads", type=_at_least_one, default=None,
-                        help="gunicorn (default 4): threads of each worker for whole-world operations (reset, "
-                             "workspaces, import, export, verify), so that different worlds' run at once while the "
-                             "worker's event loop serves every other request; granian (default 1): request threads "
-                             "of each worker")
-    parser.add_argument("--server", choices=SERVERS, default="gunicorn",
-                        help="gunicorn with uvicorn workers (the default: held answers hold nothing, transport faults "
-                             "reset or close the real connection) or granian "
-                             "(Rust; transport faults answer an empty 502 as in-process calls do, held answers hold a "
-                             "thread, and it needs a shared backend)")
-    parser.add_argument("--log-level", choices=logs.LEVELS, default=os.environ.get("SANDBOX_LOG_LEVEL", "info"),
-                        help="info: a line per request and the warnings; warning: the warnings only (a Redis outage, a "
-                             "damaged world); debug adds the servers' own detail (env SANDBOX_LOG_LEVEL)")
-    parser.add_argument("--log-format", choices=logs.FORMATS, default=os.environ.get("SANDBOX_LOG_FORMAT", "text"),
-                        help="text lines, or one JSON object a line (time, level, logger, message; a request's method, "
-                             "path, status, durationMs, vendor, operation, world, fault) (env SANDBOX_LOG_FORMAT)")
-    parser.add_argument("--dev", action="store_true",
-                        help="use Flask's development server (one process, auto-reload off) instead of gunicorn")
+    # Each option that sets a Settings field is named as the field (its dest): main() copies them over by name.
+    world = parser.add_argument_group("world", "the data served")
+    world.add_argument("--seed", type=_seed, default=Settings.seed,
+                       help="seed of the generated data: the same seed always gives the same data")
+    world.add_argument("--size", type=_size, default=Settings.size,
+                       help="how many records to generate per vendor (Returning.AI: purchase histories)")
+    world.add_argument("--reseed", action="store_true",
+                       help="reseed a world the backend already holds (a --db file from an earlier run, a shared "
+                            "Redis) with --seed and --size, instead of serving it as it is")
+    world.add_argument("--scenario", metavar="NAME",
+                       help="load a demo scenario from scenarios/ at start-up (GET /_sandbox/scenarios lists them)")
+    world.add_argument("--faults", type=Path, metavar="FILE",
+                       help="YAML list of fault rules to set at start-up, as POST /_sandbox/faults takes them")
+    world.add_argument("--publisher-timeout", type=_timeout, default=Settings.publisher_timeout,
+                       help="seconds a request with 'X-Sandbox-Fault: publisher-timeout' waits before its 502")
+    world.add_argument("--strict", action="store_true", dest="strict_responses",
+                       help="check every response against the spec; a response that breaks it becomes a 500")
+    world.add_argument("--workspace-ttl", type=_expiry, default=Settings.workspace_ttl,
+                       help="seconds an unused workspace lives before it is dropped")
+    world.add_argument("--max-workspaces", type=_at_least_one, default=Settings.max_workspaces,
+                       help="workspaces alive at once; POST /_sandbox/workspaces beyond it is a 409 until one is "
+                            "deleted or expires")
+    world.add_argument("--journal-size", type=_at_least_one, default=Settings.journal_size,
+                       help="requests kept in each world's journal")
+    storage = parser.add_argument_group("storage", "where state lives")
+    storage.add_argument("--backend", choices=BACKENDS, default=from_env("SANDBOX_BACKEND", served=True),
+                         help="sqlite (shared by the worker processes of this machine), redis (shared by sandbox "
+                              "instances on many hosts) or memory (one process only; with --workers 1 or --dev) "
+                              "(env SANDBOX_BACKEND)")
+    storage.add_argument("--db", metavar="FILE",
+                         help="with --backend sqlite: the database file, kept across restarts (default: a temporary "
+                              "one). A world already in it is served as it is: --seed and --size apply to a new one")
+    storage.add_argument("--redis-url", default=from_env("SANDBOX_REDIS_URL"),
+                         help="with --backend redis: the server every instance shares (env SANDBOX_REDIS_URL; the "
+                              "keys' prefix: env SANDBOX_REDIS_PREFIX)")
+    serving = parser.add_argument_group("serving", "how it is served")
+    serving.add_argument("--host", default=from_env("SANDBOX_HOST"), help="address to listen on (env SANDBOX_HOST)")
+    serving.add_argument("--port", type=_port, default=from_env("SANDBOX_PORT"),  # checked as given
+                         help="port to listen on (env SANDBOX_PORT)")
+    serving.add_argument("--server", choices=SERVERS, default="gunicorn",
+                         help="gunicorn with uvicorn workers (the default: held answers hold nothing, transport "
+                              "faults reset or close the real connection) or granian (Rust; transport faults answer "
+                              "an empty 502 as in-process calls do, held answers hold a thread, and it needs a shared "
+                              "backend)")
+    serving.add_argument("--workers", type=_at_least_one, default=DEFAULT_WORKERS,
+                         help="worker processes (they share state through the backend)")
+    serving.add_argument("--threads", type=_at_least_one, default=None,
+                         help="gunicorn (default 4): threads of each worker for whole-world operations (reset, "
+                              "workspaces, import, export, verify), so that different worlds' run at once while the "
+                              "worker's event loop serves every other request; granian (default 1): request threads "
+                              "of each worker")
+    serving.add_argument("--dev", action="store_true",
+                         help="use Flask's development server (one process, auto-reload off) instead of gunicorn")
+    limits_ = parser.add_argument_group("limits", "how large and how slow a request may be")
+    limits_.add_argument("--max-body-bytes", type=_at_least_one, default=Settings.max_body_bytes,
+                         help="the largest request body a vendor endpoint accepts (larger: 413 in its envelope)")
+    limits_.add_argument("--max-import-bytes", type=_at_least_one, default=Settings.max_import_bytes,
+                         help="the largest body POST /_sandbox/state/import accepts (an exported world)")
+    limits_.add_argument("--max-url-bytes", type=_at_least_one, default=Settings.max_url_bytes,
+                         help="the longest path and query accepted (longer: 414 in the API's envelope; the server "
+                              "itself refuses request lines over 8,190 bytes)")
+    limits_.add_argument("--max-header-bytes", type=_at_least_one, default=Settings.max_header_bytes,
+                         help="the most header bytes accepted in all (more: 431 in the API's envelope)")
+    limits_.add_argument("--request-timeout", type=_some_timeout, default=Settings.request_timeout,
+                         help="seconds a connection has to send a whole request before it is closed (slow or "
+                              "stalled clients never hold a worker meanwhile)")
+    security = parser.add_argument_group("security", "who may call what")
+    security.add_argument("--admin-token", default=from_env("SANDBOX_ADMIN_TOKEN"),
+                          help="require this token (header X-Sandbox-Admin-Token) on the control API "
+                               "(env SANDBOX_ADMIN_TOKEN); without one the control API is served only on loopback")
+    security.add_argument("--allowed-host", action="append", dest="allowed_hosts", metavar="NAME",
+                          default=Settings().allowed_hosts,
+                          help="a name the Host header may carry besides the --host address, localhost and loopback "
+                               "addresses (e.g. a team server's DNS name); repeat for more (env "
+                               "SANDBOX_ALLOWED_HOSTS, comma-separated). Any other Host is refused: the DNS-rebinding "
+                               "defence")
+    security.add_argument("--cors-origin", action="append", dest="cors_origins", metavar="ORIGIN",
+                          default=Settings().cors_origins,
+                          help="an origin (scheme://host[:port]) whose web pages may call the control API (CORS); "
+                               "repeat for more (env SANDBOX_CORS_ORIGINS, comma-separated). Default: none, only the "
+                               "sandbox's own pages")
+    security.add_argument("--trust-proxy", action="store_true",
+                          help="believe X-Forwarded-For, -Proto, -Host and -Port (one reverse proxy in front, e.g. "
+                               "one that terminates HTTPS); without it they are ignored, as any client could send them")
+    logging_ = parser.add_argument_group("logging")
+    logging_.add_argument("--log-level", choices=logs.LEVELS, default=from_env("SANDBOX_LOG_LEVEL"),
+                          help="info: a line per request and the warnings; warning: the warnings only (a Redis "
+                               "outage, a damaged world); debug adds the servers' own detail (env SANDBOX_LOG_LEVEL)")
+    logging_.add_argument("--log-format", choices=logs.FORMATS, default=from_env("SANDBOX_LOG_FORMAT"),
+                          help="text lines, or one JSON object a line (time, level, logger, message; a request's "
+                               "method, path, status, durationMs, vendor, operation, world, fault) (env "
+                               "SANDBOX_LOG_FORMAT)")
     args = parser.parse_args(argv)
     if args.threads is None:
         args.threads = DEFAULT_THREADS[args.server]
@@ -235,15 +246,7 @@ def main(argv=None) -> int | None:
     logs.configure(args.log_level, args.log_format)
     # granian's worker processes import the app anew: they configure the same log from these (granian_app)
     os.environ["SANDBOX_LOG_LEVEL"], os.environ["SANDBOX_LOG_FORMAT"] = args.log_level, args.log_format
-    settings = Settings(backend=args.backend, db=args.db, redis_url=args.redis_url, seed=args.seed, size=args.size, publisher_timeout=args.publisher_timeout,
-                        strict_responses=args.strict, admin_token=args.admin_token, workspace_ttl=args.workspace_ttl,
-                        max_workspaces=args.max_workspaces,
-                        journal_size=args.journal_size, control_open=_is_loopback(args.host), proxies=proxies,
-                        max_body_bytes=args.max_body_bytes, max_import_bytes=args.max_import_bytes,
-                        max_url_bytes=args.max_url_bytes, max_header_bytes=args.max_header_bytes,
-                        request_timeout=args.request_timeout,
-                        host=args.host, allowed_hosts=args.allowed_hosts, cors_origins=args.cors_origins,
-                        trust_proxy=args.trust_proxy)
+    settings = settings_from(args, proxies)
     try:
         app = create_app(settings)
     except BackendUnavailable as exc:
@@ -289,6 +292,12 @@ def _existing_world(world, args) -> str | None:
     return (f"  state note    the backend already held a world ({held}): serving it as it is, not seed {args.seed}, "
             f"size {args.size}; add --reseed to reseed it, or POST /_sandbox/reset {{\"seed\": {args.seed}, "
             f"\"size\": {args.size}}}")
+
+
+def settings_from(args, proxies: dict) -> Settings:
+    """The app's settings: every option named as a Settings field (its dest), copied over by name."""
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(Settings) if hasattr(args, f.name)}
+    return Settings(**given, control_open=_is_loopback(args.host), proxies=proxies)
 
 
 def _is_loopback(host: str) -> bool:

@@ -27,21 +27,48 @@ def _data_root() -> Path:
 ROOT = _data_root()
 
 
+# Every SANDBOX_* variable the sandbox reads, and what it is when unset: read here only (from_env), by Settings'
+# defaults and run.py's options alike. SANDBOX_BACKEND unset: an in-process app (tests, start_sandbox, --dev)
+# keeps state in its one process (memory); run.py, serving from several processes, on SERVED_BACKEND.
+ENVIRONMENT = {
+    "SANDBOX_HOST": "127.0.0.1",
+    "SANDBOX_PORT": "8080",
+    "SANDBOX_BACKEND": "memory",
+    "SANDBOX_REDIS_URL": "redis://127.0.0.1:6379/0",
+    "SANDBOX_REDIS_PREFIX": "sandbox",
+    "SANDBOX_ADMIN_TOKEN": None,
+    "SANDBOX_ALLOWED_HOSTS": "",  # comma-separated
+    "SANDBOX_CORS_ORIGINS": "",  # comma-separated
+    "SANDBOX_LOG_LEVEL": "info",
+    "SANDBOX_LOG_FORMAT": "text",
+    "SANDBOX_URL": "http://127.0.0.1:8080",  # the sandbox `run.py verify` asks
+}
+SERVED_BACKEND = "sqlite"
+
+
+def from_env(name: str, served: bool = False) -> str | None:
+    """The variable's value, or its default (ENVIRONMENT); `served`: as run.py reads it (SERVED_BACKEND)."""
+    value = os.environ.get(name)
+    if value is not None:
+        return value
+    return SERVED_BACKEND if served and name == "SANDBOX_BACKEND" else ENVIRONMENT[name]
+
+
 def _env_list(name: str) -> list[str]:
     """A comma-separated environment variable as a list (empty when unset)."""
-    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+    return [item.strip() for item in from_env(name).split(",") if item.strip()]
 
 
 @dataclass
 class Settings:
     # Where state lives: "memory" (one process), "sqlite" (the processes of one machine) or "redis" (many hosts).
     # run.py serves on sqlite by default; in-process apps (tests) on memory unless SANDBOX_BACKEND says otherwise.
-    backend: str = field(default_factory=lambda: os.environ.get("SANDBOX_BACKEND", "memory"))
+    backend: str = field(default_factory=lambda: from_env("SANDBOX_BACKEND"))
     # The SQLite file (kept across restarts); none: a temporary one, removed when the sandbox stops.
     db: str | None = None
     # The Redis server of the redis backend, and the prefix of every key the sandbox writes there.
-    redis_url: str = field(default_factory=lambda: Settings.redis_url_default())
-    redis_prefix: str = field(default_factory=lambda: os.environ.get("SANDBOX_REDIS_PREFIX", "sandbox"))
+    redis_url: str = field(default_factory=lambda: from_env("SANDBOX_REDIS_URL"))
+    redis_prefix: str = field(default_factory=lambda: from_env("SANDBOX_REDIS_PREFIX"))
     seed: int = 2026
     size: int = 100  # generated records per vendor (Returning.AI: purchase histories)
     # How long a requested publisher timeout makes the client wait before its 502.
@@ -62,12 +89,12 @@ class Settings:
     # POST /_sandbox/workspaces is a 409 until one is deleted or expires.
     max_workspaces: int = 100
     # When set, the control API answers only requests that send it as X-Sandbox-Admin-Token.
-    admin_token: str | None = None
+    admin_token: str | None = None  # run.py: SANDBOX_ADMIN_TOKEN
     # Without an admin token, the control API is served only while this is true (run.py: bound to loopback).
     control_open: bool = True
     # The address the sandbox listens on, and the other names its Host header may carry (core/guard.py: besides
     # these, localhost and loopback addresses; any IP address when listening on all of them).
-    host: str = "127.0.0.1"
+    host: str = ENVIRONMENT["SANDBOX_HOST"]  # run.py: SANDBOX_HOST
     allowed_hosts: list[str] = field(default_factory=lambda: _env_list("SANDBOX_ALLOWED_HOSTS"))
     # Origins (scheme://host[:port]) whose web pages may call the control API (CORS); none: only its own pages.
     cors_origins: list[str] = field(default_factory=lambda: _env_list("SANDBOX_CORS_ORIGINS"))
@@ -84,7 +111,3 @@ class Settings:
     strict_responses: bool = False
     specs_dir: Path = field(default_factory=lambda: ROOT / "specs")
     fixtures_dir: Path = field(default_factory=lambda: ROOT / "fixtures")
-
-    @staticmethod
-    def redis_url_default() -> str:
-        return os.environ.get("SANDBOX_REDIS_URL", "redis://127.0.0.1:6379/0")

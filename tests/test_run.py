@@ -183,3 +183,34 @@ def test_an_existing_database_keeps_its_world_and_says_so_or_reseeds(tmp_path, m
     assert "reseeded the world it held (seed 2026, size 5) with seed 7, size 6 (--reseed)" in out
     again, out = start("--seed", "7", "--size", "6")
     assert (again.seed, again.size) == (7, 6) and "state note" not in out
+
+
+def test_every_option_and_environment_variable_is_in_the_readme(capsys):
+    """Issue 27 point 3: the README named 21 of run.py's 27 options; every option --help lists, and every SANDBOX_*
+    variable the sandbox reads (config.ENVIRONMENT, its one place), is in its options section."""
+    import re
+
+    from sandbox.config import ENVIRONMENT
+
+    with pytest.raises(SystemExit):
+        run.parse_args(["--help"])
+    flags = set(re.findall(r"(--[a-z][a-z-]+)", capsys.readouterr().out)) - {"--help"}
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Requirements and options"):]
+    section = section[:section.index("\n## ", 5)]
+    assert sorted(f for f in flags if f"`{f}`" not in section) == []
+    assert sorted(name for name in ENVIRONMENT if f"`{name}`" not in section) == []
+
+
+def test_every_option_that_sets_a_setting_reaches_it():
+    """run.py copies the options named as Settings fields over by name (issue 27 point 3: it was a hand-written list
+    of 20): each changed option reaches the app's settings."""
+    args = run.parse_args(["--strict", "--journal-size", "7", "--trust-proxy", "--max-url-bytes", "5000", "--db",
+                           "x.db", "--workspace-ttl", "9", "--allowed-host", "team.example", "--host", "0.0.0.0",
+                           "--request-timeout", "3", "--admin-token", "t", "--publisher-timeout", "0.5"])
+    settings = run.settings_from(args, {"fabric": "http://upstream"})
+    assert (settings.strict_responses, settings.journal_size, settings.trust_proxy, settings.max_url_bytes,
+            settings.db, settings.workspace_ttl, settings.allowed_hosts[-1], settings.host, settings.request_timeout,
+            settings.admin_token, settings.publisher_timeout) == (True, 7, True, 5000, "x.db", 9.0, "team.example",
+                                                                  "0.0.0.0", 3.0, "t", 0.5)
+    assert settings.control_open is False and settings.proxies == {"fabric": "http://upstream"}

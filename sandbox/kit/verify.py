@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from sandbox.config import from_env
 
 NOT_VERIFIED, UNUSABLE = 1, 2
 
@@ -28,10 +29,10 @@ def parse_args(argv) -> argparse.Namespace:
                "--body '{\"voucherCode\": \"GOLD-0001\"}' --subset --count 1",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     where = parser.add_argument_group("which sandbox")
-    where.add_argument("--url", default=os.environ.get("SANDBOX_URL", "http://127.0.0.1:8080"),
+    where.add_argument("--url", default=from_env("SANDBOX_URL"),
                        help="the sandbox's base URL (env SANDBOX_URL)")
     where.add_argument("--workspace", metavar="ID", help="verify a workspace's journal (X-Sandbox-Workspace)")
-    where.add_argument("--admin-token", default=os.environ.get("SANDBOX_ADMIN_TOKEN"),
+    where.add_argument("--admin-token", default=from_env("SANDBOX_ADMIN_TOKEN"),
                        help="the sandbox's admin token, if it has one (env SANDBOX_ADMIN_TOKEN)")
     match = parser.add_argument_group("what a request must be to match")
     match.add_argument("--vendor", help="returning-ai, fabric or capillary")

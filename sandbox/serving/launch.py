@@ -9,7 +9,7 @@ import os
 import socket
 from pathlib import Path
 
-from sandbox.config import Settings
+from sandbox.config import Settings, from_env
 from sandbox.core import logs
 
 SERVERS = ("gunicorn", "granian")
@@ -101,7 +101,7 @@ def serve_granian(app, args) -> None:
 def granian_app():
     """The app of one granian worker process (see serve_granian)."""
     fields = json.loads(os.environ[SETTINGS_ENV])
-    logs.configure(os.environ.get("SANDBOX_LOG_LEVEL", "info"), os.environ.get("SANDBOX_LOG_FORMAT", "text"))
+    logs.configure(from_env("SANDBOX_LOG_LEVEL"), from_env("SANDBOX_LOG_FORMAT"))
     from sandbox import create_app
 
     return create_app(Settings(**{k: Path(v) if k.endswith("_dir") else v for k, v in fields.items()}))
