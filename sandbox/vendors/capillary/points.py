@@ -14,8 +14,8 @@ from sandbox.core.events import record_event
 from sandbox.core.faults import VendorFault
 from sandbox.core.validation import ascii_integer
 
-from .errors import Conflict, NotFound, customer_not_found, entity_type_not_supported, identifier_not_found, \
-    redemption_update_failed
+from .errors import Conflict, NotFound, Unauthorized, customer_not_found, entity_type_not_supported, \
+    identifier_not_found, redemption_update_failed
 from .records import CUSTOMERS, OAUTH_CLIENTS, OAUTH_TOKENS, ORGS, REDEMPTIONS, REVERSALS
 
 # entity.identifierType (v2) -> the customer field it names.
@@ -186,11 +186,11 @@ class Points:
                 return candidate
 
 
-def issue_oauth_token(store, key: str, secret: str, ttl_seconds: int, suffix: str = "") -> str | None:
+def issue_oauth_token(store, key: str, secret: str, ttl_seconds: int, suffix: str = "") -> str:
     """A token for the client; `suffix` is the world's credential suffix, so the token names its world."""
     client = store.get(OAUTH_CLIENTS, key)
     if client is None or client["secret"] != secret:
-        return None
+        raise Unauthorized("Unknown OAuth key or secret (demo clients: GET /_sandbox/credentials)")
     # Tokens are bearer secrets: drawn from the OS, not from the seeded generator.
     token = "cap_oauth_" + secrets.token_hex(16) + suffix
     store.put(OAUTH_TOKENS, token, {"token": token, "username": client["username"],

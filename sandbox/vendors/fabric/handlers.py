@@ -1,5 +1,5 @@
 """HTTP handlers, one per operationId of specs/fabric.yaml. They translate; the backend decides."""
-from .errors import FabricError, NotFound
+from .errors import FabricError
 from .redemptions import FILTERS, Redemptions
 
 
@@ -56,11 +56,8 @@ def delete_redemption(call):
 
 def create_redemption_deprecated(call):
     redemptions = _redemptions(call)
-    coupon = redemptions.coupon(call.params["couponId"])
     body = call.body
-    if body["couponCode"] != coupon["code"]:
-        # The path and the body name the coupon together: a code that is not this coupon's is not found.
-        raise NotFound(f"Specified coupon code {body['couponCode']} doesn't exist for coupon {coupon['id']}.")
+    coupon = redemptions.coupon(call.params["couponId"], body["couponCode"])
     fields = {"promotionId": coupon["promotionId"], "orderId": body["orderId"], "couponCode": coupon["code"],
               "userId": body.get("userId"), "email": body.get("email")}
     redemption = redemptions.create(fields, _channel(call), coupon_id=coupon["id"])

@@ -64,10 +64,14 @@ class Redemptions:
             self.store.delete(REDEMPTIONS, redemption_id)
             record_event(self.store, "fabric:redemption.deleted", _event(redemption))
 
-    def coupon(self, coupon_id: str) -> dict:
+    def coupon(self, coupon_id: str, code: str | None = None) -> dict:
+        """The tenant's coupon; with `code`, the path and the body name it together: a code that is not this
+        coupon's is not found."""
         coupon = self.store.get(COUPONS, coupon_id)
         if coupon is None or coupon["tenantId"] != self.tenant_id:
             raise NotFound(f"Specified coupon {coupon_id} doesn't exist.")
+        if code is not None and code != coupon["code"]:
+            raise NotFound(f"Specified coupon code {code} doesn't exist for coupon {coupon['id']}.")
         return coupon
 
     def promotion(self, promotion_id: str) -> dict:
