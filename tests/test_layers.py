@@ -50,3 +50,21 @@ def test_the_check_reads_relative_imports_as_the_modules_they_name():
     assert "sandbox.core.world" in imports_in("sandbox.storage", "from ..core.world import World\n")
     assert imports_in("sandbox.storage.redis", "from ..codec import encode\n") == {"sandbox.storage.codec",
                                                                                   "sandbox.storage.codec.encode"}
+
+
+def test_the_running_sandbox_is_what_the_pipeline_asks_of_it():
+    """Issue 27 point 4: the pipeline's partner is typed (core/pipeline.RunningSandbox); app.Sandbox has each of its
+    methods, with the same parameters, and each of its attributes."""
+    import inspect
+
+    from sandbox import Settings, create_app
+    from sandbox.app import Sandbox
+    from sandbox.core.pipeline import RunningSandbox
+
+    running = create_app(Settings(size=5)).extensions["sandbox"]
+    for name, member in vars(RunningSandbox).items():
+        if inspect.isfunction(member) and not name.startswith("_"):
+            ours = getattr(Sandbox, name)
+            assert list(inspect.signature(ours).parameters) == list(inspect.signature(member).parameters), name
+    for name in RunningSandbox.__annotations__:
+        assert hasattr(running, name), name

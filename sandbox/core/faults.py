@@ -152,7 +152,9 @@ class FaultRules:
 class VendorFault:
     """A vendor's own fault, handed to its domain code, which calls `strike()` where the vendor's documents place
     the failure. A header or magic value names the fault outright; a rule is only armed, and is spent (counted as
-    fired, its dice thrown) by `strike()`, so a request answered 404 or 409 before that point leaves it armed."""
+    fired, its dice thrown) by `strike()`, so a request answered 404 or 409 before that point leaves it armed.
+    Domain code strikes before it writes anything: the pipeline commits the refusal of a fault that struck (with the
+    rule's spending, in the operation's transaction) instead of rolling it back (pipeline.run)."""
 
     def __init__(self, named: str | None, rules: FaultRules, vendor: str, operation: str,
                  faults, struck: Callable[[str], None], hold: Callable[[int], None]):

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from flask import Request, Response
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -38,6 +40,29 @@ from .validation import validate_request
 log = logging.getLogger("sandbox")
 
 
+class RunningSandbox(Protocol):
+    """What the pipeline and the handlers (through `call.sandbox`) ask of the running sandbox (app.Sandbox): its
+    settings, specs and vendors, and its worlds."""
+
+    settings: object  # config.Settings
+    secrets: object  # masking.Secrets: what the journal and the logs never show
+    specs: dict
+    vendors: list
+    default: object  # world.World: the default world
+
+    def sweep(self) -> None: ...
+    def lookups(self) -> AbstractContextManager: ...
+    def world_for(self, mount_: Mount, req: Request): ...
+    def touch(self, world) -> None: ...
+    def wrote_lately(self, credential: str) -> bool: ...
+    def note_writer(self, credential: str) -> None: ...
+    def check_not_deleted(self, world) -> None: ...
+    def create_workspace(self, seed: int | None = None, size: int | None = None): ...
+    def drop_workspace(self, workspace_id: str) -> bool: ...
+    def workspaces(self) -> list: ...
+    def idle_seconds(self, workspace_id: str) -> float: ...
+
+
 @dataclass
 class Exchange:
     """One request and everything the pipeline learns about it. Handlers read `operation`, `params`, `body`,
@@ -45,7 +70,7 @@ class Exchange:
 
     request: Request
     mount: Mount
-    sandbox: object  # the running Sandbox: settings, specs, every world
+    sandbox: RunningSandbox
     operation: Operation | None = None  # None: the request matched no operation (404, 405)
     handler: object = None
     path_args: dict = field(default_factory=dict)
@@ -255,12 +280,21 @@ def run_generic_fault(x: Exchange, fault: str) -> None:
 
 
 def run(x: Exchange) -> None:
-    """The operation's handler. An operation that writes, with no fault that may wait, runs in one transaction with
-    its journal entry: one commit, and on a backend that rolls back, an answer that fails leaves nothing written."""
-    if x.operation.writes and x.fault is None and x.mount.journaled:
+    """The operation's handler. A vendor operation that writes runs in one transaction with its journal entry, the
+    only one it runs in (domain code opens none): one commit, and an answer that fails leaves nothing written. A
+    vendor fault's hold (the publisher timeout) waits in run.py's server once the lock is given back; under another
+    server it sleeps under the world's write lock."""
+    if x.operation.writes and x.mount.journaled:
         x.sent = sent_of(x)  # outside the lock: its holder does only what must be done under it
         with x.store.transaction():
-            answer(x)
+            try:
+                answer(x)
+            except SandboxError as refusal:
+                if x.fault is None or x.decided_by is None:
+                    raise  # rolled back: nothing the operation wrote is kept
+                # A vendor fault struck, before anything was written (VendorFault): the refusal is committed with
+                # the rule's spending, so a one-shot rule is spent once, whoever answers next.
+                x.response = render_error(x, refusal)
             journal(x)
         note_writer(x)
     else:

@@ -67,63 +67,59 @@ class Points:
         return sorted(found, key=lambda r: (r["redemptionTime"], r["id"]), reverse=True)
 
     def redeem(self, customer_id: int, body: dict) -> dict:
-        with self.store.transaction():
-            customer = self.customer("customerId", customer_id)
-            if customer is None:
-                raise customer_not_found()
-            points = float(body["points"])
-            if points > customer["points"]:
-                raise Conflict(f"Current points are less than points requested for redemption. Balance "
-                               f"{customer['points']:g}, requested {points:g}.", code=818)
-            reference = body.get("externalReferenceNumber")
-            if reference is not None and self.store.find(REDEMPTIONS, externalReferenceNumber=reference):
-                raise Conflict(f"Unable to redeem points. externalReferenceNumber {reference} is already used in "
-                               "this org; send a new one.", code=903)
-            org = self.store.get(ORGS, str(self.till.org_id))
-            now = datetime.now(timezone.utc)
-            millis = int(now.timestamp() * 1000)
-            redemption = {
-                "redemptionId": self._new_redemption_id(), "id": self.ids.number(24_000_000, 99_999_999),
-                "orgId": self.till.org_id, "customerId": customer["customerId"], "programId": org["programId"],
-                "pointsRedeemed": points, "pointsReversed": 0.0, "billId": -1,
-                "billNumber": body.get("billNumber", ""), "validationCode": body.get("validationCode", ""),
-                "notes": body.get("notes", ""), "redemptionTime": millis, "pointsRedemptionTime": millis,
-                "tillId": self.till.till_id, "tillName": self.till.till_name,
-                "pointDeductionList": [{"programId": org["programId"], "pointsDeducted": points}],
-                "redemptionPurpose": body.get("purpose", ""), "redemptionDate": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "externalReferenceNumber": reference, "customFields": {},
-            }
-            customer["points"] -= points
-            self.store.put(CUSTOMERS, str(customer["customerId"]), customer)
-            self.store.put(REDEMPTIONS, redemption["redemptionId"], redemption)
-            record_event(self.store, "capillary:points.redeemed", {
-                "redemptionId": redemption["redemptionId"], "customerId": customer["customerId"],
-                "points": points, "balance": customer["points"]})
+        customer = self.customer("customerId", customer_id)
+        if customer is None:
+            raise customer_not_found()
+        points = float(body["points"])
+        if points > customer["points"]:
+            raise Conflict(f"Current points are less than points requested for redemption. Balance "
+                           f"{customer['points']:g}, requested {points:g}.", code=818)
+        reference = body.get("externalReferenceNumber")
+        if reference is not None and self.store.find(REDEMPTIONS, externalReferenceNumber=reference):
+            raise Conflict(f"Unable to redeem points. externalReferenceNumber {reference} is already used in "
+                           "this org; send a new one.", code=903)
+        org = self.store.get(ORGS, str(self.till.org_id))
+        now = datetime.now(timezone.utc)
+        millis = int(now.timestamp() * 1000)
+        redemption = {
+            "redemptionId": self._new_redemption_id(), "id": self.ids.number(24_000_000, 99_999_999),
+            "orgId": self.till.org_id, "customerId": customer["customerId"], "programId": org["programId"],
+            "pointsRedeemed": points, "pointsReversed": 0.0, "billId": -1,
+            "billNumber": body.get("billNumber", ""), "validationCode": body.get("validationCode", ""),
+            "notes": body.get("notes", ""), "redemptionTime": millis, "pointsRedemptionTime": millis,
+            "tillId": self.till.till_id, "tillName": self.till.till_name,
+            "pointDeductionList": [{"programId": org["programId"], "pointsDeducted": points}],
+            "redemptionPurpose": body.get("purpose", ""), "redemptionDate": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "externalReferenceNumber": reference, "customFields": {},
+        }
+        customer["points"] -= points
+        self.store.put(CUSTOMERS, str(customer["customerId"]), customer)
+        self.store.put(REDEMPTIONS, redemption["redemptionId"], redemption)
+        record_event(self.store, "capillary:points.redeemed", {
+            "redemptionId": redemption["redemptionId"], "customerId": customer["customerId"],
+            "points": points, "balance": customer["points"]})
         return redemption
 
     def update(self, body: dict, fault: VendorFault | None = None) -> dict:
         entity = body["entity"]
         if entity["type"] != "CUSTOMER":
             raise entity_type_not_supported(entity["type"])
-        if fault is not None:
-            # The documented refusals come first; the injected 750 is the points engine refusing what passed them.
-            self._plan_update(body)
-            if fault.strike() == "redemption-update-failed":
-                raise redemption_update_failed("the points engine did not accept the change (injected fault)")
-        with self.store.transaction():
-            redemption = self._plan_update(body)
-            # Only the requested fields change; purpose is stored as redemptionPurpose.
-            if "billId" in body:
-                redemption["billId"] = body["billId"]
-            if "billNumber" in body:
-                redemption["billNumber"] = body["billNumber"]
-            if "purpose" in body:
-                redemption["redemptionPurpose"] = body["purpose"]
-            redemption["customFields"].update(body.get("customFields", {}))
-            self.store.put(REDEMPTIONS, redemption["redemptionId"], redemption)
-            record_event(self.store, "capillary:redemption.updated", {
-                "redemptionId": redemption["redemptionId"],
-                "changes": {k: body[k] for k in ("billId", "billNumber", "purpose", "customFields") if k in body}})
+        redemption = self._plan_update(body)
+        # The documented refusals come first; the injected 750 is the points engine refusing what passed them.
+        if fault is not None and fault.strike() == "redemption-update-failed":
+            raise redemption_update_failed("the points engine did not accept the change (injected fault)")
+        # Only the requested fields change; purpose is stored as redemptionPurpose.
+        if "billId" in body:
+            redemption["billId"] = body["billId"]
+        if "billNumber" in body:
+            redemption["billNumber"] = body["billNumber"]
+        if "purpose" in body:
+            redemption["redemptionPurpose"] = body["purpose"]
+        redemption["customFields"].update(body.get("customFields", {}))
+        self.store.put(REDEMPTIONS, redemption["redemptionId"], redemption)
+        record_event(self.store, "capillary:redemption.updated", {
+            "redemptionId": redemption["redemptionId"],
+            "changes": {k: body[k] for k in ("billId", "billNumber", "purpose", "customFields") if k in body}})
         return redemption
 
     def _plan_update(self, body: dict) -> dict:
@@ -149,34 +145,33 @@ class Points:
 
     def reverse(self, body: dict) -> tuple[dict, dict, dict]:
         """Returns (redemption, customer, reversal)."""
-        with self.store.transaction():
-            redemption = self.redemption(body.get("redemptionId"), body.get("externalReferenceNumber"),
-                                         NotFound("Redemption ID does not exist.", code=902))
-            identifier = body["identifier"]
-            field = _REVERSE_IDENTIFIERS.get(identifier["type"], "customerId")
-            customer = self.customer(field, identifier["value"])
-            if customer is None:
-                raise customer_not_found()
-            if customer["customerId"] != redemption["customerId"]:
-                raise Conflict(f"Invalid customer details passed. Redemption {redemption['redemptionId']} is not "
-                               "this customer's.", code=904)
-            remaining = redemption["pointsRedeemed"] - redemption["pointsReversed"]
-            if remaining <= 0:
-                raise Conflict("Points reversal redeemed points already reversed.", code=3802)
-            points = float(body["pointsToBeReversed"])
-            if points > remaining:
-                raise Conflict(f"Mismatch in points for revert API call. At most {remaining:g} of "
-                               f"{redemption['pointsRedeemed']:g} points can still be reversed.", code=810)
-            redemption["pointsReversed"] += points
-            customer["points"] += points
-            reversal = {"reversalId": self.ids.number(1_000, 9_999_999), "redemptionId": redemption["redemptionId"],
-                        "orgId": self.till.org_id, "points": points, "at": int(time.time() * 1000)}
-            self.store.put(REDEMPTIONS, redemption["redemptionId"], redemption)
-            self.store.put(CUSTOMERS, str(customer["customerId"]), customer)
-            self.store.put(REVERSALS, str(reversal["reversalId"]), reversal)
-            record_event(self.store, "capillary:points.reversed", {
-                "redemptionId": redemption["redemptionId"], "customerId": customer["customerId"],
-                "points": points, "balance": customer["points"]})
+        redemption = self.redemption(body.get("redemptionId"), body.get("externalReferenceNumber"),
+                                     NotFound("Redemption ID does not exist.", code=902))
+        identifier = body["identifier"]
+        field = _REVERSE_IDENTIFIERS.get(identifier["type"], "customerId")
+        customer = self.customer(field, identifier["value"])
+        if customer is None:
+            raise customer_not_found()
+        if customer["customerId"] != redemption["customerId"]:
+            raise Conflict(f"Invalid customer details passed. Redemption {redemption['redemptionId']} is not "
+                           "this customer's.", code=904)
+        remaining = redemption["pointsRedeemed"] - redemption["pointsReversed"]
+        if remaining <= 0:
+            raise Conflict("Points reversal redeemed points already reversed.", code=3802)
+        points = float(body["pointsToBeReversed"])
+        if points > remaining:
+            raise Conflict(f"Mismatch in points for revert API call. At most {remaining:g} of "
+                           f"{redemption['pointsRedeemed']:g} points can still be reversed.", code=810)
+        redemption["pointsReversed"] += points
+        customer["points"] += points
+        reversal = {"reversalId": self.ids.number(1_000, 9_999_999), "redemptionId": redemption["redemptionId"],
+                    "orgId": self.till.org_id, "points": points, "at": int(time.time() * 1000)}
+        self.store.put(REDEMPTIONS, redemption["redemptionId"], redemption)
+        self.store.put(CUSTOMERS, str(customer["customerId"]), customer)
+        self.store.put(REVERSALS, str(reversal["reversalId"]), reversal)
+        record_event(self.store, "capillary:points.reversed", {
+            "redemptionId": redemption["redemptionId"], "customerId": customer["customerId"],
+            "points": points, "balance": customer["points"]})
         return redemption, customer, reversal
 
     def _new_redemption_id(self) -> str:

@@ -40,29 +40,26 @@ class Redemptions:
         return page, _cursor(offset + size) if more else None
 
     def create(self, fields: dict, channel_id: str, coupon_id: str | None = None) -> dict:
-        with self.store.transaction():
-            now = now_iso()
-            redemption = {"id": self.ids.object_id(), "tenantId": self.tenant_id, "channelId": channel_id,
-                          "couponId": coupon_id, "createdAt": now, "updatedAt": now, **_replacement(fields)}
-            self._check(redemption)
-            self.store.put(REDEMPTIONS, redemption["id"], redemption)
-            record_event(self.store, "fabric:redemption.created", _event(redemption))
+        now = now_iso()
+        redemption = {"id": self.ids.object_id(), "tenantId": self.tenant_id, "channelId": channel_id,
+                      "couponId": coupon_id, "createdAt": now, "updatedAt": now, **_replacement(fields)}
+        self._check(redemption)
+        self.store.put(REDEMPTIONS, redemption["id"], redemption)
+        record_event(self.store, "fabric:redemption.created", _event(redemption))
         return redemption
 
     def replace(self, redemption_id: str, fields: dict, channel_id: str) -> dict:
-        with self.store.transaction():
-            redemption = self.get(redemption_id)
-            redemption.update(_replacement(fields), channelId=channel_id, updatedAt=now_iso())
-            self._check(redemption)
-            self.store.put(REDEMPTIONS, redemption["id"], redemption)
-            record_event(self.store, "fabric:redemption.updated", _event(redemption))
+        redemption = self.get(redemption_id)
+        redemption.update(_replacement(fields), channelId=channel_id, updatedAt=now_iso())
+        self._check(redemption)
+        self.store.put(REDEMPTIONS, redemption["id"], redemption)
+        record_event(self.store, "fabric:redemption.updated", _event(redemption))
         return redemption
 
     def delete(self, redemption_id: str) -> None:
-        with self.store.transaction():
-            redemption = self.get(redemption_id)
-            self.store.delete(REDEMPTIONS, redemption_id)
-            record_event(self.store, "fabric:redemption.deleted", _event(redemption))
+        redemption = self.get(redemption_id)
+        self.store.delete(REDEMPTIONS, redemption_id)
+        record_event(self.store, "fabric:redemption.deleted", _event(redemption))
 
     def coupon(self, coupon_id: str, code: str | None = None) -> dict:
         """The tenant's coupon; with `code`, the path and the body name it together: a code that is not this

@@ -62,42 +62,39 @@ class PurchaseHistories:
 
     def update_purchase_history(self, community_id: str, purchase_history_id: str,
                                 changes: PurchaseHistoryChanges, fault: VendorFault | None) -> dict:
+        # 404 and 409 are answered before anything is published (under the request's write lock: the uniqueness
+        # check and the write cannot race).
+        order, voucher = self._plan_update(community_id, purchase_history_id, changes)
         if fault is not None:
-            # 404 and 409 are answered before anything is published.
-            self._plan_update(community_id, purchase_history_id, changes)
             # "Publishes the update:purchase-history pub/sub event; the store service processes it and performs
-            # the DB write" (seed 000): a failed hand-off means no write. Waiting happens outside the store lock.
-            # (Without a fault the hand-off always succeeds, so the one check under the lock below says the same.)
+            # the DB write" (seed 000): a failed hand-off means no write.
             self._publish(fault)
-        with self.store.transaction():
-            # Checked again under the lock, so the uniqueness check and the write cannot race.
-            order, voucher = self._plan_update(community_id, purchase_history_id, changes)
-            now = now_iso()
-            if changes.redemption_instructions is not None:
-                # Only the per-order snapshot changes; "The Product collection is not modified".
-                order["product"]["redemptionInstructions"] = changes.redemption_instructions
-            if voucher is not None:
-                voucher.update(code=changes.voucher_code, expiryDate=changes.voucher_expiry, updatedAt=now)
-                self.store.put(VOUCHERS, voucher["_id"], voucher)
-                order["voucherCode"] = changes.voucher_code
-                order["voucherExpiryDate"] = changes.voucher_expiry
-                order["voucher"] = _voucher_snapshot(voucher)
-            order["updatedAt"] = now
-            self.store.put(PURCHASE_HISTORIES, order["_id"], order)
-            record_event(self.store, "update:purchase-history", {
-                "purchaseHistoryID": order["_id"],
-                "purchaseID": order["purchaseID"],
+        now = now_iso()
+        if changes.redemption_instructions is not None:
+            # Only the per-order snapshot changes; "The Product collection is not modified".
+            order["product"]["redemptionInstructions"] = changes.redemption_instructions
+        if voucher is not None:
+            voucher.update(code=changes.voucher_code, expiryDate=changes.voucher_expiry, updatedAt=now)
+            self.store.put(VOUCHERS, voucher["_id"], voucher)
+            order["voucherCode"] = changes.voucher_code
+            order["voucherExpiryDate"] = changes.voucher_expiry
+            order["voucher"] = _voucher_snapshot(voucher)
+        order["updatedAt"] = now
+        self.store.put(PURCHASE_HISTORIES, order["_id"], order)
+        record_event(self.store, "update:purchase-history", {
+            "purchaseHistoryID": order["_id"],
+            "purchaseID": order["purchaseID"],
+            "communityID": community_id,
+            "changes": _changed_fields(changes),
+        })
+        if voucher is not None:
+            record_event(self.store, "voucher:update", {
+                "voucherID": voucher["_id"],
                 "communityID": community_id,
-                "changes": _changed_fields(changes),
+                "productID": voucher["productID"],
+                "code": voucher["code"],
+                "expiryDate": voucher["expiryDate"],
             })
-            if voucher is not None:
-                record_event(self.store, "voucher:update", {
-                    "voucherID": voucher["_id"],
-                    "communityID": community_id,
-                    "productID": voucher["productID"],
-                    "code": voucher["code"],
-                    "expiryDate": voucher["expiryDate"],
-                })
         return order
 
     def _plan_update(self, community_id, purchase_history_id, changes) -> tuple[dict, dict | None]:

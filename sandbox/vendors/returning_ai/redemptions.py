@@ -36,15 +36,14 @@ class RewardsAndRedemptions:
 
     def create_status(self, community_id: str, name: str, category: str, color: str) -> dict:
         name = name.strip(" \t\n\v\f\r")
-        with self.store.transaction():
-            for existing in self.statuses(community_id):
-                if existing["name"].casefold() == name.casefold():
-                    raise Conflict(f"A redemption status named {existing['name']} already exists in this community; "
-                                   "choose another name", [Problem("body", "name", "duplicate status name", kind=CONFLICT)])
-            status = {"_id": self.ids.object_id(), "communityID": community_id, "name": name, "category": category,
-                      "color": color.upper(), "createdAt": now_iso()}
-            self.store.put(STATUSES, status["_id"], status)
-            record_event(self.store, "create:redemption-status", status_json(status) | {"communityID": community_id})
+        for existing in self.statuses(community_id):
+            if existing["name"].casefold() == name.casefold():
+                raise Conflict(f"A redemption status named {existing['name']} already exists in this community; "
+                               "choose another name", [Problem("body", "name", "duplicate status name", kind=CONFLICT)])
+        status = {"_id": self.ids.object_id(), "communityID": community_id, "name": name, "category": category,
+                  "color": color.upper(), "createdAt": now_iso()}
+        self.store.put(STATUSES, status["_id"], status)
+        record_event(self.store, "create:redemption-status", status_json(status) | {"communityID": community_id})
         return status
 
     # -- orders --------------------------------------------------------------------------------------------
@@ -94,31 +93,30 @@ class RewardsAndRedemptions:
     def update_status(self, caller, transaction_id: str, status_id: str, refund_coins: bool) -> tuple[dict, dict]:
         """Move an order to a status; with refund_coins, credit the member once. Returns (order, status)."""
         community_id = caller.community_id
-        with self.store.transaction():
-            order = self.transaction(community_id, transaction_id)
-            target = self.status(community_id, status_id)
-            current = self.store.get(STATUSES, order["statusId"])
-            _check_transition(order, current, target, refund_coins)
-            refund = order["coins"] if refund_coins else 0
-            if target["_id"] == order["statusId"] and not refund:
-                return order, target  # PUT is idempotent: the same status again changes nothing
-            now = now_iso()
-            entry = {"_id": self.ids.object_id(), "transactionId": order["transactionId"], "communityID": community_id,
-                     "fromStatusId": order["statusId"], "toStatusId": target["_id"], "changedAt": now,
-                     "changedBy": caller.masked_key, "refundCoins": refund_coins, "coinsRefunded": refund}
-            self.store.put(STATUS_HISTORY, entry["_id"], entry)
-            order.update(statusId=target["_id"], updatedAt=now, coinsRefunded=order["coinsRefunded"] or bool(refund))
-            self.store.put(TRANSACTIONS, order["_id"], order)
-            record_event(self.store, "update:redemption-transaction-status", {
+        order = self.transaction(community_id, transaction_id)
+        target = self.status(community_id, status_id)
+        current = self.store.get(STATUSES, order["statusId"])
+        _check_transition(order, current, target, refund_coins)
+        refund = order["coins"] if refund_coins else 0
+        if target["_id"] == order["statusId"] and not refund:
+            return order, target  # PUT is idempotent: the same status again changes nothing
+        now = now_iso()
+        entry = {"_id": self.ids.object_id(), "transactionId": order["transactionId"], "communityID": community_id,
+                 "fromStatusId": order["statusId"], "toStatusId": target["_id"], "changedAt": now,
+                 "changedBy": caller.masked_key, "refundCoins": refund_coins, "coinsRefunded": refund}
+        self.store.put(STATUS_HISTORY, entry["_id"], entry)
+        order.update(statusId=target["_id"], updatedAt=now, coinsRefunded=order["coinsRefunded"] or bool(refund))
+        self.store.put(TRANSACTIONS, order["_id"], order)
+        record_event(self.store, "update:redemption-transaction-status", {
+            "transactionId": order["transactionId"], "communityID": community_id,
+            "fromStatusId": entry["fromStatusId"], "toStatusId": target["_id"], "refundCoins": refund_coins})
+        if refund:
+            member = self.store.get(USERS, order["userID"])
+            member["coins"] += refund
+            self.store.put(USERS, member["_id"], member)
+            record_event(self.store, "refund:coins", {
                 "transactionId": order["transactionId"], "communityID": community_id,
-                "fromStatusId": entry["fromStatusId"], "toStatusId": target["_id"], "refundCoins": refund_coins})
-            if refund:
-                member = self.store.get(USERS, order["userID"])
-                member["coins"] += refund
-                self.store.put(USERS, member["_id"], member)
-                record_event(self.store, "refund:coins", {
-                    "transactionId": order["transactionId"], "communityID": community_id,
-                    "userID": member["_id"], "coins": refund, "balance": member["coins"]})
+                "userID": member["_id"], "coins": refund, "balance": member["coins"]})
         return order, target
 
 
