@@ -134,7 +134,8 @@ if token ~= '' and redis.call('GET', base .. '#lock') ~= token then return {'los
 local mode = ARGV[7]
 if mode == 'step' then redis.call('PEXPIRE', base .. '#lock', ARGV[5]) end
 
-local ARITY = {put = 5, del = 3, log = 5, clearlog = 2, clear = 2, clearvendor = 2, count = 4}
+-- A world's clear is not here: a transaction that clears is sent in steps, its clear by CLEAR_STEP.
+local ARITY = {put = 5, del = 3, log = 5, clearlog = 2, count = 4}
 -- Checks first: a script stopped half-way by an error keeps what it wrote before.
 local i = 8
 while i <= #ARGV do
@@ -149,14 +150,6 @@ end
 local function unindex(coll, key, old)
   for k in string.gmatch(old, '[^\n]+') do redis.call('SREM', k, key) end
   redis.call('HDEL', p .. 'ixk:' .. coll, key)
-end
-local function unlink_matching(pattern)
-  local cursor = '0'
-  repeat
-    local page = redis.call('SCAN', cursor, 'MATCH', pattern, 'COUNT', 1000)
-    cursor = page[1]
-    for _, k in ipairs(page[2]) do redis.call('UNLINK', k) end
-  until cursor == '0'
 end
 local function first_use(zset, member)  -- the order of first writes (collections, logs, records)
   if not redis.call('ZSCORE', zset, member) then
@@ -207,24 +200,6 @@ while i <= #ARGV do
     if c ~= '' and length > tonumber(c) then redis.call('LTRIM', p .. 'log:' .. a, -tonumber(c), -1) end
   elseif op == 'clearlog' then  -- name
     redis.call('DEL', p .. 'log:' .. a)
-  elseif op == 'clear' then  -- the world's prefix, escaped for MATCH
-    unlink_matching(a .. '*')
-    changed[#changed + 1] = whole_world
-  elseif op == 'clearvendor' then  -- the world's prefix, escaped for MATCH; internal names start with '_'
-    for _, name in ipairs(redis.call('ZRANGE', p .. 'colls', 0, -1)) do
-      if string.sub(name, 1, 1) ~= '_' then
-        redis.call('UNLINK', p .. 'rec:' .. name, p .. 'ord:' .. name, p .. 'ixk:' .. name)
-        unlink_matching(a .. 'idx:' .. name .. ':*')
-        redis.call('ZREM', p .. 'colls', name)
-      end
-    end
-    for _, name in ipairs(redis.call('ZRANGE', p .. 'logs', 0, -1)) do
-      if string.sub(name, 1, 1) ~= '_' then
-        redis.call('UNLINK', p .. 'log:' .. name)
-        redis.call('ZREM', p .. 'logs', name)
-      end
-    end
-    changed[#changed + 1] = whole_world
   elseif op == 'count' then  -- name, value read ('' after this transaction's clear), value now
     redis.call('HSET', p .. 'cnt', a, c)
   end
