@@ -1,3 +1,5 @@
+"""The fixtures every test may take: the app on each backend, its client, the Redis server they share. What tests
+share besides fixtures (records, credentials, helpers) is in helpers.py."""
 import os
 
 import pytest
@@ -13,17 +15,6 @@ def pytest_configure(config):
     # The fixture partners get from the installed package; in this checkout, load it directly.
     if not config.pluginmanager.has_plugin("redemption_sandbox"):
         config.pluginmanager.import_plugin("sandbox.pytest_plugin")
-
-DOC_COMMUNITY = "507f1f77bcf86cd799439013"
-DOC_ORDER = "ORD202641612055614747"
-DOC_ORDER_ID = "507f1f77bcf86cd799439012"
-
-# The demo credentials and records the tests share (fixtures/*.yaml).
-PATCH_URL = f"/returning-ai/v1/purchase-histories/{DOC_ORDER}"
-FABRIC = {"Authorization": "Bearer fabric-demo-token", "x-fabric-tenant-id": "61a5f0c2b3d4e5f6a7b8c9d0"}
-CAPILLARY = {"Authorization": "Basic c3RvcmUuc2VydmVyOjhhMTZhNmI3MDUwNWViMWYxZmY3Y2RjMGNkNTU1OWE3"}
-CAP_UPDATE = {"redemptionId": "sTDVyi", "billNumber": "new", "entity": {
-    "type": "CUSTOMER", "identifierType": "id", "identifierValue": "109943742"}}
 
 
 @pytest.fixture(scope="session")
@@ -67,17 +58,3 @@ def client(app):
 @pytest.fixture
 def sandbox(app):
     return app.extensions["sandbox"]
-
-
-def bearer(key: str = "XXXXXX") -> dict:
-    return {"Authorization": f"Bearer {key}"}
-
-
-def assert_rai_error(response, status, *fragments):
-    """A Returning.AI error: the status, the envelope, and a message saying each fragment."""
-    assert response.status_code == status, response.get_json()
-    body = response.get_json()
-    assert body["meta"] == {"status": "error", "statusCode": status}
-    for fragment in fragments:
-        assert fragment in body["message"], body["message"]
-    return body

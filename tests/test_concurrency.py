@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from services import REDIS_MISSING, drop_prefix, free_port, unique_prefix
-from conftest import CAPILLARY
+from helpers import CAPILLARY
 
 ROOT = Path(__file__).parent.parent
 RAI = {"Authorization": "Bearer XXXXXX"}

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, note, settings, strategies as st
 
-from conftest import FABRIC, PATCH_URL
+from helpers import FABRIC, PATCH_URL
 from services import run_py
 
 TIMEOUT = 10

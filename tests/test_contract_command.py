@@ -2,29 +2,21 @@
 import os
 import socket
 import subprocess
-import threading
 import time
 import xml.etree.ElementTree as ElementTree
 
 import pytest
 from flask import Flask, jsonify, request
-from werkzeug.serving import make_server
 
+from helpers import served
 from sandbox import Settings, create_app
 from sandbox.kit import contract
 
 
-def serve(app):
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
-
-
 @pytest.fixture(scope="module")
 def sandbox_url():
-    server = serve(create_app(Settings(size=20, publisher_timeout=0.01)))
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+    with served(create_app(Settings(size=20, publisher_timeout=0.01))) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 def test_vendor_contract_drops_sandbox_only_headers_of_older_specs():
@@ -88,9 +80,8 @@ def test_contract_fails_against_a_broken_server_and_reports_curl_that_runs(tmp_p
         seen.append((request.method, request.path, request.headers.get("Authorization")))
         return jsonify(oops=True)
 
-    server = serve(broken)
-    base = f"http://127.0.0.1:{server.server_port}/fabric/v3"
-    try:
+    with served(broken) as port:
+        base = f"http://127.0.0.1:{port}/fabric/v3"
         status = contract.main(["--spec", "fabric", "--base-url", base, "--auth", "bearer:partner-secret-token",
                                 "--max-time", "8", "--phases", "examples", "--report-dir", str(tmp_path)])
         out = capsys.readouterr().out
@@ -110,5 +101,4 @@ def test_contract_fails_against_a_broken_server_and_reports_curl_that_runs(tmp_p
         subprocess.run(["bash", "-c", curls[0] + " --silent --fail --output /dev/null"], check=True, timeout=30,
                        env={"PATH": os.environ["PATH"], "CONTRACT_AUTHORIZATION": "Bearer partner-secret-token"})
         assert seen == [("DELETE", "/fabric/v3/redemptions/614b58924e92f6861ac9d43b", "Bearer partner-secret-token")]
-    finally:
-        server.shutdown()
+

@@ -3,7 +3,7 @@ import json
 
 import yaml
 
-from conftest import DOC_COMMUNITY, FABRIC, PATCH_URL, bearer
+from helpers import DOC_COMMUNITY, FABRIC, PATCH_URL, bearer
 
 
 def test_health_reports_seed_size_vendors_and_backend(client, sandbox):

@@ -6,12 +6,11 @@ Flask's test client sends `Host: localhost` unless told otherwise.
 """
 import io
 import shutil
-import threading
+from contextlib import ExitStack
 
 import pytest
-from werkzeug.serving import make_server
 
-from conftest import FABRIC, PATCH_URL, bearer
+from helpers import FABRIC, PATCH_URL, bearer, served
 from services import wait_for
 from sandbox import Settings, create_app
 from sandbox import cli as run
@@ -290,12 +289,6 @@ class Recorder:
         return self.app(environ, recorded)
 
 
-def serve(app):
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
-
-
 ATTACK = """<!doctype html><html><body>
 <iframe name="sink1"></iframe><iframe name="sink2"></iframe>
 <form id="form" method="POST" action="{target}/_sandbox/scenarios/store-outage" target="sink1">
@@ -322,14 +315,15 @@ def test_in_a_real_browser_a_foreign_page_and_a_rebound_name_get_nothing_and_the
     from selenium.webdriver.common.by import By
 
     recorder = Recorder(create_app(Settings(size=5)))
-    sandbox = serve(recorder)
-    target = f"http://127.0.0.1:{sandbox.server_port}"
+    servers = ExitStack()
+    sandbox_port = servers.enter_context(served(recorder))
+    target = f"http://127.0.0.1:{sandbox_port}"
 
     def attack_page(environ, start_response):
         start_response("200 OK", [("Content-Type", "text/html")])
         return [ATTACK.format(target=target).encode()]
 
-    attacker = serve(attack_page)
+    attacker_port = servers.enter_context(served(attack_page))
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -343,20 +337,20 @@ def test_in_a_real_browser_a_foreign_page_and_a_rebound_name_get_nothing_and_the
         state.patch(PATCH_URL, json=CHANGED, headers=bearer())
 
         # A page of another site: a simple fetch (text/plain), a JSON fetch (preflighted), a form, a multipart form.
-        browser.get(f"http://attacker.test:{attacker.server_port}/")
+        browser.get(f"http://attacker.test:{attacker_port}/")
         wait_for(lambda: browser.title == "sent")
         wanted = {("POST", "/_sandbox/reset"), ("OPTIONS", "/_sandbox/faults"), ("POST", "/_sandbox/scenarios/store-outage"),
                   ("POST", "/_sandbox/workspaces")}
         wait_for(lambda: wanted <= {(m, p) for m, p, _, _ in recorder.seen})
         for method, path, origin, status in recorder.seen:
-            assert origin == f"http://attacker.test:{attacker.server_port}" and status == 403, (method, path)
+            assert origin == f"http://attacker.test:{attacker_port}" and status == 403, (method, path)
         assert ("POST", "/_sandbox/faults") not in {(m, p) for m, p, _, _ in recorder.seen}  # the preflight failed
         assert voucher_code(state) == "CHANGED-BY-ME"
         assert state.get("/_sandbox/faults").get_json() == {"rules": []}
         assert state.get("/_sandbox/workspaces").get_json() == {"workspaces": []}
 
         # DNS rebinding: a name of the attacker's that resolves to this machine is not the sandbox's.
-        browser.get(f"http://rebound.test:{sandbox.server_port}/_sandbox/credentials")
+        browser.get(f"http://rebound.test:{sandbox_port}/_sandbox/credentials")
         text = browser.find_element(By.TAG_NAME, "body").text
         assert "is not this sandbox's" in text and "XXXXXX" not in text
 
@@ -368,6 +362,5 @@ def test_in_a_real_browser_a_foreign_page_and_a_rebound_name_get_nothing_and_the
         assert ("POST", "/_sandbox/reset", target, 200) in recorder.seen
     finally:
         browser.quit()
-        sandbox.shutdown()
-        attacker.shutdown()
+        servers.close()
 

@@ -1,15 +1,13 @@
 """Faults three ways, one model (issue 6): header, magic value, rules; vendor envelope, nothing written."""
 import http.client
 import socket
-import threading
 import time
 import urllib.error
 import urllib.request
 
 import pytest
-from werkzeug.serving import make_server
 
-from conftest import CAPILLARY, CAP_UPDATE, FABRIC, PATCH_URL, bearer
+from helpers import CAPILLARY, CAP_UPDATE, FABRIC, PATCH_URL, bearer, served
 
 def order(sandbox):
     return sandbox.store.get("rai_purchase_histories", "507f1f77bcf86cd799439012")
@@ -59,19 +57,14 @@ def test_malformed_body_fault(client):
 
 
 def test_transport_faults_drop_the_connection_over_http(app):
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{server.server_port}/fabric/v3/redemptions"
+    with served(app) as port:
+        url = f"http://127.0.0.1:{port}/fabric/v3/redemptions"
         for fault in ("connection-reset", "empty-response"):
             req = urllib.request.Request(url, headers={**FABRIC, "X-Sandbox-Fault": fault})
             with pytest.raises((urllib.error.URLError, ConnectionError, socket.error, http.client.HTTPException)):
                 urllib.request.urlopen(req, timeout=5).read()
         ok = urllib.request.urlopen(urllib.request.Request(url, headers=FABRIC), timeout=5)
         assert ok.status == 200
-    finally:
-        server.shutdown()
 
 
 # -- magic values ----------------------------------------------------------------------------------------------

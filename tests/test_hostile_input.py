@@ -2,13 +2,10 @@
 own envelope, saying what to change, and leaves the state exactly as it was (compared through the export)."""
 import json
 import socket
-import threading
-from contextlib import contextmanager
 
 import pytest
-from werkzeug.serving import make_server
 
-from conftest import CAPILLARY, FABRIC, PATCH_URL, bearer
+from helpers import CAPILLARY, FABRIC, PATCH_URL, bearer, served
 from sandbox import Settings, create_app
 
 REDEEM = "/capillary/v2/customers/109943743/redemptions"
@@ -268,16 +265,6 @@ def receive_all(sock) -> bytes:
     except (ConnectionResetError, TimeoutError):
         pass
     return received
-
-
-@contextmanager
-def served(app):
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield server.server_port
-    finally:
-        server.shutdown()
 
 
 def test_rule_a_secret_body_nested_past_the_limit_is_a_400_journaled_without_the_secret(client):

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import CAPILLARY, FABRIC, bearer
+from helpers import CAPILLARY, FABRIC, bearer
 from sandbox import Settings, create_app
 
 CREDENTIALS = {"returning-ai": bearer(), "fabric": {**FABRIC, "x-fabric-channel-id": "12"}, "capillary": CAPILLARY,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FABRIC, PATCH_URL, bearer
+from helpers import FABRIC, PATCH_URL, bearer
 from sandbox import Settings, create_app
 
 ROOT = Path(__file__).resolve().parent.parent

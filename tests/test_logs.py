@@ -12,7 +12,7 @@ from sandbox import Settings, create_app
 from sandbox import cli as run
 from sandbox.core import logs
 
-from conftest import PATCH_URL
+from helpers import PATCH_URL
 from services import run_py
 
 AUTH = {"Authorization": "Bearer XXXXXX"}

@@ -1,12 +1,10 @@
 """The request pipeline (issue 13): faults spent where they strike, one journal entry with what the client
 received, and the operation (not the HTTP method) deciding whether it runs under the write lock."""
 import socket
-import threading
 
 import pytest
-from werkzeug.serving import make_server
 
-from conftest import CAPILLARY, CAP_UPDATE, FABRIC, PATCH_URL, bearer
+from helpers import CAPILLARY, CAP_UPDATE, FABRIC, PATCH_URL, bearer, served
 from sandbox import Settings, create_app
 
 UNKNOWN_ORDER_URL = "/returning-ai/v1/purchase-histories/ORD000000000000000000"
@@ -82,20 +80,15 @@ def test_journal_keeps_the_delay_an_answer_was_held(client):
 
 @pytest.mark.parametrize("fault", ["connection-reset", "empty-response"])
 def test_a_dropped_connection_is_journaled_with_no_status(app, fault):
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        with socket.create_connection(("127.0.0.1", server.server_port), timeout=5) as sock:
-            sock.sendall(b"GET /fabric/v3/redemptions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer fabric-demo-token\r\n"
-                         b"x-fabric-tenant-id: 61a5f0c2b3d4e5f6a7b8c9d0\r\nX-Sandbox-Fault: " + fault.encode()
-                         + b"\r\n\r\n")
-            try:
-                received = sock.recv(1024)
-            except ConnectionResetError:
-                received = b""
-            assert received == b""
-    finally:
-        server.shutdown()
+    with served(app) as port, socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"GET /fabric/v3/redemptions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer fabric-demo-token\r\n"
+                     b"x-fabric-tenant-id: 61a5f0c2b3d4e5f6a7b8c9d0\r\nX-Sandbox-Fault: " + fault.encode()
+                     + b"\r\n\r\n")
+        try:
+            received = sock.recv(1024)
+        except ConnectionResetError:
+            received = b""
+        assert received == b""
     [entry] = journal(app.test_client())
     assert entry["status"] is None and entry["response"] == "" and entry["rule"] == f"fault:{fault}"
 

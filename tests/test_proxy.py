@@ -1,32 +1,21 @@
 """`run.py proxy`: forward to a real server, record whether each exchange conforms (issue 7)."""
-import threading
-
 import pytest
 from flask import Flask, jsonify
-from werkzeug.serving import make_server
 
 from sandbox import Settings, create_app
-from conftest import FABRIC
-
-def serve(app):
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+from helpers import FABRIC, served
 
 
 @pytest.fixture
 def upstreams():
-    real = serve(create_app(Settings(size=10)))
     broken = Flask("broken")
 
     @broken.route("/<path:anything>", methods=["GET", "PUT"])
     def anything(anything):
         return jsonify(oops=True)
 
-    broken_server = serve(broken)
-    yield (f"http://127.0.0.1:{real.server_port}/fabric/v3", f"http://127.0.0.1:{broken_server.server_port}/fabric/v3")
-    real.shutdown()
-    broken_server.shutdown()
+    with served(create_app(Settings(size=10))) as real, served(broken) as broken_port:
+        yield f"http://127.0.0.1:{real}/fabric/v3", f"http://127.0.0.1:{broken_port}/fabric/v3"
 
 
 def proxy_client(upstream):

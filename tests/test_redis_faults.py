@@ -22,7 +22,7 @@ import pytest
 import redis
 import requests
 
-from conftest import CAPILLARY
+from helpers import CAPILLARY
 from sandbox import Settings, create_app
 from services import REDIS_MISSING, free_port
 from test_concurrency import DOC_TX, MEMBER, ORDER_A, ORDER_B, POOR_CUSTOMER, RAI, REFUNDED, race, rai_patch, rai_status

@@ -8,7 +8,7 @@ import time
 import pytest
 import redis
 
-from conftest import PATCH_URL, bearer
+from helpers import PATCH_URL, bearer
 from sandbox import Settings, create_app
 from services import REDIS_MISSING, drop_prefix, unique_prefix
 

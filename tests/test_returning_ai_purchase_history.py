@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from conftest import assert_rai_error as assert_error, DOC_COMMUNITY, DOC_ORDER, DOC_ORDER_ID, bearer
+from helpers import assert_rai_error as assert_error, DOC_COMMUNITY, DOC_ORDER, DOC_ORDER_ID, bearer
 
 INSTRUCTIONS = "Collect at the main counter between 10am and 6pm. Present your order ID and a valid photo ID."
 URL = "/returning-ai/v1/purchase-histories/{}"

@@ -1,7 +1,7 @@
 """Rewards & Redemptions (seed 002; vendors.md 4(b), 4(e)). One test per rule."""
 import pytest
 
-from conftest import assert_rai_error as assert_error, DOC_COMMUNITY, bearer
+from helpers import assert_rai_error as assert_error, DOC_COMMUNITY, bearer
 
 PREFIX = "/returning-ai/v1"
 PUT_STATUS = PREFIX + "/redemption-transactions/status"

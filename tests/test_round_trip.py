@@ -15,7 +15,7 @@ import yaml
 from hypothesis import HealthCheck, Phase, given, note, settings
 from hypothesis import strategies as st
 
-from conftest import CAPILLARY, FABRIC, bearer
+from helpers import CAPILLARY, FABRIC, bearer
 from sandbox.core.events import EVENTS_KEPT, record_event
 from sandbox.core.validation import MAX_DEPTH
 

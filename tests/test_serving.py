@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FABRIC, PATCH_URL
+from helpers import FABRIC, PATCH_URL
 from services import run_py
 
 @pytest.fixture(scope="module")

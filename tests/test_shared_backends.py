@@ -6,7 +6,7 @@ import pytest
 
 from sandbox import Settings, create_app
 from services import REDIS_MISSING, drop_prefix, unique_prefix
-from conftest import PATCH_URL
+from helpers import PATCH_URL
 
 RAI = {"Authorization": "Bearer XXXXXX"}
 @pytest.fixture(params=["sqlite", "redis"])

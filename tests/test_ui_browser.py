@@ -5,17 +5,15 @@
 import io
 import json
 import shutil
-import threading
 import time
 import urllib.error
 import urllib.request
 
 import pytest
 from PIL import Image
-from werkzeug.serving import make_server
 
 from sandbox import Settings, create_app
-from conftest import CAP_UPDATE, CAPILLARY, FABRIC
+from helpers import CAP_UPDATE, CAPILLARY, FABRIC, served
 from services import wait_for
 
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -24,11 +22,8 @@ pytestmark = pytest.mark.skipif(not (CHROMEDRIVER and CHROMIUM),
                                 reason="needs chromium and chromium-driver (apt-get install chromium chromium-driver)")
 @pytest.fixture(scope="module")
 def base_url():
-    app = create_app(Settings(size=20))
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+    with served(create_app(Settings(size=20))) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")
@@ -199,11 +194,8 @@ def test_loading_a_scenario_says_what_it_replaces(base_url, browser):
 
 @pytest.fixture(scope="module")
 def guarded_url():
-    app = create_app(Settings(size=5, admin_token="s3cret-token"))
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+    with served(create_app(Settings(size=5, admin_token="s3cret-token"))) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 def test_with_an_admin_token_the_page_asks_for_it_and_fills_in_without_a_reload(guarded_url, browser):

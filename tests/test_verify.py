@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from sandbox import Settings, create_app
 from sandbox.testing import start_sandbox
 
-from conftest import FABRIC, PATCH_URL, bearer
+from helpers import FABRIC, PATCH_URL, bearer
 from services import free_port, run_py
 
 ROOT = Path(__file__).parent.parent

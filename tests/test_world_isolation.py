@@ -6,7 +6,7 @@ import re
 import secrets
 import threading
 
-from conftest import PATCH_URL, bearer
+from helpers import PATCH_URL, bearer
 from sandbox import Settings, create_app
 
 

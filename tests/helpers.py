@@ -1,0 +1,42 @@
+"""What the tests share: the documents' records and demo credentials, the request helpers, and a real HTTP server
+around an app (werkzeug's, threaded). Imported by name (`from helpers import ...`); conftest.py holds only fixtures."""
+import threading
+from contextlib import contextmanager
+
+from werkzeug.serving import make_server
+
+DOC_COMMUNITY = "507f1f77bcf86cd799439013"
+DOC_ORDER = "ORD202641612055614747"
+DOC_ORDER_ID = "507f1f77bcf86cd799439012"
+
+# The demo credentials and records the tests share (fixtures/*.yaml).
+PATCH_URL = f"/returning-ai/v1/purchase-histories/{DOC_ORDER}"
+FABRIC = {"Authorization": "Bearer fabric-demo-token", "x-fabric-tenant-id": "61a5f0c2b3d4e5f6a7b8c9d0"}
+CAPILLARY = {"Authorization": "Basic c3RvcmUuc2VydmVyOjhhMTZhNmI3MDUwNWViMWYxZmY3Y2RjMGNkNTU1OWE3"}
+CAP_UPDATE = {"redemptionId": "sTDVyi", "billNumber": "new", "entity": {
+    "type": "CUSTOMER", "identifierType": "id", "identifierValue": "109943742"}}
+
+
+def bearer(key: str = "XXXXXX") -> dict:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def assert_rai_error(response, status, *fragments):
+    """A Returning.AI error: the status, the envelope, and a message saying each fragment."""
+    assert response.status_code == status, response.get_json()
+    body = response.get_json()
+    assert body["meta"] == {"status": "error", "statusCode": status}
+    for fragment in fragments:
+        assert fragment in body["message"], body["message"]
+    return body
+
+
+@contextmanager
+def served(app):
+    """The app on a free port of loopback, over real sockets (the port), until the block ends."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_port
+    finally:
+        server.shutdown()
