@@ -5,6 +5,8 @@ from contextlib import contextmanager
 
 from werkzeug.serving import make_server
 
+from sandbox import Settings, create_app
+
 DOC_COMMUNITY = "507f1f77bcf86cd799439013"
 DOC_ORDER = "ORD202641612055614747"
 DOC_ORDER_ID = "507f1f77bcf86cd799439012"
@@ -29,6 +31,12 @@ def assert_rai_error(response, status, *fragments):
     for fragment in fragments:
         assert fragment in body["message"], body["message"]
     return body
+
+
+def strict_app(**settings):
+    """An app made with these settings, in strict mode as every test's app is (a response its spec forbids is a
+    500 that the test sees): the one way a test customises its app."""
+    return create_app(Settings(**{"strict_responses": True, **settings}))
 
 
 @contextmanager

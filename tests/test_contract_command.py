@@ -8,14 +8,13 @@ import xml.etree.ElementTree as ElementTree
 import pytest
 from flask import Flask, jsonify, request
 
-from helpers import served
-from sandbox import Settings, create_app
+from helpers import served, strict_app
 from sandbox.kit import contract
 
 
 @pytest.fixture(scope="module")
 def sandbox_url():
-    with served(create_app(Settings(size=20, publisher_timeout=0.01))) as port:
+    with served(strict_app(size=20, publisher_timeout=0.01)) as port:
         yield f"http://127.0.0.1:{port}"
 
 

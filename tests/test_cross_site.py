@@ -10,9 +10,8 @@ from contextlib import ExitStack
 
 import pytest
 
-from helpers import FABRIC, PATCH_URL, bearer, served
+from helpers import FABRIC, PATCH_URL, bearer, served, strict_app
 from services import wait_for
-from sandbox import Settings, create_app
 from sandbox import cli as run
 
 EVIL = "http://evil.example"
@@ -21,7 +20,7 @@ CHANGED = {"voucherCode": "CHANGED-BY-ME", "voucherExpiryDate": "31/12/2026"}
 
 
 def sandbox_app(**settings):
-    return create_app(Settings(size=5, strict_responses=True, **settings))
+    return strict_app(size=5, **settings)
 
 
 @pytest.fixture
@@ -314,7 +313,7 @@ def test_in_a_real_browser_a_foreign_page_and_a_rebound_name_get_nothing_and_the
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
 
-    recorder = Recorder(create_app(Settings(size=5)))
+    recorder = Recorder(strict_app(size=5))
     servers = ExitStack()
     sandbox_port = servers.enter_context(served(recorder))
     target = f"http://127.0.0.1:{sandbox_port}"

@@ -5,8 +5,7 @@ import socket
 
 import pytest
 
-from helpers import CAPILLARY, FABRIC, PATCH_URL, bearer, served
-from sandbox import Settings, create_app
+from helpers import CAPILLARY, FABRIC, PATCH_URL, bearer, served, strict_app
 
 REDEEM = "/capillary/v2/customers/109943743/redemptions"
 REVERSE = "/capillary/v2/points/reverse"
@@ -244,10 +243,10 @@ def test_rule_import_refuses_damaged_snapshots_whole(client, damage):
 
 def test_rule_a_damaged_stored_world_starts_and_reset_repairs_it(tmp_path):
     db = str(tmp_path / "damaged.db")
-    first = create_app(Settings(backend="sqlite", db=db, size=5)).extensions["sandbox"]
+    first = strict_app(backend="sqlite", db=db, size=5).extensions["sandbox"]
     first.store.put("_world", "settings", {"seed": 1})  # no size, no suffix: once a KeyError at start-up
     first.store.put("_fault_rules", "999", {"id": 999, "vendor": "fabric", "unknown": 1})
-    client = create_app(Settings(backend="sqlite", db=db, size=5)).test_client()
+    client = strict_app(backend="sqlite", db=db, size=5).test_client()
     assert client.get("/_sandbox/health").status_code == 200
     assert client.get("/_sandbox/faults").get_json() == {"rules": []}
     assert client.get("/fabric/v3/redemptions?size=1", headers=FABRIC).status_code == 200

@@ -14,8 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import CAPILLARY, FABRIC, bearer
-from sandbox import Settings, create_app
+from helpers import CAPILLARY, FABRIC, bearer, strict_app
 
 CREDENTIALS = {"returning-ai": bearer(), "fabric": {**FABRIC, "x-fabric-channel-id": "12"}, "capillary": CAPILLARY,
                "_sandbox": {}}
@@ -43,7 +42,7 @@ JSON_VALUES = st.recursive(
 
 
 def _operations():
-    app = create_app(Settings(size=5))
+    app = strict_app(size=5)
     found = []
     for name, spec in app.extensions["sandbox"].specs.items():
         mount = "_sandbox" if name == "sandbox" else name
@@ -132,18 +131,17 @@ FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=list(Heal
 
 
 @pytest.fixture
-def strict_app(backend_settings):
-    return create_app(Settings(seed=2026, size=5, publisher_timeout=0.05, strict_responses=True,
-                               journal_size=50, **backend_settings))
+def fuzzed_app(backend_settings):
+    return strict_app(seed=2026, size=5, publisher_timeout=0.05, journal_size=50, **backend_settings)
 
 
 @FUZZ
 @given(request=hostile_requests(VENDOR_OPERATIONS))
-def test_any_vendor_request_keeps_every_invariant(strict_app, request):
-    _check(strict_app.test_client(), request)
+def test_any_vendor_request_keeps_every_invariant(fuzzed_app, request):
+    _check(fuzzed_app.test_client(), request)
 
 
 @FUZZ
 @given(request=hostile_requests(CONTROL_OPERATIONS))
-def test_any_control_request_keeps_every_invariant(strict_app, request):
-    _check(strict_app.test_client(), request)
+def test_any_control_request_keeps_every_invariant(fuzzed_app, request):
+    _check(fuzzed_app.test_client(), request)

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import FABRIC, PATCH_URL, bearer
-from sandbox import Settings, create_app
+from helpers import FABRIC, PATCH_URL, bearer, strict_app
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,7 +33,7 @@ def test_a_change_and_its_journal_entry_commit_together(monkeypatch):
     spec forbids it) leaves neither the change nor a success in the journal, only the 500 it became."""
     import sandbox.vendors.returning_ai.handlers as handlers
 
-    app = create_app(Settings(backend="sqlite", size=5, strict_responses=True))
+    app = strict_app(backend="sqlite", size=5)
     client = app.test_client()
     assert client.patch(PATCH_URL, json={"redemptionInstructions": "Kept"}, headers=bearer()).status_code == 200
     monkeypatch.setattr(handlers, "purchase_history_json", lambda order: {"not": "the documented shape"})
@@ -69,7 +68,7 @@ def test_journal_records_the_fault_that_decided(client):
 
 
 def test_journal_is_bounded_and_clearable():
-    client = create_app(Settings(size=5, journal_size=5)).test_client()
+    client = strict_app(size=5, journal_size=5).test_client()
     for _ in range(8):
         client.get("/fabric/v3/redemptions?size=1", headers=FABRIC)
     entries = client.get("/_sandbox/requests").get_json()["requests"]
@@ -144,9 +143,9 @@ def test_a_workspace_deleted_while_a_request_is_under_way_is_not_made_anew(tmp_p
     store (on a thread with no connection to its file yet): the client gets a 503 in the vendor's envelope saying
     so, not a 500, and the workspace's database file is not made anew, empty, where nothing would remove it."""
     db = tmp_path / "sandbox.db"
-    app = create_app(Settings(backend="sqlite", db=str(db), size=5))
+    app = strict_app(backend="sqlite", db=str(db), size=5)
     client, sandbox = app.test_client(), app.extensions["sandbox"]
-    other_worker = create_app(Settings(backend="sqlite", db=str(db), size=5)).extensions["sandbox"]
+    other_worker = strict_app(backend="sqlite", db=str(db), size=5).extensions["sandbox"]
     ws = _workspace(client, size=5)
     found = sandbox._workspace_with_suffix
 
@@ -174,9 +173,9 @@ def test_a_workspace_deleted_by_another_worker_does_not_fail_a_request_for_anoth
     """A worker learning of workspaces another made (its registry read just before one of them was deleted) skips
     the deleted one: a request for another workspace, and the workspace list, are answered as usual."""
     db = str(tmp_path / "sandbox.db")
-    app = create_app(Settings(backend="sqlite", db=db, size=5))
+    app = strict_app(backend="sqlite", db=db, size=5)
     client, sandbox = app.test_client(), app.extensions["sandbox"]
-    other_worker = create_app(Settings(backend="sqlite", db=db, size=5)).extensions["sandbox"]
+    other_worker = strict_app(backend="sqlite", db=db, size=5).extensions["sandbox"]
     gone, kept = other_worker.create_workspace(size=5), other_worker.create_workspace(size=5)
     registry_read = sandbox.registry.all(sandbox.REGISTRY)
     assert other_worker.drop_workspace(gone.id)
@@ -192,7 +191,7 @@ def test_the_database_file_deleted_under_the_sandbox_says_to_restart(tmp_path):
     """Not a workspace gone: the sandbox's own file. A thread that opens it afresh gets a 503 in the vendor's envelope
     saying what happened and what to do, and the file is not made anew, empty."""
     db = tmp_path / "sandbox.db"
-    app = create_app(Settings(backend="sqlite", db=str(db), size=5))
+    app = strict_app(backend="sqlite", db=str(db), size=5)
     for path in tmp_path.iterdir():
         path.unlink()
     with concurrent.futures.ThreadPoolExecutor(1) as fresh_thread:
@@ -205,7 +204,7 @@ def test_the_database_file_deleted_under_the_sandbox_says_to_restart(tmp_path):
 
 
 def test_idle_workspaces_expire(monkeypatch):
-    app = create_app(Settings(size=5, workspace_ttl=0.05))
+    app = strict_app(size=5, workspace_ttl=0.05)
     client = app.test_client()
     ws = _workspace(client, size=5)
     sandbox = app.extensions["sandbox"]
@@ -272,7 +271,7 @@ def test_a_redemption_with_attribute_values_as_a_list_exports_and_imports_back(c
 def test_a_large_invalid_import_is_refused_by_the_compiled_validator_naming_the_field_and_changes_nothing():
     """Issue 25 point 3: an import beyond 1 MiB (a large world) is judged by jsonschema-rs alone (core/validation.py
     LARGE_BODY), so its refusal costs what an acceptance does; the 400 names the field, and nothing is imported."""
-    client = create_app(Settings(backend="memory", size=400)).test_client()
+    client = strict_app(backend="memory", size=400).test_client()
     exported = client.get("/_sandbox/state/export").get_json()
     collection = "cap_redemptions"
     key = next(iter(exported["collections"][collection]))
@@ -298,7 +297,7 @@ def test_state_collections_listed(client):
 
 # -- protection ------------------------------------------------------------------------------------------------
 def test_admin_token_required_when_set():
-    client = create_app(Settings(size=5, admin_token="s3cret")).test_client()
+    client = strict_app(size=5, admin_token="s3cret").test_client()
     r = client.get("/_sandbox/health")
     assert r.status_code == 401 and r.headers["WWW-Authenticate"] == 'X-Sandbox-Admin-Token realm="sandbox control API"'
     assert client.get("/_sandbox/health", headers={"X-Sandbox-Admin-Token": "wrong"}).status_code == 401
@@ -310,7 +309,7 @@ def test_admin_token_required_when_set():
 
 
 def test_control_api_off_beyond_loopback_without_token():
-    client = create_app(Settings(size=5, control_open=False)).test_client()
+    client = strict_app(size=5, control_open=False).test_client()
     r = client.get("/_sandbox/health")
     assert r.status_code == 403 and "--admin-token" in r.get_json()["error"]["message"]
 
@@ -347,7 +346,7 @@ def test_a_whole_world_write_on_a_workspace_deleted_under_it_is_a_503_and_leaves
     to the unlinked file, or made the dropped Redis keys anew). The deletion lands after the write has opened the
     workspace's store (here: at the end of the write), and the answer is the README's 503."""
     db = tmp_path / "sandbox.db"
-    app = create_app(Settings(backend="sqlite", db=str(db), size=5))
+    app = strict_app(backend="sqlite", db=str(db), size=5)
     client = app.test_client()
     ws = _workspace(client, size=5)
     exported = client.get("/_sandbox/state/export", headers={"X-Sandbox-Workspace": ws["id"]}).get_json()

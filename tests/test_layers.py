@@ -57,11 +57,11 @@ def test_the_running_sandbox_is_what_the_pipeline_asks_of_it():
     methods, with the same parameters, and each of its attributes."""
     import inspect
 
-    from sandbox import Settings, create_app
+    from helpers import strict_app
     from sandbox.app import Sandbox
     from sandbox.core.pipeline import RunningSandbox
 
-    running = create_app(Settings(size=5)).extensions["sandbox"]
+    running = strict_app(size=5).extensions["sandbox"]
     for name, member in vars(RunningSandbox).items():
         if inspect.isfunction(member) and not name.startswith("_"):
             ours = getattr(Sandbox, name)

@@ -8,11 +8,10 @@ import urllib.request
 
 import pytest
 
-from sandbox import Settings, create_app
 from sandbox import cli as run
 from sandbox.core import logs
 
-from helpers import PATCH_URL
+from helpers import PATCH_URL, strict_app
 from services import run_py
 
 AUTH = {"Authorization": "Bearer XXXXXX"}
@@ -34,7 +33,7 @@ def json_lines(text: str) -> list[dict]:
 
 def test_one_json_line_per_request_with_its_fields_and_no_secret(captured):
     logs.configure("info", "json", captured)
-    app = create_app(Settings(size=5, publisher_timeout=0.01))
+    app = strict_app(size=5, publisher_timeout=0.01)
     client = app.test_client()
     workspace = client.post("/_sandbox/workspaces", json={"size": 5}).get_json()
     ws_key = next(c for c in workspace["credentials"] if c["name"] == "XXXXXX")["headers"]
@@ -74,7 +73,7 @@ def test_one_json_line_per_request_with_its_fields_and_no_secret(captured):
 
 def test_text_lines_and_the_level(captured):
     logs.configure("info", "text", captured)
-    client = create_app(Settings(size=5)).test_client()
+    client = strict_app(size=5).test_client()
     client.patch(PATCH_URL, json={"redemptionInstructions": "x"}, headers={**AUTH, "X-Sandbox-Fault": "server-error"})
     client.get("/returning-ai/v1/nope%0Aforged 200")
     lines = captured.getvalue().splitlines()

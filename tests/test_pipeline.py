@@ -4,8 +4,7 @@ import socket
 
 import pytest
 
-from helpers import CAPILLARY, CAP_UPDATE, FABRIC, PATCH_URL, bearer, served
-from sandbox import Settings, create_app
+from helpers import CAPILLARY, CAP_UPDATE, FABRIC, PATCH_URL, bearer, served, strict_app
 
 UNKNOWN_ORDER_URL = "/returning-ai/v1/purchase-histories/ORD000000000000000000"
 def rules(client):
@@ -130,7 +129,7 @@ def _handler_lock_depth(monkeypatch, tmp_path, name, method, url, body) -> int:
         return original(call)
 
     monkeypatch.setattr(handlers, name, spy)
-    app = create_app(Settings(backend="sqlite", db=str(tmp_path / "w.db"), size=5, strict_responses=True))
+    app = strict_app(backend="sqlite", db=str(tmp_path / "w.db"), size=5)
     r = app.test_client().open(url, method=method, json=body, headers=bearer())
     assert r.status_code == 200, r.get_json()
     return seen[0]
@@ -141,7 +140,7 @@ def test_the_callers_that_may_lock_before_their_lookups_are_bounded():
     newest), so a caller cycling through made-up keys cannot grow its memory."""
     from sandbox.app import RECENT_WRITERS
 
-    sandbox = create_app(Settings(backend="memory", size=3)).extensions["sandbox"]
+    sandbox = strict_app(backend="memory", size=3).extensions["sandbox"]
     for n in range(3 * RECENT_WRITERS):
         sandbox.note_writer(f"key-{n}")
     sandbox.note_writer(f"key-{2 * RECENT_WRITERS}")  # written again: the newest, not dropped next

@@ -2,8 +2,7 @@
 import pytest
 from flask import Flask, jsonify
 
-from sandbox import Settings, create_app
-from helpers import FABRIC, served
+from helpers import FABRIC, served, strict_app
 
 
 @pytest.fixture
@@ -14,12 +13,12 @@ def upstreams():
     def anything(anything):
         return jsonify(oops=True)
 
-    with served(create_app(Settings(size=10))) as real, served(broken) as broken_port:
+    with served(strict_app(size=10)) as real, served(broken) as broken_port:
         yield f"http://127.0.0.1:{real}/fabric/v3", f"http://127.0.0.1:{broken_port}/fabric/v3"
 
 
 def proxy_client(upstream):
-    return create_app(Settings(size=5, proxies={"fabric": upstream})).test_client()
+    return strict_app(size=5, proxies={"fabric": upstream}).test_client()
 
 
 def test_proxy_in_front_of_the_sandbox_forwards_and_finds_it_conforms(upstreams):
@@ -46,7 +45,7 @@ def test_proxy_in_front_of_a_broken_upstream_records_what_fails_where(upstreams)
 
 
 def test_unknown_operation_and_unreachable_upstream(upstreams):
-    client = create_app(Settings(size=5, proxies={"fabric": "http://127.0.0.1:9/nowhere"})).test_client()
+    client = strict_app(size=5, proxies={"fabric": "http://127.0.0.1:9/nowhere"}).test_client()
     r = client.get("/proxy/fabric/redemptions", headers=FABRIC)
     assert r.status_code == 502 and r.get_json()["error"]["message"].startswith("Upstream unreachable: ")
     r = client.get("/proxy/fabric/not-an-operation", headers=FABRIC)

@@ -22,8 +22,7 @@ import pytest
 import redis
 import requests
 
-from helpers import CAPILLARY
-from sandbox import Settings, create_app
+from helpers import CAPILLARY, strict_app
 from services import REDIS_MISSING, free_port
 from test_concurrency import DOC_TX, MEMBER, ORDER_A, ORDER_B, POOR_CUSTOMER, RAI, REFUNDED, race, rai_patch, rai_status
 
@@ -240,7 +239,7 @@ def test_a_fault_rule_rolls_its_dice_once_a_request_whatever_the_answer(world):
             "probability": 0.5, "seed": 7}
     body = {"voucherCode": "X-1", "voucherExpiryDate": "31/12/2027"}
     path = "/returning-ai/v1/purchase-histories/ORD000000000000000001"  # well formed, and no such order: a 404
-    usual = create_app(Settings(backend="memory", size=5)).test_client()
+    usual = strict_app(backend="memory", size=5).test_client()
     assert usual.post("/_sandbox/faults", json=rule).status_code == 201
     expected = [usual.patch(path, json=body, headers=RAI).status_code for _ in range(12)]
     assert set(expected) == {404, 500}

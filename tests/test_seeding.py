@@ -1,9 +1,9 @@
 """Deterministic Faker data: same seed, same data; --size scales it; the documents' records always exist."""
-from sandbox import Settings, create_app
+from helpers import strict_app
 
 
 def world(seed, size):
-    store = create_app(Settings(seed=seed, size=size)).extensions["sandbox"].store
+    store = strict_app(seed=seed, size=size).extensions["sandbox"].store
     return {c: store.all(c) for c in ("rai_communities", "rai_users", "rai_products", "rai_vouchers",
                                       "rai_purchase_histories", "rai_api_keys")}
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import FABRIC, PATCH_URL
+from helpers import FABRIC, PATCH_URL, strict_app
 from services import run_py
 
 @pytest.fixture(scope="module")
@@ -262,10 +262,9 @@ def test_a_whole_world_operation_is_known_however_its_target_is_written(tmp_path
     """Spec `x-sandbox-whole-world`: the request line is read as the app will read it, so a client cannot keep a
     reset or an export in the event loop (holding up the worker's other connections) by escaping the path, sending
     it in absolute form, or asking HEAD; a vendor call, or a path that only contains the words, stays there."""
-    from sandbox import Settings, create_app
     from sandbox.serving.bridge import Bridge
 
-    bridge = Bridge(create_app(Settings(backend="sqlite", db=str(tmp_path / "sandbox.db"), size=5)))
+    bridge = Bridge(strict_app(backend="sqlite", db=str(tmp_path / "sandbox.db"), size=5))
     threaded = ["POST /_sandbox/reset", "POST /%5Fsandbox/reset", "POST /%5f%73andbox/reset?x=1",
                 "POST http://127.0.0.1:8080/_sandbox/reset", "HEAD /_sandbox/state/export",
                 "GET /_sandbox/state/export", "POST //_sandbox/reset", "POST /_sandbox/scenarios/voucher-race",

@@ -6,7 +6,7 @@ import pytest
 import yaml
 from openapi_spec_validator import validate
 
-from sandbox import Settings, create_app
+from helpers import strict_app
 from sandbox.core.spec import HTTP_METHODS, Spec, load_portable, resolve
 from sandbox.kit.speclint import problems, unnamed_envelopes
 
@@ -44,7 +44,7 @@ def test_house_rules_bite():
 @pytest.fixture(scope="module")
 def served():
     """The specs as the sandbox serves them (GET /_sandbox/specs/<name>.yaml), as text."""
-    client = create_app(Settings(size=5)).test_client()
+    client = strict_app(size=5).test_client()
     return {path.stem: client.get(f"/_sandbox/specs/{path.stem}.yaml").get_data(as_text=True) for path in SPECS}
 
 

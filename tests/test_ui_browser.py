@@ -12,8 +12,7 @@ import urllib.request
 import pytest
 from PIL import Image
 
-from sandbox import Settings, create_app
-from helpers import CAP_UPDATE, CAPILLARY, FABRIC, served
+from helpers import CAPILLARY, CAP_UPDATE, FABRIC, served, strict_app
 from services import wait_for
 
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -22,7 +21,7 @@ pytestmark = pytest.mark.skipif(not (CHROMEDRIVER and CHROMIUM),
                                 reason="needs chromium and chromium-driver (apt-get install chromium chromium-driver)")
 @pytest.fixture(scope="module")
 def base_url():
-    with served(create_app(Settings(size=20))) as port:
+    with served(strict_app(size=20)) as port:
         yield f"http://127.0.0.1:{port}"
 
 
@@ -194,7 +193,7 @@ def test_loading_a_scenario_says_what_it_replaces(base_url, browser):
 
 @pytest.fixture(scope="module")
 def guarded_url():
-    with served(create_app(Settings(size=5, admin_token="s3cret-token"))) as port:
+    with served(strict_app(size=5, admin_token="s3cret-token")) as port:
         yield f"http://127.0.0.1:{port}"
 
 

@@ -10,10 +10,10 @@ import pytest
 import requests
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from sandbox import Settings, create_app
+from sandbox import Settings
 from sandbox.testing import start_sandbox
 
-from helpers import FABRIC, PATCH_URL, bearer
+from helpers import FABRIC, PATCH_URL, bearer, strict_app
 from services import free_port, run_py
 
 ROOT = Path(__file__).parent.parent
@@ -24,7 +24,7 @@ FABRIC_LIST = "/fabric/v3/redemptions"
 @pytest.fixture(scope="module")
 def recorded():
     """One world with a known journal: a 409 voucher, a 200 instructions update, a fabric list with a query."""
-    client = create_app(Settings(size=5, strict_responses=True)).test_client()
+    client = strict_app(size=5).test_client()
     answers = [
         client.patch(PATCH_URL, json={"voucherCode": "GOLD-TAKEN-0001", "voucherExpiryDate": "31/12/2026"},
                      headers=bearer()),
@@ -192,7 +192,7 @@ def test_a_verification_stops_at_its_work_budget_with_a_400_saying_what_to_narro
     is refused once WORK_SECONDS of checking are spent, not run for minutes; a cheap one over the same journal runs."""
     from sandbox.control import verification
 
-    client = create_app(Settings(size=5)).test_client()
+    client = strict_app(size=5).test_client()
     # 14 KB: the journal keeps it whole
     body = {"items": [{"code": "x" * 60, "n": n, "tags": ["a" * 20, "b" * 20]} for n in range(100)]}
     for _ in range(40):  # 400s (no such field), journaled with their bodies
@@ -213,7 +213,7 @@ def test_the_work_budget_stops_a_verification_inside_a_recorded_request_not_afte
     a single request whose sixteen criteria take far longer than the budget is stopped part-way."""
     from sandbox.control import verification
 
-    client = create_app(Settings(size=5)).test_client()
+    client = strict_app(size=5).test_client()
     body = {"items": [{"c": "xyz", "n": [[["y"]]]} for n in range(520)]}  # 15.6 KB: kept whole
     assert client.patch(PATCH_URL, json=body, headers=bearer()).status_code == 400
     costly = {"bodyPaths": [{"path": "$..*", "matches": ".{0,190}Z"}] * 16}
@@ -325,7 +325,7 @@ def test_whatever_bodies_were_journaled_every_kind_of_criterion_answers_without_
     """Issue 26 point 1: a refused PATCH with "\\ud800" in its body was journaled raw, and from then on every body
     criterion of its world answered 500. Arbitrary bytes as bodies, then each kind of criterion: no 5xx, and an
     entry a criterion cannot read is a difference of that entry (a 409 with the near misses), never an error."""
-    client = create_app(Settings(backend="memory", size=5)).test_client()
+    client = strict_app(backend="memory", size=5).test_client()
     for body in bodies:
         client.patch(PATCH_URL, data=body, headers={**bearer(), "Content-Type": "application/json"})
     for pattern in ({"body": {"redemptionInstructions": "x"}}, {"body": {"a": 1}, "bodyMatch": "subset"},

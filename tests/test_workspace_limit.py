@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import Settings, create_app
+from helpers import strict_app
 from sandbox import cli as run
 from sandbox.control.errors import TooManyWorkspaces
 from services import free_port
@@ -15,7 +15,7 @@ def _ids(client) -> list[str]:
 
 def test_a_workspace_beyond_the_limit_is_a_409_and_nothing_is_created(backend_settings):
     # Strict: the 409 must be the one specs/sandbox.yaml documents, or it would be a 500.
-    app = create_app(Settings(size=5, max_workspaces=2, strict_responses=True, **backend_settings))
+    app = strict_app(size=5, max_workspaces=2, **backend_settings)
     client, sandbox = app.test_client(), app.extensions["sandbox"]
     first, second = (client.post("/_sandbox/workspaces", json={"size": 0}).get_json() for _ in range(2))
     before = _ids(client)
@@ -39,7 +39,7 @@ def test_a_workspace_beyond_the_limit_is_a_409_and_nothing_is_created(backend_se
 
 def test_workers_creating_at_once_never_pass_the_limit(backend_settings, monkeypatch):
     """Another worker takes the last place while this one seeds: this one's workspace is undone, not registered."""
-    sandbox = create_app(Settings(size=5, max_workspaces=1, **backend_settings)).extensions["sandbox"]
+    sandbox = strict_app(size=5, max_workspaces=1, **backend_settings).extensions["sandbox"]
     opened, original = [], sandbox._open
 
     def open_while_another_worker_creates(*args, **kwargs):

@@ -6,8 +6,7 @@ import re
 import secrets
 import threading
 
-from helpers import PATCH_URL, bearer
-from sandbox import Settings, create_app
+from helpers import PATCH_URL, bearer, strict_app
 
 
 def test_a_workspace_holding_its_write_lock_does_not_hold_up_the_default_world(client, sandbox):
@@ -75,7 +74,7 @@ def test_workspace_ids_and_credentials_carry_128_bits_from_secrets(monkeypatch):
 
     monkeypatch.setattr(sandbox.app.secrets, "token_hex", recorded)
     monkeypatch.setattr(sandbox.core.world.secrets, "token_hex", recorded)
-    client = create_app(Settings(size=0)).test_client()
+    client = strict_app(size=0).test_client()
     workspaces = [_workspace(client) for _ in range(4)]
     assert drawn == [16, 16] * 4  # the ID and the suffix, each 128 bits, drawn separately
     ids = [w["id"] for w in workspaces]
@@ -169,7 +168,7 @@ def test_a_scenario_cannot_give_a_world_another_worlds_credential(tmp_path, back
         "  - {collection: rai_api_keys, key: XXXXXX, record: {key: XXXXXX, communityID: 507f1f77bcf86cd799439013, "
         "permissions: [purchase-history], active: true, purpose: diverted}}\n"
         "faults:\n  - {vendor: returning-ai, fault: server-error}\n")
-    client = create_app(Settings(size=0, scenarios_dir=tmp_path, **backend_settings)).test_client()
+    client = strict_app(size=0, scenarios_dir=tmp_path, **backend_settings).test_client()
     workspace = _workspace(client)
     scoped = {"X-Sandbox-Workspace": workspace["id"]}
     key = next(v for v in _credentials(workspace).values() if v.startswith("XXXXXX."))
