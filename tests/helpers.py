@@ -24,7 +24,9 @@ def bearer(key: str = "XXXXXX") -> dict:
 
 
 def assert_rai_error(response, status, *fragments):
-    """A Returning.AI error: the status, the envelope, and a message saying each fragment."""
+    """A Returning.AI error: the status, the envelope, and a message saying each fragment (an empty one, in every
+    message, would check nothing)."""
+    assert all(fragments), "name what the message must say"
     assert response.status_code == status, response.get_json()
     body = response.get_json()
     assert body["meta"] == {"status": "error", "statusCode": status}

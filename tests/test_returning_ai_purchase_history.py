@@ -138,8 +138,7 @@ def test_rule_deeply_nested_json_is_400_never_a_crash(client, sandbox, depth):
     before = order(sandbox)
     r = client.patch(URL.format(DOC_ORDER), data="[" * depth + "]" * depth, headers={
         **bearer(), "Content-Type": "application/json"})
-    message = assert_error(r, 400, "")["message"]
-    assert "levels deep" in message
+    assert_error(r, 400, "levels deep")
     assert order(sandbox) == before
 
 

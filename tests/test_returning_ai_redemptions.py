@@ -81,11 +81,13 @@ def test_rule_unknown_transaction_or_status_is_404(client):
 
 def test_rule_other_communitys_orders_and_statuses_are_404(client):
     second_community_status = "695e2f8b3358520a2ecf8612"
-    assert_error(put_status(client, {"transactionId": DOC_TX, "statusId": second_community_status}), 404)
+    assert_error(put_status(client, {"transactionId": DOC_TX, "statusId": second_community_status}), 404,
+                 f"Redemption status {second_community_status} was not found in this community")
     assert_error(put_status(client, {"transactionId": DOC_TX, "statusId": PROCESSING},
-                            key="rai_test_second_community"), 404)
+                            key="rai_test_second_community"), 404,
+                 f"Redemption transaction {DOC_TX} was not found in this community")
     r = post(client, "/redemption-statuses/get", {"statusId": PROCESSING}, key="rai_test_second_community")
-    assert_error(r, 404)
+    assert_error(r, 404, f"Redemption status {PROCESSING} was not found in this community")
 
 
 # -- permissions -----------------------------------------------------------------------------------------------
