@@ -46,12 +46,15 @@ ENVIRONMENT = {
 SERVED_BACKEND = "sqlite"
 
 
-def from_env(name: str, served: bool = False) -> str | None:
-    """The variable's value, or its default (ENVIRONMENT); `served`: as run.py reads it (SERVED_BACKEND)."""
+def from_env(name: str) -> str | None:
+    """The variable's value, or its default (ENVIRONMENT)."""
     value = os.environ.get(name)
-    if value is not None:
-        return value
-    return SERVED_BACKEND if served and name == "SANDBOX_BACKEND" else ENVIRONMENT[name]
+    return ENVIRONMENT[name] if value is None else value
+
+
+def served_backend() -> str:
+    """SANDBOX_BACKEND as run.py reads it: unset, SERVED_BACKEND (its workers are several processes)."""
+    return os.environ.get("SANDBOX_BACKEND") or SERVED_BACKEND
 
 
 def _env_list(name: str) -> list[str]:

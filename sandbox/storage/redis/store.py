@@ -288,7 +288,7 @@ class RedisStore(Store):
         for as long as the lock would live; after that, the answer says the write may have been applied."""
         args = [self._base, token, commit_id or token or secrets.token_hex(8), *self._lock.handover_args(), mode,
                 *instructions]
-        status, deleted = self._again_while_unknown(self._commit, args, instructions)
+        status, deleted = self._again_while_unknown(self._commit, args, writes=bool(instructions))
         if status == b"lost":
             raise StoreUnavailable(f"This request lost the world's write lock before it could commit (it was held up "
                                    f"for over {LOCK_SECONDS:g} s); nothing was written. Retry.", reachable=True)
@@ -297,9 +297,9 @@ class RedisStore(Store):
                                    "nothing was written. Retry.", reachable=True)
         return int(deleted)
 
-    def _again_while_unknown(self, script, args: list, instructions: list):
-        """Run a script that applies writes; sent again while its connection breaks, for as long as the lock lives
-        (each script knows a call it already applied)."""
+    def _again_while_unknown(self, script, args: list, writes: bool):
+        """Run a script; sent again while its connection breaks, for as long as the lock lives (each script knows a
+        call it already applied). `writes`: whether it may change the world (then a lost answer may hide a write)."""
         deadline = time.monotonic() + LOCK_SECONDS
         while True:
             try:
@@ -307,7 +307,7 @@ class RedisStore(Store):
                     return self._link.run(script, [], args)
             except StoreUnavailable as away:
                 if time.monotonic() > deadline:
-                    if instructions:  # sent, perhaps applied, its answer lost: "nothing was written" may be untrue
+                    if writes:  # sent, perhaps applied, its answer lost: "nothing was written" may be untrue
                         raise StoreUnavailable("The sandbox's Redis store stopped answering while this request's "
                                                "write was being committed: it may have been applied. Read the state "
                                                "before retrying.", reachable=False) from None
@@ -327,7 +327,7 @@ class RedisStore(Store):
                     cursor = "start"
                     while cursor != "0":
                         cursor = self._again_while_unknown(self._clear_step, [
-                            self._base, token, MILLISECONDS, kind, arguments, cursor], [True])
+                            self._base, token, MILLISECONDS, kind, arguments, cursor], writes=True)
                         if cursor == b"lost":
                             raise StoreUnavailable(f"This request lost the world's write lock while it replaced the "
                                                    f"world (held up for over {LOCK_SECONDS:g} s).", reachable=True)
