@@ -56,7 +56,7 @@ class Sandbox:
         self._last_sweep = time.monotonic()
         self._touched: dict[str, float] = {}  # workspace -> when this process last wrote its lastUsed
         # Hashes of the credentials that lately wrote to the default world here, newest last: only theirs take its
-        # write lock before their lookups (pipeline.locks_before_lookups), so an unknown caller never waits on it.
+        # write lock before their lookups (pipeline.lock_ahead), so an unknown caller never waits on it.
         self._writers: dict[int, None] = {}
 
     def _open(self, world_id: str, seed: int, size: int, suffix: str = "") -> World:

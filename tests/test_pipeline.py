@@ -136,7 +136,7 @@ def _handler_lock_depth(monkeypatch, tmp_path, name, method, url, body) -> int:
 
 
 def test_the_callers_that_may_lock_before_their_lookups_are_bounded():
-    """pipeline.locks_before_lookups: a process remembers the credentials that wrote lately, 1,024 at most (the
+    """pipeline.lock_ahead: a process remembers the credentials that wrote lately, 1,024 at most (the
     newest), so a caller cycling through made-up keys cannot grow its memory."""
     from sandbox.app import RECENT_WRITERS
 

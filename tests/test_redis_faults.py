@@ -182,7 +182,7 @@ def test_a_stale_lock_only_delays_writers_and_a_stuck_one_is_a_503_that_writes_n
     assert error["code"] == 503 and "write lock" in error["message"] and "nothing was written" in error["message"]
     journal = requests.get(other.base + "/_sandbox/requests", timeout=TIMEOUT).json()["requests"]
     assert journal[-1]["status"] == 503 and "write lock" in journal[-1]["response"]  # journaled, lock or not
-    # A caller that never wrote does not wait on the lock (pipeline.locks_before_lookups): its 401 comes at once.
+    # A caller that never wrote does not wait on the lock (pipeline.lock_ahead): its 401 comes at once.
     started = time.monotonic()
     stranger = requests.patch(f"{other.base}/returning-ai/v1/purchase-histories/{ORDER_A}", timeout=TIMEOUT,
                               json={"voucherCode": "X-2", "voucherExpiryDate": "31/12/2027"},
@@ -211,7 +211,7 @@ def round_trips(server: PersistentRedis, call) -> int:
 
 
 def test_a_write_costs_two_round_trips_its_lookups_included(world):
-    """Issue 17 point 3, `locks_before_lookups`: a PATCH on the default world by a caller that wrote lately takes
+    """Issue 17 point 3, `pipeline.lock_ahead`: a PATCH on the default world by a caller that wrote lately takes
     the world's lock with the read cache's catch-up (which its lookups then read), then commits: two round trips. A
     refusal too: a 400 is refused before the lock (the lookups' catch-up, then its journal entry), and so is a 401
     of a caller that never wrote (it does not wait on the lock). What they did is in the journal all the same."""
@@ -231,7 +231,7 @@ def test_a_write_costs_two_round_trips_its_lookups_included(world):
 
 
 def test_a_fault_rule_rolls_its_dice_once_a_request_whatever_the_answer(world):
-    """A write takes the lock before its lookups, but a rule that may fire is decided out of that transaction: a
+    """A write takes the lock ahead of its lookups, but a rule that may fire is decided in its own transaction: a
     roll that did not fire is kept even when the answer is a 404. So run.py on Redis answers the same sequence as
     the usual path does (an in-process app on memory), the rule's dice seeded alike."""
     server, paused, other = world

@@ -215,6 +215,35 @@ def test_transactions_nest_and_serialise_read_check_write(store):
     assert store.get("counters", "c")["n"] == 200
 
 
+def test_a_lock_taken_ahead_serves_the_next_transaction_and_is_given_back_unused(store):
+    """StoreContract.lock_ahead: the transaction opened inside the block is as any other (serialised with the
+    others, its writes kept), and a block that opens none gives the lock back, so another thread can write."""
+    store.put("counters", "c", {"n": 0})
+
+    def bump(opens_one: bool):
+        for _ in range(25):
+            with store.lock_ahead():
+                value = store.get("counters", "c")["n"]
+                if opens_one:
+                    with store.transaction():
+                        store.put("counters", "c", {"n": store.get("counters", "c")["n"] + 1})
+                assert value >= 0
+
+    with ThreadPoolExecutor(4) as pool:
+        for done in [pool.submit(bump, opens) for opens in (True, False, True, False)]:
+            done.result(timeout=60)
+    assert store.get("counters", "c")["n"] == 50
+    with store.lock_ahead():  # an exception in the block: nothing written, the lock given back
+        try:
+            with store.transaction():
+                store.put("counters", "c", {"n": -1})
+                raise KeyError("undone")
+        except KeyError:
+            pass
+    with store.transaction():
+        assert store.get("counters", "c")["n"] == 50
+
+
 def test_dump_and_load_round_trip(store):
     store.put_all("people", "_id", [{"_id": "a", "email": "a"}, {"_id": "b", "email": "b"}])
     store.append_log("events", {"name": "e1"})

@@ -5,8 +5,7 @@
     -> check the response (strict mode) -> render -> journal
 
 On Redis, whose lock brings the reads up to date in the same round trip, a write on the default world by a caller
-that wrote lately is validated, then opens its transaction and looks up inside it (`run_locked_from_the_start`):
-two round trips, not three.
+that wrote lately takes its transaction's lock before these steps (`lock_ahead`): two round trips, not three.
 
 Each step is a small function of one per-request object, the `Exchange`; handlers receive it too (as `call`).
 An error anywhere is rendered in the mount's envelope; anything unexpected is logged and answered as the mount's
@@ -17,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -80,6 +79,7 @@ class Exchange:
     rules: list = field(default_factory=list)  # fault rules that may fire on this operation
     params: dict = field(default_factory=dict)
     body: object = None
+    problems: list | None = None  # what validation found; None: not validated yet
     fault: VendorFault | None = None  # a vendor's own fault, struck by its domain code where its documents say
     delay_ms: int = 0  # how long the answer was held on purpose (X-Sandbox-Delay, a rule's latency, a timeout)
     deferred_ms: int = 0  # how much of that the server holds after the operation ran (sandbox/serving/bridge.py)
@@ -110,9 +110,7 @@ class Exchange:
 def handle(x: Exchange) -> Response:
     try:
         x.sandbox.sweep()  # never under a lock: dropping an expired workspace takes others
-        if locks_before_lookups(x):
-            run_locked_from_the_start(x)
-        else:
+        with lock_ahead(x):
             look_up(x)
             validate(x)
             carry_out_the_answer(x, decide_fault(x))
@@ -165,51 +163,29 @@ def carry_out_the_answer(x: Exchange, generic: str | None) -> None:
         run(x)
 
 
-def locks_before_lookups(x: Exchange) -> bool:
-    """Whether the request takes its world's write lock before its lookups (the store's `locks_before_lookups`:
-    Redis, where the lock's round trip also catches the reads up, so a PATCH costs two round trips, not three).
-    Only for an operation that writes, on the default world (known without a lookup: a credential without a
-    workspace suffix) by a caller that wrote lately, asking for no fault or delay, under run.py's server, which holds
-    delayed answers itself: nothing waits under the lock."""
+def lock_ahead(x: Exchange) -> AbstractContextManager:
+    """The store's one saving on the pipeline's order: where taking a world's write lock also brings the reads up
+    to date (`locks_before_lookups`: Redis), a write that will surely take it takes it before its lookups, which
+    then need no round trip of their own; the operation's transaction joins it. A PATCH costs two round trips, not
+    three. Elsewhere, and for any request that might wait or be refused, nothing happens here.
+
+    Taken only for an operation that writes, on the default world (known without a lookup: a credential without a
+    workspace suffix), by a caller that wrote lately (an unknown caller, a 401 to be, never waits on the lock),
+    asking for no fault or delay, under run.py's server, which holds delayed answers itself: nothing waits under
+    the lock. A fault rule that may fire is decided in a transaction of its own (FaultRules.pick), which takes the
+    lock taken ahead; the operation's then takes it again."""
     if not (x.operation.writes and x.mount.journaled and x.sandbox.default.store.locks_before_lookups):
-        return False
+        return nullcontext()
     if held_by_server(x.request.environ) is None or FAULT_HEADER in x.request.headers or DELAY_HEADER in x.request.headers:
-        return False
+        return nullcontext()
     credential = x.mount.credential(x.request) if x.mount.credential else None
-    # The default world's, and one that wrote lately: an unknown caller (a 401 to be) never waits on the lock.
-    return bool(credential) and not suffix_of(credential) and x.sandbox.wrote_lately(credential)
-
-
-def run_locked_from_the_start(x: Exchange) -> None:
-    """The usual steps, with the lookups inside the operation's transaction. Validation comes first, outside the
-    lock (it reads no store); a refusal by the lookups is journaled in the transaction (nothing else was written).
-    A fault rule that may fire, or a fault the body names, is decided and carried out after the transaction, its
-    lock given back, as on the usual path: its dice are rolled once, and kept whatever the answer."""
-    try:
-        validate(x)
-    except SandboxError:
-        look_up(x)  # a 401 comes before a 400, as on the usual path
-        raise
+    if not (credential and not suffix_of(credential) and x.sandbox.wrote_lately(credential)):
+        return nullcontext()
+    if validated(x):  # it reads no store: a request refused anyway never waits on the lock
+        return nullcontext()
     x.world = x.sandbox.default  # the world whose journal keeps a 503 for a busy lock
-    x.sent = sent_of(x)  # outside the lock: its holder does only what must be done under it
-    with x.world.store.transaction():
-        try:
-            look_up(x)
-        except SandboxError as error:
-            x.response = render_error(x, error)
-            journal(x)
-            return
-        generic = None if x.rules else decide_fault(x)  # with no rule, no dice: only a fault the body names
-        answered = not x.rules and generic is None and x.fault is None
-        if answered:
-            answer(x)
-            journal(x)
-    if answered:
-        note_writer(x)  # after the lock is given back: its holder does only what must be done under it
-        return
-    if x.rules:
-        generic = decide_fault(x)
-    carry_out_the_answer(x, generic)
+    x.sent = sent_of(x)  # made before the lock, as `run` does: its holder does only what must be done under it
+    return x.world.store.lock_ahead()
 
 
 # -- the steps, in order ---------------------------------------------------------------------------------------
@@ -232,10 +208,17 @@ def read_fault_rules(x: Exchange) -> None:
 
 
 def validate(x: Exchange) -> None:
-    x.params, x.body, problems = validate_request(x.operation, x.request, x.path_args)
-    x.body_read = bool(x.operation.body_media_types)  # read and cached: the journal may show it
+    problems = validated(x)
     if problems:
         raise x.mount.error_for_status(400, rendering.summary(problems), problems)
+
+
+def validated(x: Exchange) -> list:
+    """The request checked against its operation once (`lock_ahead` may ask first): its problems."""
+    if x.problems is None:
+        x.params, x.body, x.problems = validate_request(x.operation, x.request, x.path_args)
+        x.body_read = bool(x.operation.body_media_types)  # read and cached: the journal may show it
+    return x.problems
 
 
 def decide_fault(x: Exchange) -> str | None:
@@ -285,7 +268,7 @@ def run(x: Exchange) -> None:
     vendor fault's hold (the publisher timeout) waits in run.py's server once the lock is given back; under another
     server it sleeps under the world's write lock."""
     if x.operation.writes and x.mount.journaled:
-        x.sent = sent_of(x)  # outside the lock: its holder does only what must be done under it
+        x.sent = x.sent or sent_of(x)  # outside the lock: its holder does only what must be done under it
         with x.store.transaction():
             try:
                 answer(x)
@@ -304,7 +287,7 @@ def run(x: Exchange) -> None:
 
 
 def note_writer(x: Exchange) -> None:
-    """A write the default world accepted: its caller may take the lock first next time (`locks_before_lookups`)."""
+    """A write the default world accepted: its caller may take the lock ahead next time (`lock_ahead`)."""
     if not (x.store.locks_before_lookups and x.world is x.sandbox.default and x.response.status_code < 400
             and x.mount.credential):
         return

@@ -115,10 +115,17 @@ class StoreContract(Protocol):
     never raise it.
     """
 
-    # Whether a request that writes should open its transaction before its lookups (pipeline.handle): true where
-    # taking the transaction's lock brings the reads up to date in the same round trip (Redis), so the lookups'
-    # own catch-up is saved; false where it would only hold the write lock through authentication.
+    # Whether lock_ahead() does anything: true where taking the transaction's lock brings the reads up to date in
+    # the same round trip (Redis), so a write's lookups need no catch-up of their own; false where taking it early
+    # would only hold the write lock through authentication.
     locks_before_lookups: bool = False
+
+    def lock_ahead(self) -> ContextManager["StoreContract"]:
+        """For a caller about to write: takes the world's write lock now, for the next transaction() this thread
+        opens inside the block, and serves the reads before it as that transaction's would (Redis: from the read
+        cache the lock's round trip caught up). The lock is given back when that transaction ends, or when the
+        block exits if none was opened. Where `locks_before_lookups` is false: nothing."""
+        ...
 
     def being_replaced(self) -> None:
         """Raises WorldBeingReplaced while another request's reset or import is writing the world in steps (Redis:
@@ -316,6 +323,11 @@ class Store:
         yield bytes(out)
 
     locks_before_lookups = False  # StoreContract says what it means; Redis's is true
+
+    @contextmanager
+    def lock_ahead(self) -> Iterator["Store"]:
+        """Nothing to save but on Redis (StoreContract)."""
+        yield self
 
     def being_replaced(self) -> None:
         """Never, but on Redis (StoreContract)."""

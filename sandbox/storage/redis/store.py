@@ -24,8 +24,8 @@ transaction are never seen half-applied. Reads inside see the transaction's own 
 
 Round trips, the cost that matters here (each is a wait on the network plus redis-py's own overhead): reads inside a
 transaction or a snapshot are served by the process's read cache (redis_cache), brought up to date in the round
-trip that takes the lock or opens the snapshot. A PATCH costs two: the lock with its catch-up (taken before the
-request's lookups, which read the cache it brought up to date: `locks_before_lookups`), and the commit.
+trip that takes the lock or opens the snapshot. A PATCH costs two: the lock with its catch-up (taken ahead of the
+request's lookups, which read the cache it brought up to date: `lock_ahead`), and the commit.
 """
 from __future__ import annotations
 
@@ -176,7 +176,7 @@ class RedisStore(Store):
         if self._pending() is not None:  # nested: part of the outer one
             yield self
             return
-        token = self._lock.acquire()  # and the cache catches up, in the same round trip
+        token = self._taken_ahead() or self._lock.acquire()  # and the cache catches up, in the same round trip
         self._local.pending, self._local.token = PendingWrites(), token
         self._cache.enter()
         try:
@@ -195,6 +195,30 @@ class RedisStore(Store):
             self._cache.leave()
             self._local.pending = None
             self._lock.forget(token)
+
+    @contextmanager
+    def lock_ahead(self) -> Iterator["RedisStore"]:
+        """The lock for the next transaction, taken now: its round trip catches the read cache up, so the reads
+        before that transaction (a request's lookups) need no round trip of their own (StoreContract)."""
+        if self._pending() is not None or getattr(self._local, "ahead", None) is not None:
+            yield self
+            return
+        self._local.ahead = self._lock.acquire()
+        self._cache.enter()
+        try:
+            yield self
+        finally:
+            self._cache.leave()
+            unused = self._taken_ahead()
+            if unused is not None:  # no transaction came: give the lock back
+                try:
+                    self._release(unused)
+                finally:
+                    self._lock.forget(unused)
+
+    def _taken_ahead(self) -> str | None:
+        token, self._local.ahead = getattr(self._local, "ahead", None), None
+        return token
 
     def being_replaced(self) -> None:
         """As of this thread's last catch-up; a transaction of this thread that is replacing the world itself reads
