@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 
 from . import Settings, __version__, create_app
-from .config import from_env, served_backend
+from .config import from_env
 from .control.scenarios import load_scenario, scenarios
 from .vendors import VENDORS
 
@@ -105,7 +105,7 @@ def parse_args(argv=None, proxy: bool = False) -> argparse.Namespace:
     world.add_argument("--journal-size", type=_at_least_one, default=Settings.journal_size,
                        help="requests kept in each world's journal")
     storage = parser.add_argument_group("storage", "where state lives")
-    storage.add_argument("--backend", choices=BACKENDS, default=served_backend(),
+    storage.add_argument("--backend", choices=BACKENDS, default=from_env("SANDBOX_BACKEND"),
                          help="sqlite (shared by the worker processes of this machine), redis (shared by sandbox "
                               "instances on many hosts) or memory (one process only; with --workers 1 or --dev) "
                               "(env SANDBOX_BACKEND)")

@@ -28,12 +28,12 @@ ROOT = _data_root()
 
 
 # Every SANDBOX_* variable the sandbox reads, and what it is when unset: read here only (from_env), by Settings'
-# defaults and run.py's options alike. SANDBOX_BACKEND unset: an in-process app (tests, start_sandbox, --dev)
-# keeps state in its one process (memory); run.py, serving from several processes, on SERVED_BACKEND.
+# defaults and run.py's options alike. The backend is SQLite wherever the sandbox runs (run.py's workers are
+# several processes; an in-process app gets the same world); a caller wanting one process's memory says so.
 ENVIRONMENT = {
     "SANDBOX_HOST": "127.0.0.1",
     "SANDBOX_PORT": "8080",
-    "SANDBOX_BACKEND": "memory",
+    "SANDBOX_BACKEND": "sqlite",
     "SANDBOX_REDIS_URL": "redis://127.0.0.1:6379/0",
     "SANDBOX_REDIS_PREFIX": "sandbox",
     "SANDBOX_ADMIN_TOKEN": None,
@@ -43,18 +43,12 @@ ENVIRONMENT = {
     "SANDBOX_LOG_FORMAT": "text",
     "SANDBOX_URL": "http://127.0.0.1:8080",  # the sandbox `run.py verify` asks
 }
-SERVED_BACKEND = "sqlite"
 
 
 def from_env(name: str) -> str | None:
     """The variable's value, or its default (ENVIRONMENT)."""
     value = os.environ.get(name)
     return ENVIRONMENT[name] if value is None else value
-
-
-def served_backend() -> str:
-    """SANDBOX_BACKEND as run.py reads it: unset, SERVED_BACKEND (its workers are several processes)."""
-    return os.environ.get("SANDBOX_BACKEND") or SERVED_BACKEND
 
 
 def _env_list(name: str) -> list[str]:
@@ -65,7 +59,6 @@ def _env_list(name: str) -> list[str]:
 @dataclass
 class Settings:
     # Where state lives: "memory" (one process), "sqlite" (the processes of one machine) or "redis" (many hosts).
-    # run.py serves on sqlite by default; in-process apps (tests) on memory unless SANDBOX_BACKEND says otherwise.
     backend: str = field(default_factory=lambda: from_env("SANDBOX_BACKEND"))
     # The SQLite file (kept across restarts); none: a temporary one, removed when the sandbox stops.
     db: str | None = None

@@ -38,7 +38,7 @@ def assert_rai_error(response, status, *fragments):
 def strict_app(**settings):
     """An app made with these settings, in strict mode as every test's app is (a response its spec forbids is a
     500 that the test sees): the one way a test customises its app."""
-    return create_app(Settings(**{"strict_responses": True, **settings}))
+    return create_app(Settings(**{"strict_responses": True, "backend": "memory", **settings}))
 
 
 @contextmanager

@@ -26,7 +26,7 @@ def map_case(context, case):
     return case
 
 
-app = create_app(Settings(seed=2026, size=40, publisher_timeout=0.01, strict_responses=True))
+app = create_app(Settings(seed=2026, size=40, publisher_timeout=0.01, strict_responses=True, backend="memory"))
 NO_SHRINK = [Phase.explicit, Phase.reuse, Phase.generate]  # a stateful failure shrinks for minutes otherwise
 # derandomize: CI sees the same cases every run; a failure always reproduces.
 FUZZ = hypothesis.settings(max_examples=60, deadline=None, phases=NO_SHRINK, derandomize=True,
