@@ -26,6 +26,7 @@ from .control.scenarios import load_scenario, scenarios
 from .vendors import VENDORS
 
 from .core import logs
+from .core.clock import ClockRefused, ClockState, moment_ms
 from .storage.backends import BACKENDS, BackendUnavailable
 from .serving.launch import DEFAULT_THREADS, DEFAULT_WORKERS, SERVERS, port_problem, serve, server_name
 
@@ -86,6 +87,9 @@ def parse_args(argv=None, proxy: bool = False) -> argparse.Namespace:
                        help="seed of the generated data: the same seed always gives the same data")
     world.add_argument("--size", type=_size, default=Settings.size,
                        help="how many records to generate per vendor (Returning.AI: purchase histories)")
+    world.add_argument("--clock", type=_moment, metavar="ISO-8601",
+                       help="start the default world's clock frozen at this moment (e.g. 2027-01-01T00:00:00Z), for "
+                            "byte-identical answers; POST /_sandbox/clock moves it (default: the wall clock)")
     world.add_argument("--reseed", action="store_true",
                        help="reseed a world the backend already holds (a --db file from an earlier run, a shared "
                             "Redis) with --seed and --size, instead of serving it as it is")
@@ -217,6 +221,15 @@ _seed = _within(int, 0, 4_294_967_295)
 _size = _within(int, 0, 20_000)
 
 
+def _moment(text: str) -> str:
+    """As POST /_sandbox/clock takes a moment (core/clock.py)."""
+    try:
+        moment_ms(text, "--clock")
+    except ClockRefused as refused:
+        raise argparse.ArgumentTypeError(str(refused)) from None
+    return text
+
+
 def banner(base: str, app) -> str:
     sandbox = app.extensions["sandbox"]
     lines = [f"Redemption API sandbox listening on {base} (seed {sandbox.seed}, size {sandbox.size})",
@@ -224,6 +237,9 @@ def banner(base: str, app) -> str:
     for vendor in sandbox.vendors:
         spec = sandbox.specs[vendor.spec_file.removesuffix(".yaml")]
         lines.append(f"  {vendor.name:<13} base URL {base}{spec.base_paths[0]}   spec {base}/_sandbox/specs/{spec.name}.yaml")
+    clock = sandbox.default.clock.state().view()
+    if clock["frozen"] or clock["offsetSeconds"]:
+        lines.append(f"  clock         {clock['now']}{' (frozen)' if clock['frozen'] else ''}   {base}/_sandbox/clock")
     lines.append(f"  credentials   {base}/_sandbox/credentials")
     lines.append(f"  demo page     {base}/   API reference  {base}/docs/")
     lines.append(f"  reset         POST {base}/_sandbox/reset   events  {base}/_sandbox/events")
@@ -281,17 +297,19 @@ def main(argv=None) -> int | None:
 
 
 def _existing_world(world, args) -> str | None:
-    """A world the backend already held keeps its seed and size (--reseed reseeds it); say so when they differ from
-    the ones asked for, so that `--seed 7` on an existing --db is never silently ignored."""
-    if (world.seed, world.size) == (args.seed, args.size):
+    """A world the backend already held keeps its seed, size and clock (--reseed reseeds it); say so when they
+    differ from the ones asked for, so that `--seed 7` on an existing --db is never silently ignored."""
+    start = None if args.clock is None else moment_ms(args.clock, "--clock")
+    if (world.seed, world.size, world.clock.state().start) == (args.seed, args.size, start):
         return None
-    held = f"seed {world.seed}, size {world.size}"
+    held = f"seed {world.seed}, size {world.size}, clock {world.clock.state().view()['start'] or 'the wall clock'}"
+    asked = f"seed {args.seed}, size {args.size}, clock {args.clock or 'the wall clock'}"
     if args.reseed:
+        world.clock.set(ClockState.starting_at(start))  # the reset puts the clock where the world starts
         world.reset(args.seed, args.size)
-        return f"  state note    reseeded the world it held ({held}) with seed {args.seed}, size {args.size} (--reseed)"
-    return (f"  state note    the backend already held a world ({held}): serving it as it is, not seed {args.seed}, "
-            f"size {args.size}; add --reseed to reseed it, or POST /_sandbox/reset {{\"seed\": {args.seed}, "
-            f"\"size\": {args.size}}}")
+        return f"  state note    reseeded the world it held ({held}) with {asked} (--reseed)"
+    return (f"  state note    the backend already held a world ({held}): serving it as it is, not {asked}; add "
+            f"--reseed to reseed it, or POST /_sandbox/reset {{\"seed\": {args.seed}, \"size\": {args.size}}}")
 
 
 def settings_from(args, proxies: dict) -> Settings:

@@ -67,6 +67,9 @@ class Settings:
     redis_prefix: str = field(default_factory=lambda: from_env("SANDBOX_REDIS_PREFIX"))
     seed: int = 2026
     size: int = 100  # generated records per vendor (Returning.AI: purchase histories)
+    # The default world's clock as it starts (and as a reset puts it back): frozen at this ISO-8601 moment; None:
+    # the wall clock (core/clock.py).
+    clock: str | None = None
     # How long a requested publisher timeout makes the client wait before its 502.
     publisher_timeout: float = 2.0
     # Requests kept in each world's journal (the oldest are dropped first).

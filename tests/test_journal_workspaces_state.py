@@ -36,7 +36,7 @@ def test_a_change_and_its_journal_entry_commit_together(monkeypatch):
     app = strict_app(backend="sqlite", size=5)
     client = app.test_client()
     assert client.patch(PATCH_URL, json={"redemptionInstructions": "Kept"}, headers=bearer()).status_code == 200
-    monkeypatch.setattr(handlers, "purchase_history_json", lambda order: {"not": "the documented shape"})
+    monkeypatch.setattr(handlers, "purchase_history_json", lambda order, now: {"not": "the documented shape"})
     r = client.patch(PATCH_URL, json={"redemptionInstructions": "Rolled back"}, headers=bearer())
     assert r.status_code == 500 and "spec forbids" in r.get_json()["message"]
     monkeypatch.undo()

@@ -436,7 +436,7 @@ def test_a_world_whose_events_filled_their_bound_round_trips(client, sandbox):
     """Issue 26 point 3: a world keeps its newest EVENTS_KEPT events (the import accepts as many); once more were
     recorded, its export holds exactly those, on every backend (SQLite trims its log in batches), and imports back."""
     for n in range(EVENTS_KEPT + 30):  # as that many accepted writes would, each recording one
-        record_event(sandbox.store, "test:event", {"n": n})
+        record_event(sandbox.store, "test:event", {"n": n}, sandbox.default.clock.now())
     exported = client.get("/_sandbox/state/export").get_json()
     assert [e["payload"]["n"] for e in exported["logs"]["events"]] == list(range(30, EVENTS_KEPT + 30))
     assert_round_trip(client)

@@ -176,13 +176,22 @@ def test_an_existing_database_keeps_its_world_and_says_so_or_reseeds(tmp_path, m
     assert (first.seed, first.size) == (2026, 5) and "state note" not in out
     kept, out = start("--seed", "7", "--size", "6")
     assert (kept.seed, kept.size) == (2026, 5)
-    assert ("the backend already held a world (seed 2026, size 5): serving it as it is, not seed 7, size 6; add "
-            "--reseed to reseed it") in out
+    assert ("the backend already held a world (seed 2026, size 5, clock the wall clock): serving it as it is, not "
+            "seed 7, size 6, clock the wall clock; add --reseed to reseed it") in out
     reseeded, out = start("--seed", "7", "--size", "6", "--reseed")
     assert (reseeded.seed, reseeded.size) == (7, 6)
-    assert "reseeded the world it held (seed 2026, size 5) with seed 7, size 6 (--reseed)" in out
+    assert ("reseeded the world it held (seed 2026, size 5, clock the wall clock) with seed 7, size 6, clock the "
+            "wall clock (--reseed)") in out
     again, out = start("--seed", "7", "--size", "6")
     assert (again.seed, again.size) == (7, 6) and "state note" not in out
+    # Issue 28 point 1: the clock is the world's, like its seed: kept, or reseeded with it, and the banner shows it.
+    frozen, out = start("--seed", "7", "--size", "6", "--clock", "2027-01-01T00:00:00Z", "--reseed")
+    assert frozen.default.clock.state().view() == {"now": "2027-01-01T00:00:00.000Z", "frozen": True,
+                                                    "offsetSeconds": frozen.default.clock.state().view()["offsetSeconds"],
+                                                    "start": "2027-01-01T00:00:00.000Z"}
+    assert "clock         2027-01-01T00:00:00.000Z (frozen)" in out
+    kept, out = start("--seed", "7", "--size", "6", "--clock", "2027-01-01T00:00:00Z")
+    assert "state note" not in out and kept.default.clock.state().start == 1798761600000
 
 
 def test_every_option_and_environment_variable_is_in_the_readme(capsys):

@@ -16,7 +16,7 @@ class Forbidden(ControlError):
     status = 403
 
 
-def authenticate(world, request, operation):
+def authenticate(world, request, operation, now):
     settings = world.settings
     if settings.admin_token:
         sent = request.headers.get(ADMIN_HEADER, "")

@@ -1,7 +1,10 @@
 """Handlers of specs/sandbox.yaml, the sandbox's own control API. `call.world` is the world acted on."""
+from contextlib import contextmanager
+
 import yaml
 from flask import Response
 
+from sandbox.core.clock import ClockRefused, ClockState, moment_ms
 from sandbox.core.events import read_events
 from sandbox.core.faults import GENERIC_FAULTS, TooManyRules, accepted_faults
 from sandbox.core.world import DataGone
@@ -32,6 +35,25 @@ def reset_sandbox(call):
     return {"status": "reset", "seed": call.world.seed, "size": call.world.size}
 
 
+# -- time --------------------------------------------------------------------------------------------------
+def get_clock(call):
+    return call.world.clock.state().view()
+
+
+def set_clock(call):
+    with refused_clock_is_400():
+        return call.world.clock.change(call.body).view()
+
+
+@contextmanager
+def refused_clock_is_400():
+    """A clock the spec's shapes let through but time cannot take (backwards, before 1970): a 400, nothing changed."""
+    try:
+        yield
+    except ClockRefused as refused:
+        raise error_for_status(400, str(refused), []) from None
+
+
 def list_events(call):
     return {"events": read_events(call.store)}
 
@@ -55,19 +77,22 @@ def read_collection(call):
 
 def export_state(call):
     """Streamed from the store as it is read (Store.dump_json): a large world is never held whole."""
-    return Response(call.store.dump_json({"seed": call.world.seed, "size": call.world.size}),
+    return Response(call.store.dump_json({"seed": call.world.seed, "size": call.world.size,
+                                          "clock": call.world.clock.state().exported()}),
                     mimetype="application/json")
 
 
 def import_state(call):
     body = call.body
+    with refused_clock_is_400():  # an older export has none: the clock stays as it is
+        clock = ClockState.imported(body["clock"]) if "clock" in body else call.world.clock.state()
     for collection, records in body["collections"].items():  # no world may be given another's credential
         claim = next(filter(None, (call.world.foreign_credential(collection, key, record)
                                    for key, record in records.items())), None)
         if claim:
             raise Conflict(f"Nothing imported: {claim}")
     call.store.load({"collections": body["collections"], "logs": body["logs"]})
-    call.world.adopt(body["seed"], body["size"])
+    call.world.adopt(body["seed"], body["size"], clock)
     return {"status": "imported", "collections": len(body["collections"])}
 
 
@@ -159,7 +184,10 @@ def list_workspaces(call):
 
 def create_workspace(call):
     body = call.body or {}
-    world = call.sandbox.create_workspace(seed=body.get("seed"), size=body.get("size"))
+    if "clock" in body:
+        with refused_clock_is_400():  # before anything is seeded
+            moment_ms(body["clock"], "clock")
+    world = call.sandbox.create_workspace(seed=body.get("seed"), size=body.get("size"), clock=body.get("clock"))
     return 201, {"id": world.id, "seed": world.seed, "size": world.size,
                  "expiresAfterIdleSeconds": call.settings.workspace_ttl, "credentials": world.credentials()}
 

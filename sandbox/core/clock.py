@@ -1,9 +1,23 @@
-"""Timestamps in the form the vendors print them."""
+"""A world's time, and timestamps in the form the vendors print them.
+
+Each world has its own clock, kept in its store (`_world/clock`) so that every worker process and every instance
+sharing the backend reads the same time. It runs on the wall clock, moved by an offset, or stands frozen at a
+moment; it only ever moves forward (records would otherwise end up updated before they were created), except
+when the world is reset, which puts it back where the world started. A request reads its world's time once, in
+its lookups (pipeline.look_up, `Exchange.now`), and everything it stamps carries that moment.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+RECORD = ("_world", "clock")  # collection and key of the world's clock
+# The moments a clock may be set to: ISO-8601 years 1970 to 9999 (before 1970 epoch milliseconds are negative; after
+# 9999 no ISO-8601 date can print them). An advance is at most 100 years at once.
+EARLIEST_MS = 0
+LATEST_MS = int(datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=timezone.utc).timestamp() * 1000)
+MAX_ADVANCE_SECONDS = 100 * 365.25 * 86400
 
 
 def iso_millis(moment: datetime) -> str:
@@ -11,5 +25,156 @@ def iso_millis(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def now_iso() -> str:
-    return iso_millis(utc_now())
+def wall_now_iso() -> str:
+    """The machine's time: for what a person debugging needs (the journal's `time`), never for a vendor's stamp."""
+    return iso_millis(datetime.now(timezone.utc))
+
+
+def from_millis(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, timezone.utc)
+
+
+def parsemoment_ms(text: str) -> int | None:
+    """An ISO-8601 date-time with a time zone as epoch milliseconds; None when it is not one."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        return None
+    return int(moment.timestamp() * 1000)
+
+
+class ClockRefused(ValueError):
+    """A clock change that would move it backwards or to a moment no timestamp can print: nothing changes (the
+    control API answers it as a 400)."""
+
+
+@dataclass(frozen=True)
+class ClockState:
+    """As stored. Frozen: `frozen_at` (epoch ms). Running: the wall clock plus `offset_ms`. `start`: where a reset
+    puts it (epoch ms, frozen there), None for the wall clock."""
+
+    frozen_at: int | None = None
+    offset_ms: int = 0
+    start: int | None = None
+
+    @classmethod
+    def starting_at(cls, start: int | None) -> "ClockState":
+        return cls(frozen_at=start, start=start)
+
+    def now_ms(self, wall_ms: int | None = None) -> int:
+        if self.frozen_at is not None:
+            return self.frozen_at
+        return (_wall_ms() if wall_ms is None else wall_ms) + self.offset_ms
+
+    def view(self) -> dict:
+        """As GET /_sandbox/clock shows it."""
+        wall = _wall_ms()
+        now = self.now_ms(wall)
+        return {"now": iso_millis(from_millis(now)), "frozen": self.frozen_at is not None,
+                "offsetSeconds": (now - wall) / 1000, "start": None if self.start is None else iso_millis(
+                    from_millis(self.start))}
+
+    # -- the changes POST /_sandbox/clock makes (specs/sandbox.yaml, ClockChange) ---------------------------------
+    def changed(self, change: dict) -> "ClockState":
+        """The clock after `change` (exactly one of freezeAt, advanceSeconds, resume, real; the spec checked that),
+        or ClockRefused saying why not."""
+        wall = _wall_ms()
+        now = self.now_ms(wall)
+        if "freezeAt" in change:
+            moment = moment_ms(change["freezeAt"], "freezeAt")
+            _not_backwards(now, moment, f"freezeAt {change['freezeAt']}")
+            return ClockState(frozen_at=moment, start=self.start)
+        if "advanceSeconds" in change:
+            seconds = change["advanceSeconds"]
+            if not 0 < seconds <= MAX_ADVANCE_SECONDS:
+                raise ClockRefused(f"advanceSeconds must be more than 0 and at most {MAX_ADVANCE_SECONDS:.0f} (100 "
+                                   f"years); it was {seconds}")
+            step = round(seconds * 1000)
+            _within_range(now + step, f"advancing by {seconds} s")
+            if self.frozen_at is not None:
+                return ClockState(frozen_at=self.frozen_at + step, start=self.start)
+            return ClockState(offset_ms=self.offset_ms + step, start=self.start)
+        if "resume" in change:
+            return ClockState(offset_ms=now - wall, start=self.start)  # runs on from where it stands
+        _not_backwards(now, wall, "going back to the wall clock")
+        return ClockState(start=self.start)
+
+    # -- as stored and as exported ------------------------------------------------------------------------------
+    def to_record(self) -> dict:
+        return {"frozenAt": self.frozen_at, "offsetMs": self.offset_ms, "start": self.start}
+
+    @classmethod
+    def from_record(cls, record: dict | None) -> "ClockState":
+        if not record:
+            return cls()
+        return cls(frozen_at=record.get("frozenAt"), offset_ms=record.get("offsetMs", 0), start=record.get("start"))
+
+    def exported(self) -> dict:
+        """In a state export: the stored state itself, so an import puts the clock exactly where it was."""
+        return {"frozenAt": _iso_or_none(self.frozen_at), "offsetMs": self.offset_ms, "start": _iso_or_none(self.start)}
+
+    @classmethod
+    def imported(cls, exported: dict) -> "ClockState":
+        """The clock of a state export (specs/sandbox.yaml, ExportedClock), or ClockRefused."""
+        frozen, start = exported.get("frozenAt"), exported.get("start")
+        return cls(frozen_at=None if frozen is None else moment_ms(frozen, "clock.frozenAt"),
+                   offset_ms=exported.get("offsetMs", 0),
+                   start=None if start is None else moment_ms(start, "clock.start"))
+
+
+class WorldClock:
+    """A world's clock, read and changed through its store."""
+
+    def __init__(self, store):
+        self._store = store
+
+    def state(self) -> ClockState:
+        return ClockState.from_record(self._store.get(*RECORD))
+
+    def now(self) -> datetime:
+        return from_millis(self.state().now_ms())
+
+    def set(self, state: ClockState) -> None:
+        self._store.put(*RECORD, state.to_record())
+
+    def change(self, change: dict) -> ClockState:
+        """POST /_sandbox/clock: read, checked and written in one transaction (two callers never both move it)."""
+        with self._store.transaction():
+            state = self.state().changed(change)
+            self.set(state)
+        return state
+
+
+def _wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _iso_or_none(ms: int | None) -> str | None:
+    return None if ms is None else iso_millis(from_millis(ms))
+
+
+def moment_ms(text: str, name: str) -> int:
+    """`text` (an ISO-8601 date-time with a time zone, 1970 to 9999) as epoch milliseconds, or ClockRefused saying
+    what `name` must be."""
+    moment = parsemoment_ms(text)
+    if moment is None:
+        raise ClockRefused(f"{name} must be an ISO-8601 date-time with a time zone, such as 2027-01-01T00:00:00Z; "
+                           f"it was {text!r}")
+    _within_range(moment, f"{name} {text}")
+    return moment
+
+
+def _within_range(moment: int, what: str) -> None:
+    if not EARLIEST_MS <= moment <= LATEST_MS:
+        raise ClockRefused(f"{what} is outside the years 1970 to 9999, which the vendors' timestamps can print; "
+                           "send a moment within them")
+
+
+def _not_backwards(now: int, moment: int, what: str) -> None:
+    if moment < now:
+        raise ClockRefused(f"{what} would move this world's clock back from {iso_millis(from_millis(now))}: records "
+                           "would end up updated before they were created. A clock only moves forward; "
+                           "POST /_sandbox/reset puts it back where the world started.")
+

@@ -1,7 +1,9 @@
 """The events a vendor emits (pub/sub messages, socket events), recorded for `GET /_sandbox/events`."""
 from __future__ import annotations
 
-from .clock import now_iso
+from datetime import datetime
+
+from .clock import iso_millis
 
 EVENT_LOG = "events"
 # Events kept per world, the newest; each is a few hundred bytes (its fields are bounded by the specs' schemas), so
@@ -9,8 +11,9 @@ EVENT_LOG = "events"
 EVENTS_KEPT = 10_000
 
 
-def record_event(store, name: str, payload: dict) -> None:
-    store.append_log(EVENT_LOG, {"name": name, "time": now_iso(), "payload": payload}, keep=EVENTS_KEPT)
+def record_event(store, name: str, payload: dict, now: datetime) -> None:
+    """`now`: the world's time of the request that emits it (core/clock.py)."""
+    store.append_log(EVENT_LOG, {"name": name, "time": iso_millis(now), "payload": payload}, keep=EVENTS_KEPT)
 
 
 def read_events(store) -> list[dict]:

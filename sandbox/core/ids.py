@@ -31,6 +31,10 @@ class IdGenerator:
         """A numeric ID, as Capillary uses for redemptions and reversals."""
         return self._next().randint(low, high)
 
+    def hex(self, digits: int) -> str:
+        """`digits` hex digits (a Capillary OAuth token's body)."""
+        return f"{self._next().getrandbits(4 * digits):0{digits}x}"
+
     def token(self, length: int) -> str:
         """A short alphanumeric code such as Capillary's redemptionId (`sTDVyi`)."""
         dice = self._next()

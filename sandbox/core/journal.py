@@ -71,16 +71,17 @@ def sent_part(request, body: bytes, secrets: Secrets) -> dict:
 
 
 def journal_entry(sent: dict, response, vendor: str, operation: str | None, rule: str, duration_ms: float,
-                  time: str, secrets: Secrets, dropped: bool = False, delay_ms: int = 0) -> dict:
-    """An entry of what the client sent (`sent_part`) and received. `status` null when the client received no
-    answer at all (`dropped`: a transport fault closed the connection); `delayMs`, how long the answer was held on
-    purpose."""
+                  time: str, world_time: str, secrets: Secrets, dropped: bool = False, delay_ms: int = 0) -> dict:
+    """An entry of what the client sent (`sent_part`) and received. `time`: the wall clock, as a person debugging
+    reads it; `worldTime`: the world's clock (core/clock.py), as the request's stamps read it. `status` null when
+    the client received no answer at all (`dropped`: a transport fault closed the connection); `delayMs`, how long
+    the answer was held on purpose."""
     cut = [True] if sent["cut"] else []
     answer = "" if dropped or response.is_streamed else _kept(secrets.body_of(_text(response.get_data())), BODY_LIMIT, cut)
     answered = {} if dropped else secrets.headers_of((k, _kept(v, HEADER_LIMIT, cut))
                                                      for k, v in list(response.headers.items())[:HEADER_COUNT])
     entry = {
-        "time": time, "vendor": vendor, "operation": operation or "", "method": sent["method"], "path": sent["path"],
+        "time": time, "worldTime": world_time, "vendor": vendor, "operation": operation or "", "method": sent["method"], "path": sent["path"],
         "headers": sent["headers"], "body": sent["body"], "status": None if dropped else response.status_code,
         "response": answer, "responseHeaders": answered, "rule": rule, "durationMs": round(duration_ms, 3),
         "delayMs": delay_ms,

@@ -21,7 +21,8 @@ class Mount:
     # The vendor's error for a status the core decides (400 validation, 404/405 routing, 429/500 faults, crash),
     # called as (status, message, problems, headers=None).
     error_for_status: Callable[..., SandboxError]
-    # Checks the request's credentials for an operation; returns the caller (principal) or raises.
+    # Checks the request's credentials for an operation, as of `now` (the world's time: an expired one is refused),
+    # called as (world, request, operation, now); returns the caller (principal) or raises.
     authenticate: Callable | None = None
     # Fills the store with the vendor's world: (store, faker, size, fixtures, credential_suffix) -> None.
     seed: Callable | None = None

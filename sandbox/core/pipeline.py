@@ -1,6 +1,6 @@
 """The life of a request, in order. Every request routed to an operation goes through `handle`:
 
-    resolve the world -> authenticate -> read the fault rules      (one read snapshot)
+    resolve the world -> read its clock -> authenticate -> read the fault rules      (one read snapshot)
     -> validate -> decide the fault -> run the operation (in a transaction when it writes)
     -> check the response (strict mode) -> render -> journal
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import datetime
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -24,7 +25,7 @@ from flask import Request, Response
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from . import limits, logs, rendering
-from .clock import now_iso
+from .clock import iso_millis, wall_now_iso
 from .connection import connection_of
 from .errors import RequestContext, SandboxError
 from .faults import (DELAY_HEADER, FAULT_HEADER, GENERIC_FAULTS, VendorFault, carry_out, held_by_server,
@@ -56,7 +57,7 @@ class RunningSandbox(Protocol):
     def wrote_lately(self, credential: str) -> bool: ...
     def note_writer(self, credential: str) -> None: ...
     def check_not_deleted(self, world) -> None: ...
-    def create_workspace(self, seed: int | None = None, size: int | None = None): ...
+    def create_workspace(self, seed: int | None = None, size: int | None = None, clock: str | None = None): ...
     def drop_workspace(self, workspace_id: str) -> bool: ...
     def workspaces(self) -> list: ...
     def idle_seconds(self, workspace_id: str) -> float: ...
@@ -76,6 +77,7 @@ class Exchange:
     started: float = field(default_factory=time.perf_counter)
     world: object = None  # the world this request acts on (the default one, or a workspace)
     principal: object = None  # the authenticated caller
+    now: datetime | None = None  # the world's time as the request's lookups read it (core/clock.py)
     rules: list = field(default_factory=list)  # fault rules that may fire on this operation
     params: dict = field(default_factory=dict)
     body: object = None
@@ -149,6 +151,7 @@ def look_up(x: Exchange) -> None:
             if not (x.operation.writes and x.operation.whole_world):  # a reset or an import may replace it again
                 x.store.being_replaced()
             with x.store.snapshot():  # on SQLite a workspace's own file, not the registry's
+                read_the_clock(x)
                 authenticate(x)
                 read_fault_rules(x)
     finally:
@@ -193,10 +196,15 @@ def resolve_world(x: Exchange) -> None:
     x.world = x.sandbox.world_for(x.mount, x.request)
 
 
+def read_the_clock(x: Exchange) -> None:
+    """The world's time, once: everything the request stamps or lets expire reads this moment."""
+    x.now = x.world.clock.now()
+
+
 def authenticate(x: Exchange) -> None:
     if x.operation.secured and x.mount.authenticate is not None:
         try:
-            x.principal = x.mount.authenticate(x.world, x.request, x.operation)
+            x.principal = x.mount.authenticate(x.world, x.request, x.operation, x.now)
         except SandboxError as refused:  # no credential known: the world's data itself may be gone (as health says)
             if refused.status == 401 and x.world.vanished():
                 raise DataGone(x.world.id, x.settings.backend) from None
@@ -331,11 +339,17 @@ def journal(x: Exchange) -> None:
     duration = (time.perf_counter() - x.started) * 1000 + x.deferred_ms  # as the client waits for it
     journal_ = x.world.journal
     reference = journal_.record(journal_entry(x.sent or sent_of(x), x.response, x.mount.name, operation, rule,
-                                              duration, now_iso(), x.sandbox.secrets, dropped=x.dropped,
+                                              duration, wall_now_iso(), world_time(x), x.sandbox.secrets,
+                                              dropped=x.dropped,
                                               delay_ms=x.delay_ms))
     connection = connection_of(x.request.environ)  # run.py's server: it may find the client gone
     if connection is not None:
         connection.undelivered = lambda: journal_.undelivered(reference)
+
+
+def world_time(x: Exchange) -> str:
+    """The world's time of the request: as its lookups read it, or (refused before them) as the clock reads now."""
+    return iso_millis(x.now if x.now is not None else x.world.clock.now())
 
 
 def journal_answered(x: Exchange) -> None:

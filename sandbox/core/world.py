@@ -21,6 +21,7 @@ from pathlib import Path
 import yaml
 from faker import Faker
 
+from .clock import ClockState, WorldClock
 from .faults import FaultRules
 from .ids import IdGenerator
 from .journal import Journal
@@ -64,6 +65,7 @@ class World:
         self.ids = IdGenerator(store, lambda: self.seed)
         self.faults = FaultRules(store)
         self.journal = Journal(store, settings.journal_size)
+        self.clock = WorldClock(store)
 
     @classmethod
     def attach(cls, world_id: str, settings, vendors, backend, create: bool = False) -> "World":
@@ -72,13 +74,16 @@ class World:
         return cls(world_id, settings, vendors, backend.store(world_id, indexes_of(vendors), create))
 
     @classmethod
-    def open(cls, world_id: str, settings, vendors, backend, seed: int, size: int, suffix: str = "") -> "World":
-        """The world in the backend, seeded first if it is not there yet (a new database, a new workspace);
-        one that is there (a database file from an earlier run, another worker's) is used as it is."""
+    def open(cls, world_id: str, settings, vendors, backend, seed: int, size: int, suffix: str = "",
+             clock_start: int | None = None) -> "World":
+        """The world in the backend, seeded first if it is not there yet (a new database, a new workspace), its
+        clock frozen at `clock_start` (epoch ms; None: the wall clock); one that is there (a database file from an
+        earlier run, another worker's) is used as it is, its clock included."""
         world = cls.attach(world_id, settings, vendors, backend, create=True)
         with world.store.transaction():
             if world.store.get(*_SETTINGS) is None:
                 world._write_settings(seed, size, suffix)
+                world.clock.set(ClockState.starting_at(clock_start))
                 world.reset()
         return world
 
@@ -139,18 +144,22 @@ class World:
         keys): a seeded world always holds its settings."""
         return self.store.get(*_SETTINGS) is None
 
-    def adopt(self, seed: int, size: int) -> None:
-        """Imported state: say which seed and size it came from."""
+    def adopt(self, seed: int, size: int, clock: ClockState) -> None:
+        """Imported state: say which seed and size it came from, and put its clock where it was."""
         self._write_settings(seed, size, self.suffix)
+        self.clock.set(clock)
 
     def reset(self, seed: int | None = None, size: int | None = None) -> None:
-        """Back to the seeded state: data, events, journal, fault rules and run-time IDs."""
+        """Back to the seeded state: data, events, journal, fault rules, run-time IDs, and the clock where the world
+        started."""
         with self.store.transaction():
             current = self._settings()
+            start = self.clock.state().start
             seed = current["seed"] if seed is None else seed
             size = current["size"] if size is None else size
             self.store.clear()
             self._write_settings(seed, size, current["suffix"])
+            self.clock.set(ClockState.starting_at(start))
             for vendor in self.vendors:
                 # Each vendor draws from its own generator, so adding a vendor never changes another's data.
                 fake = Faker()

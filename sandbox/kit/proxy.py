@@ -12,7 +12,7 @@ import urllib.request
 
 from flask import Blueprint, Response, current_app, request
 
-from ..core.clock import now_iso
+from ..core.clock import iso_millis, wall_now_iso
 from ..core.rendering import json_response
 from ..core.journal import journal_entry, sent_part
 from ..core.spec import template_regex
@@ -45,7 +45,7 @@ def forward(spec_name: str, rest: str):
         problems += _response_problems(operation, response)
     entry = journal_entry(sent_part(request, request.get_data(), sandbox.secrets), response, f"proxy:{spec_name}", operation.operation_id if operation else None,
                           "conforms" if not problems else "violations", (time.perf_counter() - started) * 1000,
-                          now_iso(), sandbox.secrets)
+                          wall_now_iso(), iso_millis(sandbox.default.clock.now()), sandbox.secrets)
     sandbox.default.journal.record({**entry, "findings": bounded(problems)})
     return response
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import time
 from dataclasses import dataclass
+from datetime import datetime
 
 from sandbox.core.authorization import MalformedCredentials, MissingCredentials, credentials
 
@@ -29,10 +29,10 @@ class Till:
     org_id: int
 
 
-def authenticate(world, request, operation) -> Till:
+def authenticate(world, request, operation, now: datetime) -> Till:
     token = request.headers.get(OAUTH_HEADER)
     if token:
-        return _till(world, _username_for_token(world, token))
+        return _till(world, _username_for_token(world, token, now))
     malformed = Unauthorized(f"{_FAILED} Malformed header: expected Basic base64(till:md5(password)).")
     try:
         encoded = credentials(request, "Basic")
@@ -53,11 +53,11 @@ def authenticate(world, request, operation) -> Till:
     return _till(world, username)
 
 
-def _username_for_token(world, token: str) -> str:
+def _username_for_token(world, token: str, now: datetime) -> str:
     record = world.store.get(OAUTH_TOKENS, token)
     if record is None:
         raise Unauthorized(f"{_FAILED} Unknown OAuth token; generate one with POST /v3/oauth/token/generate.")
-    if record["expiresAt"] <= time.time():
+    if record["expiresAt"] <= now.timestamp():
         raise Unauthorized(f"{_FAILED} The OAuth token expired; generate a new one.")
     return record["username"]
 

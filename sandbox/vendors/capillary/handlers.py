@@ -3,7 +3,7 @@ from .points import Points, issue_oauth_token, redemption_json, v11_redemption_j
 
 
 def _points(call) -> Points:
-    return Points(call.store, call.ids, call.principal)
+    return Points(call.store, call.ids, call.principal, call.now)
 
 
 def _v11_success() -> dict:
@@ -67,5 +67,6 @@ def is_points_redeemable(call):
 
 def generate_o_auth_token(call):
     ttl = call.settings.oauth_token_ttl
-    token = issue_oauth_token(call.store, call.body["key"], call.body["secret"], ttl, call.world.suffix)
+    token = issue_oauth_token(call.store, call.ids, call.body["key"], call.body["secret"], ttl, call.now,
+                              call.world.suffix)
     return {"data": {"accessToken": token, "ttlSeconds": ttl}, "errors": None}

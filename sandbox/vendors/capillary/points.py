@@ -6,8 +6,6 @@ only bill id, bill number, purpose and custom fields of a redemption of the iden
 """
 from __future__ import annotations
 
-import secrets
-import time
 from datetime import datetime, timezone
 
 from sandbox.core.events import record_event
@@ -27,10 +25,11 @@ V11_IDENTIFIERS = {"id": "customerId", "mobile": "mobile", "email": "email", "ex
 
 
 class Points:
-    def __init__(self, store, ids, till):
+    def __init__(self, store, ids, till, now: datetime):
         self.store = store
         self.ids = ids
         self.till = till
+        self.now = now  # the world's time of the request (core/clock.py)
 
     # -- customers -----------------------------------------------------------------------------------------
     def customer(self, field: str, value) -> dict | None:
@@ -79,7 +78,7 @@ class Points:
             raise Conflict(f"Unable to redeem points. externalReferenceNumber {reference} is already used in "
                            "this org; send a new one.", code=903)
         org = self.store.get(ORGS, str(self.till.org_id))
-        now = datetime.now(timezone.utc)
+        now = self.now
         millis = int(now.timestamp() * 1000)
         redemption = {
             "redemptionId": self._new_redemption_id(), "id": self.ids.number(24_000_000, 99_999_999),
@@ -97,7 +96,7 @@ class Points:
         self.store.put(REDEMPTIONS, redemption["redemptionId"], redemption)
         record_event(self.store, "capillary:points.redeemed", {
             "redemptionId": redemption["redemptionId"], "customerId": customer["customerId"],
-            "points": points, "balance": customer["points"]})
+            "points": points, "balance": customer["points"]}, self.now)
         return redemption
 
     def update(self, body: dict, fault: VendorFault | None = None) -> dict:
@@ -119,7 +118,8 @@ class Points:
         self.store.put(REDEMPTIONS, redemption["redemptionId"], redemption)
         record_event(self.store, "capillary:redemption.updated", {
             "redemptionId": redemption["redemptionId"],
-            "changes": {k: body[k] for k in ("billId", "billNumber", "purpose", "customFields") if k in body}})
+            "changes": {k: body[k] for k in ("billId", "billNumber", "purpose", "customFields") if k in body}},
+            self.now)
         return redemption
 
     def _plan_update(self, body: dict) -> dict:
@@ -165,13 +165,13 @@ class Points:
         redemption["pointsReversed"] += points
         customer["points"] += points
         reversal = {"reversalId": self.ids.number(1_000, 9_999_999), "redemptionId": redemption["redemptionId"],
-                    "orgId": self.till.org_id, "points": points, "at": int(time.time() * 1000)}
+                    "orgId": self.till.org_id, "points": points, "at": int(self.now.timestamp() * 1000)}
         self.store.put(REDEMPTIONS, redemption["redemptionId"], redemption)
         self.store.put(CUSTOMERS, str(customer["customerId"]), customer)
         self.store.put(REVERSALS, str(reversal["reversalId"]), reversal)
         record_event(self.store, "capillary:points.reversed", {
             "redemptionId": redemption["redemptionId"], "customerId": customer["customerId"],
-            "points": points, "balance": customer["points"]})
+            "points": points, "balance": customer["points"]}, self.now)
         return redemption, customer, reversal
 
     def _new_redemption_id(self) -> str:
@@ -181,15 +181,18 @@ class Points:
                 return candidate
 
 
-def issue_oauth_token(store, key: str, secret: str, ttl_seconds: int, suffix: str = "") -> str:
-    """A token for the client; `suffix` is the world's credential suffix, so the token names its world."""
+def issue_oauth_token(store, ids, key: str, secret: str, ttl_seconds: int, now: datetime, suffix: str = "") -> str:
+    """A token for the client, living `ttl_seconds` on the world's clock from `now`; `suffix` is the world's
+    credential suffix, so the token names its world. Drawn from the world's seeded generator, so a replayed run
+    gets the same tokens (byte-identical answers): in the default world anyone may have a token anyway (its OAuth
+    clients are the documents' demo ones), and a workspace's token ends with the workspace's secret suffix (128
+    bits from the OS), so it cannot be guessed from the seed."""
     client = store.get(OAUTH_CLIENTS, key)
     if client is None or client["secret"] != secret:
         raise Unauthorized("Unknown OAuth key or secret (demo clients: GET /_sandbox/credentials)")
-    # Tokens are bearer secrets: drawn from the OS, not from the seeded generator.
-    token = "cap_oauth_" + secrets.token_hex(16) + suffix
+    token = "cap_oauth_" + ids.hex(32) + suffix
     store.put(OAUTH_TOKENS, token, {"token": token, "username": client["username"],
-                                    "expiresAt": time.time() + ttl_seconds})
+                                    "expiresAt": now.timestamp() + ttl_seconds})
     return token
 
 

@@ -21,7 +21,8 @@ class Caller:
     tenant_id: str
 
 
-def authenticate(world, request, operation) -> Caller:
+def authenticate(world, request, operation, now) -> Caller:
+    """`now`: unused, as fabric's tokens never expire here."""
     token = bearer_token(request, Unauthorized, "bearer token", "token")
     record = world.store.get(TOKENS, token)
     if record is None:

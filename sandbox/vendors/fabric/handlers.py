@@ -4,7 +4,7 @@ from .redemptions import FILTERS, Redemptions
 
 
 def _redemptions(call) -> Redemptions:
-    return Redemptions(call.store, call.ids, call.principal.tenant_id)
+    return Redemptions(call.store, call.ids, call.principal.tenant_id, call.now)
 
 
 def _channel(call) -> str:

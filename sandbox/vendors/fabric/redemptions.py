@@ -7,7 +7,9 @@ Rules the seed leaves open, decided here and stated in specs/fabric.yaml:
 """
 from __future__ import annotations
 
-from sandbox.core.clock import now_iso
+from datetime import datetime
+
+from sandbox.core.clock import iso_millis
 from sandbox.core.errors import NOT_FOUND, Problem
 from sandbox.core.events import record_event
 
@@ -20,10 +22,11 @@ FILTERS = ("promotionId", "couponCode", "userId", "orderId", "status")
 
 
 class Redemptions:
-    def __init__(self, store, ids, tenant_id: str):
+    def __init__(self, store, ids, tenant_id: str, now: datetime):
         self.store = store
         self.ids = ids
         self.tenant_id = tenant_id
+        self.now = now  # the world's time of the request (core/clock.py)
 
     def get(self, redemption_id: str) -> dict:
         redemption = self.store.get(REDEMPTIONS, redemption_id)
@@ -40,26 +43,26 @@ class Redemptions:
         return page, _cursor(offset + size) if more else None
 
     def create(self, fields: dict, channel_id: str, coupon_id: str | None = None) -> dict:
-        now = now_iso()
+        now = iso_millis(self.now)
         redemption = {"id": self.ids.object_id(), "tenantId": self.tenant_id, "channelId": channel_id,
                       "couponId": coupon_id, "createdAt": now, "updatedAt": now, **_replacement(fields)}
         self._check(redemption)
         self.store.put(REDEMPTIONS, redemption["id"], redemption)
-        record_event(self.store, "fabric:redemption.created", _event(redemption))
+        record_event(self.store, "fabric:redemption.created", _event(redemption), self.now)
         return redemption
 
     def replace(self, redemption_id: str, fields: dict, channel_id: str) -> dict:
         redemption = self.get(redemption_id)
-        redemption.update(_replacement(fields), channelId=channel_id, updatedAt=now_iso())
+        redemption.update(_replacement(fields), channelId=channel_id, updatedAt=iso_millis(self.now))
         self._check(redemption)
         self.store.put(REDEMPTIONS, redemption["id"], redemption)
-        record_event(self.store, "fabric:redemption.updated", _event(redemption))
+        record_event(self.store, "fabric:redemption.updated", _event(redemption), self.now)
         return redemption
 
     def delete(self, redemption_id: str) -> None:
         redemption = self.get(redemption_id)
         self.store.delete(REDEMPTIONS, redemption_id)
-        record_event(self.store, "fabric:redemption.deleted", _event(redemption))
+        record_event(self.store, "fabric:redemption.deleted", _event(redemption), self.now)
 
     def coupon(self, coupon_id: str, code: str | None = None) -> dict:
         """The tenant's coupon; with `code`, the path and the body name it together: a code that is not this

@@ -5,9 +5,10 @@ A key record: {key, communityID, permissions[], expiresAt (ISO or null), active,
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sandbox.core.authorization import bearer_token
-from sandbox.core.clock import now_iso
+from sandbox.core.clock import iso_millis
 from sandbox.core.masking import mask
 
 from .errors import Forbidden, Unauthorized
@@ -27,14 +28,14 @@ class Caller:
         return mask(self.key)
 
 
-def authenticate(world, request, operation) -> Caller:
+def authenticate(world, request, operation, now: datetime) -> Caller:
     token = bearer_token(request, Unauthorized, "API key", "apiKey")
     record = world.store.get(API_KEYS, token)
     if record is None:
         raise Unauthorized("Invalid API key: it is not known to this sandbox (see GET /_sandbox/credentials)")
     if not record.get("active", True):
         raise Unauthorized("This API key is inactive; activate it or use another key")
-    if record.get("expiresAt") and record["expiresAt"] <= now_iso():
+    if record.get("expiresAt") and record["expiresAt"] <= iso_millis(now):
         raise Unauthorized(f"This API key expired at {record['expiresAt']}; create a new key")
     needed = operation.extensions.get("x-sandbox-permission")
     if needed and needed not in record["permissions"]:

@@ -10,7 +10,7 @@ def _success(message: str, data) -> dict:
 
 # -- Purchase History (seeds 000, 001) -------------------------------------------------------------------------
 def update_purchase_history(call):
-    order = PurchaseHistories(call.store, call.settings).update_purchase_history(
+    order = PurchaseHistories(call.store, call.settings, call.now).update_purchase_history(
         call.principal.community_id,
         call.params["purchaseHistoryID"],
         PurchaseHistoryChanges.from_body(call.body),
@@ -19,14 +19,14 @@ def update_purchase_history(call):
     return {
         "meta": {"status": "success", "statusCode": 200},
         "message": "Update purchase history success.",
-        "data": purchase_history_json(order),
+        "data": purchase_history_json(order, call.now),
     }
 
 
 # -- Rewards & Redemptions (seed 002) -------------------------------------------------------------------------
 def update_redemption_transaction_status(call):
     body = call.body
-    order, status = RewardsAndRedemptions(call.store, call.ids).update_status(
+    order, status = RewardsAndRedemptions(call.store, call.ids, call.now).update_status(
         call.principal,
         body["transactionId"],
         body.get("statusId", body.get("statusID")),  # statusID: seed 002's curl spelling
@@ -38,7 +38,7 @@ def update_redemption_transaction_status(call):
 
 def list_redemption_transactions_by_user_email(call):
     body = call.body
-    redemptions = RewardsAndRedemptions(call.store, call.ids)
+    redemptions = RewardsAndRedemptions(call.store, call.ids, call.now)
     member = redemptions.member_by_email(call.principal.community_id, body["email"])
     items, pagination = paginate(redemptions.transactions_of(member), body["page"], body["limit"])
     return _success("Redemption transactions fetched successfully", {
@@ -47,7 +47,7 @@ def list_redemption_transactions_by_user_email(call):
 
 def list_redemption_transactions_by_community(call):
     body = call.body or {}
-    redemptions = RewardsAndRedemptions(call.store, call.ids)
+    redemptions = RewardsAndRedemptions(call.store, call.ids, call.now)
     orders = redemptions.transactions(call.principal.community_id, body.get("statusId"))
     items, pagination = paginate(orders, body["page"], body["limit"])
     return _success("Redemption transactions fetched successfully", {
@@ -55,7 +55,7 @@ def list_redemption_transactions_by_community(call):
 
 
 def get_redemption_transaction_status_history(call):
-    order, history = RewardsAndRedemptions(call.store, call.ids).history(call.principal.community_id,
+    order, history = RewardsAndRedemptions(call.store, call.ids, call.now).history(call.principal.community_id,
                                                                call.body["transactionId"])
     return _success("Redemption transaction status history fetched successfully", {
         "transactionId": order["transactionId"], "statusId": order["statusId"],
@@ -64,19 +64,19 @@ def get_redemption_transaction_status_history(call):
 
 def create_redemption_status(call):
     body = call.body
-    status = RewardsAndRedemptions(call.store, call.ids).create_status(
+    status = RewardsAndRedemptions(call.store, call.ids, call.now).create_status(
         call.principal.community_id, body["name"], body["category"], body["color"])
     return 201, _success("Redemption status created successfully", status_json(status))
 
 
 def list_redemption_statuses(call):
     body = call.body or {}
-    statuses = RewardsAndRedemptions(call.store, call.ids).statuses(call.principal.community_id, body.get("category"))
+    statuses = RewardsAndRedemptions(call.store, call.ids, call.now).statuses(call.principal.community_id, body.get("category"))
     items, pagination = paginate(statuses, body["page"], body["limit"])
     return _success("Redemption statuses fetched successfully", {
         "items": [status_json(s) for s in items], "pagination": pagination})
 
 
 def get_redemption_status_by_id(call):
-    status = RewardsAndRedemptions(call.store, call.ids).status(call.principal.community_id, call.body["statusId"])
+    status = RewardsAndRedemptions(call.store, call.ids, call.now).status(call.principal.community_id, call.body["statusId"])
     return _success("Redemption status fetched successfully", status_json(status))

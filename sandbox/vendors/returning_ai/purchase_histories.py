@@ -4,7 +4,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sandbox.core.clock import now_iso
+from datetime import datetime
+
+from sandbox.core.clock import iso_millis
 from sandbox.core.errors import CONFLICT, Problem
 from sandbox.core.events import record_event
 from sandbox.core.faults import VendorFault
@@ -44,9 +46,10 @@ def _trimmed(value: str | None) -> str | None:
 
 
 class PurchaseHistories:
-    def __init__(self, store, settings):
+    def __init__(self, store, settings, now: datetime):
         self.store = store
         self.settings = settings
+        self.now = now  # the world's time of the request (core/clock.py)
 
     # -- purchase histories ------------------------------------------------------------------------------
     def find_purchase_history(self, community_id: str, purchase_history_id: str) -> dict:
@@ -69,7 +72,7 @@ class PurchaseHistories:
             # "Publishes the update:purchase-history pub/sub event; the store service processes it and performs
             # the DB write" (seed 000): a failed hand-off means no write.
             self._publish(fault)
-        now = now_iso()
+        now = iso_millis(self.now)
         if changes.redemption_instructions is not None:
             # Only the per-order snapshot changes; "The Product collection is not modified".
             order["product"]["redemptionInstructions"] = changes.redemption_instructions
@@ -86,7 +89,7 @@ class PurchaseHistories:
             "purchaseID": order["purchaseID"],
             "communityID": community_id,
             "changes": _changed_fields(changes),
-        })
+        }, self.now)
         if voucher is not None:
             record_event(self.store, "voucher:update", {
                 "voucherID": voucher["_id"],
@@ -94,7 +97,7 @@ class PurchaseHistories:
                 "productID": voucher["productID"],
                 "code": voucher["code"],
                 "expiryDate": voucher["expiryDate"],
-            })
+            }, self.now)
         return order
 
     def _plan_update(self, community_id, purchase_history_id, changes) -> tuple[dict, dict | None]:
@@ -139,6 +142,16 @@ def _voucher_snapshot(voucher: dict) -> dict:
     return {k: voucher[k] for k in ("_id", "code", "status", "expiryDate")}
 
 
+def voucher_status(voucher: dict, now: datetime) -> str:
+    """The documents say a voucher has an expiryDate and a status, not when the one changes the other: the
+    sandbox's reading (specs/returning-ai.yaml, Voucher.status) is that an active voucher reads expired from the
+    moment its world's clock reaches its expiryDate. The stored status is left as it is (an export shows it), so
+    moving the clock or the expiry date back and forth always reads true; a redeemed voucher stays redeemed."""
+    if voucher["status"] == "active" and voucher["expiryDate"] <= iso_millis(now):
+        return "expired"
+    return voucher["status"]
+
+
 def _changed_fields(changes: PurchaseHistoryChanges) -> dict:
     fields = {
         "redemptionInstructions": changes.redemption_instructions,
@@ -148,8 +161,9 @@ def _changed_fields(changes: PurchaseHistoryChanges) -> dict:
     return {k: v for k, v in fields.items() if v is not None}
 
 
-def purchase_history_json(order: dict) -> dict:
-    """The document as the API returns it (seed 001), plus seed 000's `orderID` name for the same ID."""
+def purchase_history_json(order: dict, now: datetime) -> dict:
+    """The document as the API returns it (seed 001), plus seed 000's `orderID` name for the same ID. Its voucher
+    reads `expired` once the world's clock (`now`) has passed its expiryDate (voucher_status)."""
     data = {
         "_id": order["_id"],
         "purchaseID": order["purchaseID"],
@@ -162,7 +176,7 @@ def purchase_history_json(order: dict) -> dict:
         data["voucherExpiryDate"] = order["voucherExpiryDate"]
     data["product"] = order["product"]
     if order.get("voucher") is not None:
-        data["voucher"] = order["voucher"]
+        data["voucher"] = {**order["voucher"], "status": voucher_status(order["voucher"], now)}
     data["createdAt"] = order["createdAt"]
     data["updatedAt"] = order["updatedAt"]
     return data

@@ -6,8 +6,9 @@ are decided here and stated in specs/returning-ai.yaml (updateRedemptionTransact
 from __future__ import annotations
 
 import math
+from datetime import datetime
 
-from sandbox.core.clock import now_iso
+from sandbox.core.clock import iso_millis
 from sandbox.core.errors import CONFLICT, NOT_FOUND, Problem
 from sandbox.core.events import record_event
 
@@ -18,9 +19,10 @@ REFUNDED = "refunded"
 
 
 class RewardsAndRedemptions:
-    def __init__(self, store, ids):
+    def __init__(self, store, ids, now: datetime):
         self.store = store
         self.ids = ids
+        self.now = now  # the world's time of the request (core/clock.py)
 
     # -- statuses ------------------------------------------------------------------------------------------
     def status(self, community_id: str, status_id: str) -> dict:
@@ -41,9 +43,10 @@ class RewardsAndRedemptions:
                 raise Conflict(f"A redemption status named {existing['name']} already exists in this community; "
                                "choose another name", [Problem("body", "name", "duplicate status name", kind=CONFLICT)])
         status = {"_id": self.ids.object_id(), "communityID": community_id, "name": name, "category": category,
-                  "color": color.upper(), "createdAt": now_iso()}
+                  "color": color.upper(), "createdAt": iso_millis(self.now)}
         self.store.put(STATUSES, status["_id"], status)
-        record_event(self.store, "create:redemption-status", status_json(status) | {"communityID": community_id})
+        record_event(self.store, "create:redemption-status", status_json(status) | {"communityID": community_id},
+                     self.now)
         return status
 
     # -- orders --------------------------------------------------------------------------------------------
@@ -100,7 +103,7 @@ class RewardsAndRedemptions:
         refund = order["coins"] if refund_coins else 0
         if target["_id"] == order["statusId"] and not refund:
             return order, target  # PUT is idempotent: the same status again changes nothing
-        now = now_iso()
+        now = iso_millis(self.now)
         entry = {"_id": self.ids.object_id(), "transactionId": order["transactionId"], "communityID": community_id,
                  "fromStatusId": order["statusId"], "toStatusId": target["_id"], "changedAt": now,
                  "changedBy": caller.masked_key, "refundCoins": refund_coins, "coinsRefunded": refund}
@@ -109,14 +112,14 @@ class RewardsAndRedemptions:
         self.store.put(TRANSACTIONS, order["_id"], order)
         record_event(self.store, "update:redemption-transaction-status", {
             "transactionId": order["transactionId"], "communityID": community_id,
-            "fromStatusId": entry["fromStatusId"], "toStatusId": target["_id"], "refundCoins": refund_coins})
+            "fromStatusId": entry["fromStatusId"], "toStatusId": target["_id"], "refundCoins": refund_coins}, self.now)
         if refund:
             member = self.store.get(USERS, order["userID"])
             member["coins"] += refund
             self.store.put(USERS, member["_id"], member)
             record_event(self.store, "refund:coins", {
                 "transactionId": order["transactionId"], "communityID": community_id,
-                "userID": member["_id"], "coins": refund, "balance": member["coins"]})
+                "userID": member["_id"], "coins": refund, "balance": member["coins"]}, self.now)
         return order, target
 
 
