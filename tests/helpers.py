@@ -35,6 +35,17 @@ def assert_rai_error(response, status, *fragments):
     return body
 
 
+def read_state(client, collection, ident=None):
+    """What the sandbox stored, read back through the control API (GET /_sandbox/state/<collection>): the record
+    ident names (None when there is none), or, without ident, every record of the collection."""
+    r = client.get(f"/_sandbox/state/{collection}", query_string={"id": ident} if ident is not None else None)
+    assert r.status_code == 200, r.get_json()
+    records = r.get_json()["records"]
+    if ident is None:
+        return records
+    return records[0] if records else None
+
+
 def strict_app(**settings):
     """An app made with these settings, in strict mode as every test's app is (a response its spec forbids is a
     500 that the test sees): the one way a test customises its app."""

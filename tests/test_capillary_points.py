@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+from helpers import read_state
 from sandbox import Settings, create_app
 
 BASIC = {"Authorization": "Basic c3RvcmUuc2VydmVyOjhhMTZhNmI3MDUwNWViMWYxZmY3Y2RjMGNkNTU1OWE3"}
@@ -41,6 +42,11 @@ def balance(sandbox, customer=CUSTOMER):
     return sandbox.store.get("cap_customers", str(customer))["points"]
 
 
+def written(client):
+    """Redemptions and balances as the control API reads them: what a refused request leaves as it was."""
+    return read_state(client, "cap_redemptions"), read_state(client, "cap_customers")
+
+
 # -- seed 004's example ----------------------------------------------------------------------------------------
 def test_seed_004_example_answers_as_printed(client):
     r = update(client, {"redemptionId": "sTDVyi", "billNumber": "idk", "entity": ENTITY})
@@ -61,10 +67,11 @@ def test_update_by_external_reference_number_with_19_digit_bill_id(client, sandb
     r = update(client, body)
     assert r.status_code == 200
     assert r.get_json()["billId"] == 1234567890123456789 and redemption(sandbox)["billNumber"] == "B-1"
+    assert read_state(client, "cap_redemptions", "sTDVyi")["billId"] == 1234567890123456789
 
 
 def test_change_is_visible_in_history(client):
-    update(client, {"redemptionId": "sTDVyi", "billId": 777, "entity": ENTITY})
+    assert update(client, {"redemptionId": "sTDVyi", "billId": 777, "entity": ENTITY}).status_code == 200
     r = client.get(f"/capillary/v1.1/customer/redemptions?id={CUSTOMER}&points_limit=100", headers=BASIC)
     points = r.get_json()["response"]["customer"]["redemptions"]["points"]["point"]
     assert next(p for p in points if p["redemption_id"] == "sTDVyi")["bill_id"] == 777
@@ -79,13 +86,17 @@ def test_custom_fields_update_and_response_as_name_value_pairs(client, sandbox):
 # -- the documented codes --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("ids", [{}, {"redemptionId": "sTDVyi", "externalReferenceNumber": "TXN-882291"}])
 def test_rule_749_neither_or_both_identifiers(client, ids):
+    before = written(client)
     r = update(client, {**ids, "billNumber": "x", "entity": ENTITY})
     assert errors(r, 400) == [(749, "Exactly one redemption identifier needed to identify redemption.")]
+    assert written(client) == before
 
 
 def test_rule_748_no_metadata_update_requested(client):
+    before = written(client)
     r = update(client, {"redemptionId": "sTDVyi", "entity": ENTITY})
     assert errors(r, 400) == [(748, "No metadata update requested.")]
+    assert written(client) == before
 
 
 @pytest.mark.parametrize("entity", [
@@ -102,20 +113,26 @@ def test_rule_1219_entity_missing_or_malformed(client, entity):
     body = {"redemptionId": "sTDVyi", "billNumber": "x"}
     if entity is not None:
         body["entity"] = entity
+    before = written(client)
     assert errors(update(client, body), 400) == [(1219, "Entity details not set/invalid.")]
+    assert written(client) == before
 
 
 def test_rule_1212_unknown_entity_type(client):
+    before = written(client)
     r = update(client, {"redemptionId": "sTDVyi", "billNumber": "x",
                         "entity": {"type": "GROUP", "identifierType": "id", "identifierValue": "1"}})
     assert errors(r, 400) == [(1212, "Entity type passed is not valid.")]
+    assert written(client) == before
 
 
 def test_rule_1212_entity_type_not_configured_for_the_org(client):
+    before = written(client)
     r = update(client, {"redemptionId": "sTDVyi", "billNumber": "x",
                         "entity": {"type": "FLEET", "identifierType": "id", "identifierValue": "1"}})
     [(code, message)] = errors(r, 409)
     assert code == 1212 and message.startswith("Entity type passed is not valid.")
+    assert written(client) == before
 
 
 def test_rule_750_redemption_was_reversed(client, sandbox):
@@ -125,43 +142,56 @@ def test_rule_750_redemption_was_reversed(client, sandbox):
     assert redemption(sandbox, "RVRSD1") == before
 
 
-def test_rule_750_redemption_of_another_customer(client, sandbox):
+def test_rule_750_redemption_of_another_customer(client):
+    before = written(client)
     other = {"type": "CUSTOMER", "identifierType": "mobile", "identifierValue": "919999999998"}
     r = update(client, {"redemptionId": "sTDVyi", "billNumber": "x", "entity": other})
     assert errors(r, 409) == [
         (750, "Redemption update failed : redemption sTDVyi does not belong to the identified customer.")]
+    assert written(client) == before
 
 
 def test_rule_750_custom_field_not_configured(client):
+    before = written(client)
     r = update(client, {"redemptionId": "sTDVyi", "customFields": {"colour": "red"}, "entity": ENTITY})
     [(code, message)] = errors(r, 409)
     assert code == 750 and message.startswith("Redemption update failed : custom field colour is not configured")
+    assert written(client) == before
 
 
 @pytest.mark.parametrize("bill_id", ["12345.67", "ABC123", "-12345", -12345, 12345.67, 0, 10**19])
 def test_rule_bill_id_positive_whole_number_at_most_19_digits(client, bill_id):
+    before = written(client)
     r = update(client, {"redemptionId": "sTDVyi", "billId": bill_id, "entity": ENTITY})
     assert errors(r, 400) == [
         (750, "Redemption update failed : billId must be a positive whole number of at most 19 digits.")]
+    assert written(client) == before
 
 
 def test_rule_purpose_at_most_255_characters(client):
     assert update(client, {"redemptionId": "sTDVyi", "purpose": "p" * 255, "entity": ENTITY}).status_code == 200
+    assert read_state(client, "cap_redemptions", "sTDVyi")["redemptionPurpose"] == "p" * 255
+    before = written(client)
     r = update(client, {"redemptionId": "sTDVyi", "purpose": "p" * 256, "entity": ENTITY})
     assert errors(r, 400) == [
         (750, "Redemption update failed : purpose must be a string of at most 255 characters.")]
+    assert written(client) == before
 
 
 @pytest.mark.parametrize("body", [{"redemptionId": "NOSUCH"}, {"externalReferenceNumber": "TXN-NOSUCH"}])
 def test_rule_8015_identifier_does_not_exist(client, body):
+    before = written(client)
     r = update(client, {**body, "billNumber": "x", "entity": ENTITY})
     assert errors(r, 404) == [(8015, "Invalid or malformed identifier provided in request body.")]
+    assert written(client) == before
 
 
 def test_rule_8015_customer_not_found(client):
+    before = written(client)
     r = update(client, {"redemptionId": "sTDVyi", "billNumber": "x",
                         "entity": {"type": "CUSTOMER", "identifierType": "email", "identifierValue": "no@x.io"}})
     assert errors(r, 404) == [(8015, "Customer not found for the given identifiers")]
+    assert written(client) == before
 
 
 @pytest.mark.parametrize("body", [{"redemptionId": "x" * 51}, {"externalReferenceNumber": "x" * 101}])
@@ -174,9 +204,11 @@ def test_rule_8015_malformed_identifier_is_404_too(client, sandbox, body):
 
 
 def test_rule_8015_with_another_problem_is_400(client):
+    before = written(client)
     r = update(client, {"redemptionId": "x" * 51, "billNumber": "x"})
     assert errors(r, 400) == [(1219, "Entity details not set/invalid."),
                               (8015, "Invalid or malformed identifier provided in request body.")]
+    assert written(client) == before
 
 
 @pytest.mark.parametrize("query", ["?id=abc", "?id=0", "?id=1.5", "?id=99999999999999999999"])
@@ -188,19 +220,25 @@ def test_rule_history_customer_id_not_a_whole_number_is_8015_404(client, query):
 
 def test_rule_redeem_customer_id_not_a_whole_number_is_8015_404(client, sandbox):
     before = balance(sandbox)
+    everything = written(client)
     r = client.post("/capillary/v2/customers/abc/redemptions", json={"points": 1}, headers=BASIC)
     assert errors(r, 404) == [(8015, "Customer not found for the given identifiers")]
     assert balance(sandbox) == before
+    assert written(client) == everything
 
 
 def test_rule_several_problems_report_several_errors(client):
+    before = written(client)
     r = update(client, {"billId": "ABC", "purpose": "p" * 300})
     assert [code for code, _ in errors(r, 400)] == [749, 1219, 750, 750]
+    assert written(client) == before
 
 
 def test_rule_data_scoped_to_the_tills_org(client):
+    before = written(client)
     r = update(client, {"redemptionId": "sTDVyi", "billNumber": "x", "entity": ENTITY}, headers=SECOND_ORG)
     assert errors(r, 404) == [(8015, "Invalid or malformed identifier provided in request body.")]
+    assert written(client) == before
 
 
 # -- authentication --------------------------------------------------------------------------------------------
@@ -214,12 +252,14 @@ def test_rule_data_scoped_to_the_tills_org(client):
      "Authentication failed"),
 ])
 def test_rule_401_basic_auth(client, header, fragment):
+    before = written(client)
     headers = {"Authorization": header} if header else {}
     r = update(client, {"redemptionId": "sTDVyi", "billNumber": "x", "entity": ENTITY}, headers)
     [(code, message)] = errors(r, 401)
     assert code == 401 and message.startswith("Authentication failed. Please check username and password.")
     assert fragment in message
     assert r.headers["WWW-Authenticate"] == CHALLENGE
+    assert written(client) == before
 
 
 CHALLENGE = 'Basic realm="Capillary", charset="UTF-8"'  # RFC 9110: every 401 names its scheme
@@ -270,21 +310,28 @@ def test_redeem_deducts_and_returns_a_redemption_id(client, sandbox):
 
 
 def test_rule_redeem_short_balance_is_refused(client, sandbox):
+    before = written(client)
     r = client.post("/capillary/v2/customers/109943743/redemptions", headers=BASIC, json={"points": 101})
     [(code, message)] = errors(r, 409)
     assert code == 818 and message.startswith("Current points are less than points requested for redemption.")
     assert balance(sandbox, 109943743) == 100.0
+    assert written(client) == before
 
 
 def test_rule_redeem_duplicate_reference_is_903(client):
+    before = written(client)
     r = client.post(f"/capillary/v2/customers/{CUSTOMER}/redemptions", headers=BASIC,
                     json={"points": 1, "externalReferenceNumber": "TXN-882291"})
-    assert errors(r, 409)[0][0] == 903
+    [(code, _)] = errors(r, 409)
+    assert code == 903
+    assert written(client) == before
 
 
 def test_rule_redeem_unknown_customer_is_8015(client):
+    before = written(client)
     r = client.post("/capillary/v2/customers/1/redemptions", headers=BASIC, json={"points": 1})
     assert errors(r, 404) == [(8015, "Customer not found for the given identifiers")]
+    assert written(client) == before
 
 
 def test_reverse_partly_then_fully_then_3802(client, sandbox):
@@ -299,11 +346,15 @@ def test_reverse_partly_then_fully_then_3802(client, sandbox):
     assert code == 810 and balance(sandbox) == after_redeem + 40
     assert client.post(REVERSE, headers=BASIC, json={**body, "pointsToBeReversed": 60}).status_code == 200
     assert balance(sandbox) == after_redeem + 100
+    before = written(client)
+    assert read_state(client, "cap_redemptions", created["redemptionId"])["pointsReversed"] == 100
     assert errors(client.post(REVERSE, headers=BASIC, json={**body, "pointsToBeReversed": 1}), 409) == [
         (3802, "Points reversal redeemed points already reversed.")]
+    assert written(client) == before
 
 
 def test_rule_reverse_unknown_redemption_or_other_customer(client):
+    before = written(client)
     body = {"pointsToBeReversed": 1, "identifier": {"type": "ID", "value": str(CUSTOMER)}}
     assert errors(client.post(REVERSE, headers=BASIC, json={**body, "redemptionId": "NOSUCH"}), 404) == [
         (902, "Redemption ID does not exist.")]
@@ -312,6 +363,7 @@ def test_rule_reverse_unknown_redemption_or_other_customer(client):
     both = {**body, "redemptionId": "sTDVyi", "externalReferenceNumber": "TXN-882291"}
     assert errors(client.post(REVERSE, headers=BASIC, json=both), 400) == [
         (749, "Exactly one redemption identifier needed to identify redemption.")]
+    assert written(client) == before
 
 
 # -- v1.1 reads ------------------------------------------------------------------------------------------------

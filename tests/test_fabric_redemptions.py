@@ -1,6 +1,8 @@
 """fabric Offers redemptions, v3 (seed 003; vendors.md 2, 4(c)). One test per rule."""
 import pytest
 
+from helpers import read_state
+
 TENANT = "61a5f0c2b3d4e5f6a7b8c9d0"
 OTHER_TENANT = "61a5f0c2b3d4e5f6a7b8c9d1"
 EXAMPLE = "614b58924e92f6861ac9d43b"
@@ -32,6 +34,18 @@ def stored(sandbox, ident=EXAMPLE):
     return sandbox.store.get("fab_redemptions", ident)
 
 
+def fetched(client, ident=EXAMPLE):
+    """The redemption as fabric's own GET answers it."""
+    r = call(client, "GET", f"/redemptions/{ident}")
+    assert r.status_code == 200, r.get_json()
+    return r.get_json()
+
+
+def written(client):
+    """Every redemption, as the control API reads them: what a refused request leaves as it was."""
+    return read_state(client, "fab_redemptions")
+
+
 # -- fabric's examples ------------------------------------------------------------------------------------------
 def test_example_redemption_answers_as_printed(client):
     r = call(client, "GET", f"/redemptions/{EXAMPLE}")
@@ -58,6 +72,7 @@ def test_seed_003_update_example_replaces_fields_and_fills_promotion(client, san
     assert body["promotionAdditionalAttributes"] == [{"name": "eventName", "values": "Autumn clearance"},
                                                      {"name": "region", "values": "US"}]
     assert stored(sandbox)["orderId"] == "1590-2016-12345-7897"
+    assert fetched(client) == body
 
 
 # -- headers ---------------------------------------------------------------------------------------------------
@@ -100,8 +115,10 @@ def test_rule_channel_id_12_or_13_default_12_stored(client, sandbox):
     assert stored(sandbox, created["id"])["channelId"] == "12"
     created = call(client, "POST", "/redemptions", body, **{"x-fabric-channel-id": "13"}).get_json()
     assert stored(sandbox, created["id"])["channelId"] == "13"
+    before = written(client)
     assert_error(call(client, "POST", "/redemptions", body, **{"x-fabric-channel-id": "14"}), 400, "SERVICE-4002",
                  "12 (US) or 13 (Canada)")
+    assert written(client) == before
 
 
 def test_rule_request_id_echoed_on_success_and_error(client):
@@ -131,18 +148,24 @@ def test_rule_update_validation(client, sandbox, body, code, fragment):
 
 
 def test_rule_put_is_full_replacement_left_out_fields_cleared_status_defaults_active(client, sandbox):
-    call(client, "PUT", f"/redemptions/{EXAMPLE}", {**UPDATE_EXAMPLE, "status": "INACTIVE"})
+    # The first PUT fills every field, so that the second has something to clear.
+    assert call(client, "PUT", f"/redemptions/{EXAMPLE}", {**UPDATE_EXAMPLE, "status": "INACTIVE"}).status_code == 200
     r = call(client, "PUT", f"/redemptions/{EXAMPLE}", {"promotionId": SUMMER, "orderId": "1590-2016-12345"})
+    assert r.status_code == 200
     body = r.get_json()
     assert body["status"] == "ACTIVE" and body["userId"] is None and body["email"] is None
     assert "storeId" not in body and "redeemedAt" not in body and "couponCode" not in body
     assert body["additionalAttributes"] == []
+    assert fetched(client) == body
 
 
 def test_rule_email_and_redeemed_at_accept_null(client):
     r = call(client, "PUT", f"/redemptions/{EXAMPLE}", {"promotionId": SUMMER, "orderId": "A", "email": None,
                                                         "redeemedAt": None, "userId": None, "storeId": None})
     assert r.status_code == 200
+    after = fetched(client)
+    assert after == r.get_json() and after["orderId"] == "A"
+    assert after["email"] is None and after["userId"] is None and "redeemedAt" not in after
 
 
 def test_rule_unknown_promotion_is_404_not_a_silent_blank(client, sandbox):
@@ -154,7 +177,9 @@ def test_rule_unknown_promotion_is_404_not_a_silent_blank(client, sandbox):
 
 def test_rule_order_cancellation_deactivates(client, sandbox):
     r = call(client, "PUT", f"/redemptions/{EXAMPLE}", {**UPDATE_EXAMPLE, "status": "INACTIVE"})
+    assert r.status_code == 200
     assert r.get_json()["status"] == "INACTIVE" and stored(sandbox)["status"] == "INACTIVE"
+    assert fetched(client)["status"] == "INACTIVE"
 
 
 def test_rule_single_use_coupon_second_active_redemption_is_409(client, sandbox):
@@ -164,14 +189,21 @@ def test_rule_single_use_coupon_second_active_redemption_is_409(client, sandbox)
     assert len(sandbox.store.all("fab_redemptions")) == count
     # INACTIVE is fine, and once the first is deactivated an ACTIVE one on another order is too.
     assert call(client, "POST", "/redemptions", {**body, "status": "INACTIVE"}).status_code == 201
-    call(client, "PUT", "/redemptions/614b58924e92f6861ac9d43c",
-         {"promotionId": SUMMER, "orderId": "1590-2016-99999", "couponCode": "SINGLE-USE-0001", "status": "INACTIVE"})
-    assert call(client, "POST", "/redemptions", body).status_code == 201
+    assert call(client, "PUT", "/redemptions/614b58924e92f6861ac9d43c", {
+        "promotionId": SUMMER, "orderId": "1590-2016-99999", "couponCode": "SINGLE-USE-0001", "status": "INACTIVE",
+    }).status_code == 200
+    r = call(client, "POST", "/redemptions", body)
+    assert r.status_code == 201
+    assert fetched(client, r.get_json()["id"])["status"] == "ACTIVE"
 
 
 def test_rule_multi_use_coupon_allows_many_active_redemptions(client):
+    assert fetched(client)["couponCode"] == "BESTSUMMER" and fetched(client)["status"] == "ACTIVE"
     body = {"promotionId": SUMMER, "orderId": "ORDER-X", "couponCode": "BESTSUMMER"}
-    assert call(client, "POST", "/redemptions", body).status_code == 201
+    r = call(client, "POST", "/redemptions", body)
+    assert r.status_code == 201
+    # Both stay active: the new one did not take the coupon from the first.
+    assert fetched(client, r.get_json()["id"])["status"] == "ACTIVE" and fetched(client)["status"] == "ACTIVE"
 
 
 # -- the rest of the resource ----------------------------------------------------------------------------------
@@ -200,6 +232,7 @@ def test_list_pages_with_cursor_through_every_redemption_of_the_tenant(client, s
         cursor = page["query"].get("nextCursor")
         if not cursor:
             break
+    assert len(seen) > 7  # more than one page, or the cursor went unused
     assert len(seen) == len(set(seen)) and set(seen) == expected
 
 
@@ -207,6 +240,8 @@ def test_list_filters(client):
     data = call(client, "GET", "/redemptions?couponCode=BESTSUMMER&size=100").get_json()["data"]
     assert data and all(d["couponCode"] == "BESTSUMMER" for d in data)
     data = call(client, "GET", "/redemptions?status=INACTIVE&size=100").get_json()["data"]
+    inactive = {r["id"] for r in written(client) if r["tenantId"] == TENANT and r["status"] == "INACTIVE"}
+    assert inactive and {d["id"] for d in data} == inactive
     assert all(d["status"] == "INACTIVE" for d in data)
     data = call(client, "GET", "/redemptions?userId=614b58924e92f61234567890").get_json()["data"]
     assert [d["id"] for d in data] == [EXAMPLE]
@@ -239,7 +274,9 @@ def test_batch_malformed_item_is_400_and_nothing_changes(client, sandbox):
         {"id": EXAMPLE, "promotionId": SUMMER, "orderId": "Z"}, {"id": "x", "orderId": "A"}]})
     assert_error(r, 400, "SERVICE-4003", "promotionId")
     assert stored(sandbox) == before
+    everything = written(client)
     assert_error(call(client, "PUT", "/redemptions/batch", {"data": []}), 400, "SERVICE-4002", "1 to 100")
+    assert written(client) == everything
 
 
 def test_deprecated_create_on_coupon(client, sandbox):
@@ -249,9 +286,12 @@ def test_deprecated_create_on_coupon(client, sandbox):
     created = r.get_json()
     assert set(created) == {"id", "couponId", "couponCode", "orderId", "userId", "email", "createdAt", "updatedAt"}
     assert created["couponId"] == "614b58924e92f6861ac9c001" and stored(sandbox, created["id"])["promotionId"] == SUMMER
+    assert fetched(client, created["id"])["orderId"] == "1590-2016-77777"
+    before = written(client)
     assert_error(call(client, "POST", "/coupons/nope/redemptions", body), 404, "SERVICE-4004", "coupon nope")
     assert_error(call(client, "POST", "/coupons/614b58924e92f6861ac9c001/redemptions", {**body, "couponCode": "X"}),
                  404, "SERVICE-4004", "coupon code X")
+    assert written(client) == before
 
 
 def test_method_not_allowed_lists_documented_methods(client):

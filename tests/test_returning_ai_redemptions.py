@@ -1,7 +1,7 @@
 """Rewards & Redemptions (seed 002; vendors.md 4(b), 4(e)). One test per rule."""
 import pytest
 
-from helpers import assert_rai_error as assert_error, DOC_COMMUNITY, bearer
+from helpers import assert_rai_error as assert_error, DOC_COMMUNITY, bearer, read_state
 
 PREFIX = "/returning-ai/v1"
 PUT_STATUS = PREFIX + "/redemption-transactions/status"
@@ -13,6 +13,7 @@ CANCELLED = "695e2f8b3358520a2ecf8603"
 REFUNDED = "695e2f8b3358520a2ecf8604"
 MEMBER = "507f1f77bcf86cd799439014"
 DOC_TX = "ORD202507013831"
+DOC_TX_ID = "686352a0b1c2d3e4f5a63831"
 
 
 def put_status(client, body, key="XXXXXX"):
@@ -33,6 +34,19 @@ def history(client, tx=DOC_TX):
     return r.get_json()["data"]["history"]
 
 
+def status_of(client, tx=DOC_TX):
+    """The order's stored status, as the status-history read answers it."""
+    r = post(client, "/redemption-transactions/status-history", {"transactionId": tx})
+    assert r.status_code == 200
+    return r.get_json()["data"]["statusId"]
+
+
+def written(client):
+    """Orders, statuses and balances as the control API reads them: what a refused request leaves as it was."""
+    return tuple(read_state(client, name) for name in
+                 ("rai_redemption_transactions", "rai_redemption_statuses", "rai_users"))
+
+
 
 
 # -- the PUT, as documented ------------------------------------------------------------------------------------
@@ -43,18 +57,24 @@ def test_seed_002_curl_example_succeeds_as_printed_with_statusID_alias(client):
         "status": "success", "message": "Transaction status updated successfully",
         "data": {"transactionId": DOC_TX, "statusId": PROCESSING,
                  "status": {"_id": PROCESSING, "name": "Processing", "category": "incomplete", "color": "#F5A623"}}}
+    assert status_of(client) == PROCESSING
+    assert [(e["fromStatusId"], e["toStatusId"]) for e in history(client)] == [(PENDING, PROCESSING)]
 
 
 def test_seed_002_response_example_order_moves_to_shipping(client):
     r = put_status(client, {"transactionId": "ORD20260102ffc6", "statusId": SHIPPING})
+    assert r.status_code == 200
     assert r.get_json()["data"] == {
         "transactionId": "ORD20260102ffc6", "statusId": SHIPPING,
         "status": {"_id": SHIPPING, "name": "Shipping", "category": "incomplete", "color": "#3EA1FD"}}
+    assert status_of(client, "ORD20260102ffc6") == SHIPPING
 
 
 def test_rule_statusId_and_statusID_together_is_400(client):
+    before = written(client)
     r = put_status(client, {"transactionId": DOC_TX, "statusId": PROCESSING, "statusID": PROCESSING})
     assert_error(r, 400, "never both")
+    assert written(client) == before and history(client) == []
 
 
 @pytest.mark.parametrize("body,field,fragment", [
@@ -73,14 +93,17 @@ def test_rule_put_validation_400(client, sandbox, body, field, fragment):
 
 
 def test_rule_unknown_transaction_or_status_is_404(client):
+    before = written(client)
     assert_error(put_status(client, {"transactionId": "ORD000000000000", "statusId": PROCESSING}), 404,
                  "ORD000000000000")
     assert_error(put_status(client, {"transactionId": DOC_TX, "statusId": "aaaaaaaaaaaaaaaaaaaaaaaa"}), 404,
                  "aaaaaaaaaaaaaaaaaaaaaaaa")
+    assert written(client) == before and history(client) == []
 
 
 def test_rule_other_communitys_orders_and_statuses_are_404(client):
     second_community_status = "695e2f8b3358520a2ecf8612"
+    before = written(client)
     assert_error(put_status(client, {"transactionId": DOC_TX, "statusId": second_community_status}), 404,
                  f"Redemption status {second_community_status} was not found in this community")
     assert_error(put_status(client, {"transactionId": DOC_TX, "statusId": PROCESSING},
@@ -88,6 +111,7 @@ def test_rule_other_communitys_orders_and_statuses_are_404(client):
                  f"Redemption transaction {DOC_TX} was not found in this community")
     r = post(client, "/redemption-statuses/get", {"statusId": PROCESSING}, key="rai_test_second_community")
     assert_error(r, 404, f"Redemption status {PROCESSING} was not found in this community")
+    assert written(client) == before and history(client) == []
 
 
 # -- permissions -----------------------------------------------------------------------------------------------
@@ -99,13 +123,17 @@ def test_rule_other_communitys_orders_and_statuses_are_404(client):
     ("rai_test_no_read", lambda c, k: post(c, "/redemption-transactions/status-history", {"transactionId": DOC_TX}, k)),
 ])
 def test_rule_403_without_the_operations_permission(client, key, call):
+    before = written(client)
     assert_error(call(client, key), 403, "lacks the")
+    assert written(client) == before
 
 
 @pytest.mark.parametrize("key,fragment", [("rai_test_expired", "expired"), ("rai_test_inactive", "inactive"),
                                           ("nope", "Invalid API key")])
 def test_rule_401_expired_inactive_or_unknown_key(client, key, fragment):
+    before = written(client)
     assert_error(put_status(client, {"transactionId": DOC_TX, "statusId": PROCESSING}, key), 401, fragment)
+    assert written(client) == before and history(client) == []
 
 
 # -- transitions and history -----------------------------------------------------------------------------------
@@ -116,15 +144,17 @@ def test_rule_status_change_appends_history_entry_in_order(client):
     assert [(e["fromStatusId"], e["toStatusId"]) for e in entries] == [(PENDING, PROCESSING), (PROCESSING, SHIPPING)]
     assert all(e["changedBy"] == "‹secret 5ad4c4›" and e["refundCoins"] is False and e["coinsRefunded"] == 0 for e in entries)
     assert entries[0]["changedAt"] <= entries[1]["changedAt"]
-    r = post(client, "/redemption-transactions/status-history", {"transactionId": DOC_TX})
-    assert r.get_json()["data"]["statusId"] == SHIPPING
+    assert status_of(client) == SHIPPING
 
 
 def test_rule_same_status_again_is_idempotent_200_without_history(client):
-    put_status(client, {"transactionId": DOC_TX, "statusId": PROCESSING})
+    # Unless the first move is accepted, the second is a first move, and the single entry proves nothing.
+    assert put_status(client, {"transactionId": DOC_TX, "statusId": PROCESSING}).status_code == 200
+    before = read_state(client, "rai_redemption_transactions", DOC_TX_ID)
     r = put_status(client, {"transactionId": DOC_TX, "statusId": PROCESSING})
     assert r.status_code == 200 and r.get_json()["data"]["statusId"] == PROCESSING
-    assert len(history(client)) == 1
+    assert len(history(client)) == 1 and status_of(client) == PROCESSING
+    assert read_state(client, "rai_redemption_transactions", DOC_TX_ID) == before
 
 
 def test_rule_refund_credits_member_once_when_moving_to_refunded(client, sandbox):
@@ -142,32 +172,40 @@ def test_rule_refund_credits_member_once_when_moving_to_refunded(client, sandbox
 
 
 def test_rule_second_refund_of_same_order_is_409_and_changes_nothing(client, sandbox):
-    put_status(client, {"transactionId": DOC_TX, "statusId": REFUNDED, "refundCoins": True})
+    assert put_status(client, {"transactionId": DOC_TX, "statusId": REFUNDED, "refundCoins": True}).status_code == 200
     balance = coins(sandbox)
+    before = written(client)
     r = put_status(client, {"transactionId": DOC_TX, "statusId": REFUNDED, "refundCoins": True})
     assert_error(r, 409, "already refunded")
     assert coins(sandbox) == balance and len(history(client)) == 1
+    assert written(client) == before
 
 
 def test_rule_demo_order_already_refunded_cannot_be_refunded_again(client, sandbox):
     balance = coins(sandbox)
+    before = written(client)
     r = put_status(client, {"transactionId": "ORD20260105REFUND", "statusId": REFUNDED, "refundCoins": True})
     assert_error(r, 409, "already refunded")
     assert coins(sandbox) == balance
+    assert written(client) == before and history(client, "ORD20260105REFUND") == []
 
 
 def test_rule_refund_with_non_refund_status_is_409(client, sandbox):
     balance = coins(sandbox)
+    before = written(client)
     r = put_status(client, {"transactionId": DOC_TX, "statusId": DELIVERED, "refundCoins": True})
     body = assert_error(r, 409, "refundCoins needs a status of category refunded")
     assert body["errors"][0]["field"] == "refundCoins"
     assert coins(sandbox) == balance and history(client) == []
+    assert written(client) == before and status_of(client) == PENDING
 
 
 def test_rule_leaving_a_refunded_status_is_409(client):
+    before = written(client)
     r = put_status(client, {"transactionId": "ORD20260105REFUND", "statusId": SHIPPING})
     assert_error(r, 409, "final")
     assert history(client, "ORD20260105REFUND") == []
+    assert written(client) == before and status_of(client, "ORD20260105REFUND") == REFUNDED
 
 
 def test_rule_moving_to_refunded_without_refund_then_refunding_later(client, sandbox):
@@ -196,11 +234,14 @@ def test_create_status_then_move_an_order_to_it(client):
     assert status["name"] == "Out for delivery" and status["color"] == "#3EA1FD"
     assert post(client, "/redemption-statuses/get", {"statusId": status["_id"]}).get_json()["data"] == status
     assert put_status(client, {"transactionId": DOC_TX, "statusId": status["_id"]}).status_code == 200
+    assert status_of(client) == status["_id"]
 
 
 def test_rule_duplicate_status_name_is_409(client):
+    before = written(client)
     r = post(client, "/redemption-statuses/create", {"name": "shipping", "category": "incomplete"})
     assert_error(r, 409, "already exists")
+    assert written(client) == before
 
 
 @pytest.mark.parametrize("body,fragment", [
@@ -213,7 +254,9 @@ def test_rule_duplicate_status_name_is_409(client):
     ({"category": "incomplete"}, "name is required"),
 ])
 def test_rule_create_status_validation_400(client, body, fragment):
+    before = written(client)
     assert_error(post(client, "/redemption-statuses/create", body), 400, fragment)
+    assert written(client) == before
 
 
 def test_list_statuses_by_category_with_pagination(client):
@@ -233,11 +276,11 @@ def test_rule_bad_pagination_is_400(client, body, fragment):
 # -- orders ----------------------------------------------------------------------------------------------------
 def test_list_orders_by_community_only_this_community_newest_first(client, sandbox):
     data = post(client, "/redemption-transactions/by-community", {"limit": 100}).get_json()["data"]
-    assert all(o["communityID"] == DOC_COMMUNITY for o in data["items"])
+    assert data["items"] and all(o["communityID"] == DOC_COMMUNITY for o in data["items"])
     created = [o["createdAt"] for o in data["items"]]
     assert created == sorted(created, reverse=True)
     expected = len(sandbox.store.find("rai_redemption_transactions", communityID=DOC_COMMUNITY))
-    assert data["pagination"]["total"] == expected
+    assert data["pagination"]["total"] == expected == len(data["items"])
 
 
 def test_list_orders_by_community_filtered_by_status(client):
@@ -257,7 +300,9 @@ def test_list_orders_by_user_email(client):
 
 
 def test_one_world_purchase_histories_are_redemption_orders(sandbox):
-    for order in sandbox.store.all("rai_purchase_histories"):
+    orders = sandbox.store.all("rai_purchase_histories")
+    assert orders  # or the loop checks nothing
+    for order in orders:
         tx = sandbox.store.get("rai_redemption_transactions", order["_id"])
         assert tx["transactionId"] == order["purchaseID"] and tx["userID"] == order["userID"]
 
