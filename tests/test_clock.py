@@ -42,11 +42,15 @@ def test_a_world_starts_on_the_wall_clock_and_freezes_advances_resumes_and_goes_
     assert clock(client)["now"] == "2098-12-31T23:00:00.000Z"  # frozen: it does not move by itself
     advanced = set_clock(client, {"advanceSeconds": 90.5}).get_json()
     assert advanced["now"] == "2098-12-31T23:01:30.500Z" and advanced["frozen"] is True
+    assert set_clock(client, {"freeze": True}).get_json()["now"] == "2098-12-31T23:01:30.500Z"  # where it stands
     resumed = set_clock(client, {"resume": True}).get_json()
     assert resumed["frozen"] is False and resumed["now"] >= "2098-12-31T23:01:30.500Z"
     ahead = set_clock(client, {"advanceSeconds": 60}).get_json()  # a running clock runs on from there
     assert ahead["frozen"] is False and ahead["now"] >= "2098-12-31T23:02:30.500Z"
     assert ahead["offsetSeconds"] > 2_000_000_000
+    stopped = set_clock(client, {"freeze": True}).get_json()
+    assert stopped["frozen"] is True and stopped["now"] >= ahead["now"]
+    assert clock(client)["now"] == stopped["now"]
 
 
 @pytest.mark.parametrize("body, says", [
@@ -63,6 +67,7 @@ def test_a_world_starts_on_the_wall_clock_and_freezes_advances_resumes_and_goes_
     ({}, "exactly one of"),
     ({"resume": True, "advanceSeconds": 1}, "exactly one of"),
     ({"resume": False}, "resume must be true"),
+    ({"freeze": "yes"}, "freeze must be true"),
     ({"rewind": 5}, "exactly one of"),
 ])
 def test_a_clock_change_that_is_absurd_or_backwards_is_a_400_that_says_why_and_changes_nothing(client, body, says):

@@ -261,3 +261,30 @@ def test_docs_try_it_out_sends_the_fault_chosen_above_it(base_url, browser):
     journal = json.loads(urllib.request.urlopen(base_url + "/_sandbox/requests?vendor=fabric").read())["requests"]
     assert journal[-1]["headers"]["X-Sandbox-Fault"] == "server-error" and journal[-1]["status"] == 500
     assert try_it("") == "200"
+
+
+def test_a_trainer_freezes_the_worlds_clock_and_moves_it_forward_with_the_effect_said(base_url, browser):
+    """Issue 28 point 6: the page shows the world's time; Freeze, +5 min and +1 day move it (GET /_sandbox/clock
+    agrees) and say what that does; Let it run starts it again."""
+    open_page(browser, base_url)
+    wait_for(lambda: "the wall clock" in browser.find_element("id", "clock-state").text)
+    browser.find_element("id", "clock-freeze").click()
+    wait_for(lambda: browser.find_element("id", "clock-state").text == "frozen")
+    frozen = call(base_url, "GET", "/_sandbox/clock")[1]
+    assert frozen["frozen"] is True
+    shown = browser.find_element("id", "clock-now").text
+    assert shown == frozen["now"].replace("T", " ")[:19] + " UTC"
+    browser.find_element("id", "clock-5min").click()
+    wait_for(lambda: "has expired" in browser.find_element("id", "clock-said").text)
+    browser.find_element("id", "clock-1day").click()
+    wait_for(lambda: "A day later" in browser.find_element("id", "clock-said").text)
+    moved = call(base_url, "GET", "/_sandbox/clock")[1]
+    from datetime import datetime
+    step = datetime.fromisoformat(moved["now"].replace("Z", "+00:00")) - datetime.fromisoformat(
+        frozen["now"].replace("Z", "+00:00"))
+    assert moved["frozen"] is True and step.total_seconds() == 300 + 86400
+    wait_for(lambda: browser.find_element("id", "clock-now").text == moved["now"].replace("T", " ")[:19] + " UTC")
+    browser.find_element("id", "clock-resume").click()
+    wait_for(lambda: "running" in browser.find_element("id", "clock-state").text)
+    assert call(base_url, "GET", "/_sandbox/clock")[1]["frozen"] is False
+    call(base_url, "POST", "/_sandbox/reset", {})

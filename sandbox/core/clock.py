@@ -78,8 +78,8 @@ class ClockState:
 
     # -- the changes POST /_sandbox/clock makes (specs/sandbox.yaml, ClockChange) ---------------------------------
     def changed(self, change: dict) -> "ClockState":
-        """The clock after `change` (exactly one of freezeAt, advanceSeconds, resume, real; the spec checked that),
-        or ClockRefused saying why not."""
+        """The clock after `change` (exactly one of freezeAt, freeze, advanceSeconds, resume, real; the spec
+        checked that), or ClockRefused saying why not."""
         wall = _wall_ms()
         now = self.now_ms(wall)
         if "freezeAt" in change:
@@ -96,6 +96,8 @@ class ClockState:
             if self.frozen_at is not None:
                 return ClockState(frozen_at=self.frozen_at + step, start=self.start)
             return ClockState(offset_ms=self.offset_ms + step, start=self.start)
+        if "freeze" in change:  # where it stands: no moment to send, so none can be behind it by the time it lands
+            return ClockState(frozen_at=now, start=self.start)
         if "resume" in change:
             return ClockState(offset_ms=now - wall, start=self.start)  # runs on from where it stands
         _not_backwards(now, wall, "going back to the wall clock")

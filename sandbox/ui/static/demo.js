@@ -125,10 +125,33 @@ $("create-workspace").onclick = async () => {
 
 $("reset").onclick = async () => {
   await api("POST", "/reset", {});
-  $("story").textContent = "World reset to its seed: data, fault rules, journal and events as at the start.";
+  $("story").textContent = "World reset to its seed: data, fault rules, journal, events and clock as at the start.";
   selectedId = null; $("request-detail").hidden = true;
   refresh();
 };
+
+// -- time --------------------------------------------------------------------------------------------------
+async function loadClock() {
+  const {data} = await api("GET", "/clock");
+  $("clock-now").textContent = data.now.replace("T", " ").slice(0, 19) + " UTC";
+  const ahead = Math.round(data.offsetSeconds);
+  $("clock-state").textContent = data.frozen ? "frozen" : ahead === 0 ? "the wall clock"
+    : `running, ${Math.abs(ahead)} s ${ahead > 0 ? "ahead of" : "behind"} the wall clock`;
+  $("clock-freeze").hidden = data.frozen;
+  $("clock-resume").hidden = !data.frozen;
+}
+
+async function moveClock(body, said) {
+  const {status, data} = await api("POST", "/clock", body);
+  $("clock-said").textContent = status === 200 ? said : data.error.message;
+  await loadClock();
+}
+$("clock-freeze").onclick = () => moveClock({freeze: true}, "Frozen: the clock moves only when you move it.");
+$("clock-resume").onclick = () => moveClock({resume: true}, "Running on from where it stood.");
+$("clock-5min").onclick = () => moveClock({advanceSeconds: 300},
+  "5 minutes later: a Capillary OAuth token issued before now has expired (it lives 300 s); the next call with it is a 401.");
+$("clock-1day").onclick = () => moveClock({advanceSeconds: 86400},
+  "A day later: tokens have expired, and a voucher whose expiryDate has passed reads expired.");
 
 // -- faults ------------------------------------------------------------------------------------------------
 let autoLatency = true;  // the latency field holds the page's default, not the trainer's choice
@@ -321,7 +344,7 @@ async function loadEvents() {
 
 async function refresh() {
   if (locked) return;
-  try { await Promise.all([loadFaults(), loadFeed(), loadEvents()]); } catch (e) { /* shown by lock() */ }
+  try { await Promise.all([loadFaults(), loadFeed(), loadEvents(), loadClock()]); } catch (e) { /* shown by lock() */ }
 }
 async function loadAll() {
   if (locked) return;
