@@ -79,6 +79,18 @@ def test_a_clock_change_that_is_absurd_or_backwards_is_a_400_that_says_why_and_c
     assert held(client) == before
 
 
+def test_a_running_clock_stops_at_the_end_of_9999_rather_than_past_what_a_timestamp_can_print(client):
+    set_clock(client, {"freezeAt": "9999-12-31T23:59:59.500Z"})
+    assert set_clock(client, {"resume": True}).status_code == 200
+    import time
+    time.sleep(0.6)
+    assert clock(client)["now"] == "9999-12-31T23:59:59.999Z"
+    r = client.patch(PATCH_URL, json={"redemptionInstructions": "At the end of time."}, headers=bearer())
+    assert r.status_code == 200 and r.get_json()["data"]["updatedAt"] == "9999-12-31T23:59:59.999Z"
+    refused = set_clock(client, {"advanceSeconds": 1})
+    assert refused.status_code == 400 and "1970 to 9999" in refused.get_json()["error"]["message"]
+
+
 def test_nan_and_infinity_are_refused_as_json_forbids_them(client):
     before = clock(client)["start"]
     for text in ('{"advanceSeconds": NaN}', '{"advanceSeconds": Infinity}'):

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 RECORD = ("_world", "clock")  # collection and key of the world's clock
 # The moments a clock may be set to: ISO-8601 years 1970 to 9999 (before 1970 epoch milliseconds are negative; after
 # 9999 no ISO-8601 date can print them). An advance is at most 100 years at once.
 EARLIEST_MS = 0
-LATEST_MS = int(datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=timezone.utc).timestamp() * 1000)
+LATEST_MS = 253402300799999  # 9999-12-31T23:59:59.999Z
 MAX_ADVANCE_SECONDS = 100 * 365.25 * 86400
 
 
@@ -30,8 +30,18 @@ def wall_now_iso() -> str:
     return iso_millis(datetime.now(timezone.utc))
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MILLISECOND = timedelta(milliseconds=1)
+
+
 def from_millis(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, timezone.utc)
+    """Exact (a float of seconds would round the last millisecond of a date far off)."""
+    return _EPOCH + ms * _MILLISECOND
+
+
+def epoch_ms(moment: datetime) -> int:
+    """Milliseconds since 1970, exactly, as Capillary prints its times."""
+    return (moment - _EPOCH) // _MILLISECOND
 
 
 def parsemoment_ms(text: str) -> int | None:
@@ -42,7 +52,7 @@ def parsemoment_ms(text: str) -> int | None:
         return None
     if moment.tzinfo is None:
         return None
-    return int(moment.timestamp() * 1000)
+    return epoch_ms(moment)
 
 
 class ClockRefused(ValueError):
@@ -66,7 +76,8 @@ class ClockState:
     def now_ms(self, wall_ms: int | None = None) -> int:
         if self.frozen_at is not None:
             return self.frozen_at
-        return (_wall_ms() if wall_ms is None else wall_ms) + self.offset_ms
+        # A clock set running close to the end of 9999 stops there: no timestamp can print the year after.
+        return min((_wall_ms() if wall_ms is None else wall_ms) + self.offset_ms, LATEST_MS)
 
     def view(self) -> dict:
         """As GET /_sandbox/clock shows it."""

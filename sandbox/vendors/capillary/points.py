@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from sandbox.core.clock import epoch_ms
 from sandbox.core.events import record_event
 from sandbox.core.faults import VendorFault
 from sandbox.core.validation import ascii_integer
@@ -79,7 +80,7 @@ class Points:
                            "this org; send a new one.", code=903)
         org = self.store.get(ORGS, str(self.till.org_id))
         now = self.now
-        millis = int(now.timestamp() * 1000)
+        millis = epoch_ms(now)
         redemption = {
             "redemptionId": self._new_redemption_id(), "id": self.ids.number(24_000_000, 99_999_999),
             "orgId": self.till.org_id, "customerId": customer["customerId"], "programId": org["programId"],
@@ -165,7 +166,7 @@ class Points:
         redemption["pointsReversed"] += points
         customer["points"] += points
         reversal = {"reversalId": self.ids.number(1_000, 9_999_999), "redemptionId": redemption["redemptionId"],
-                    "orgId": self.till.org_id, "points": points, "at": int(self.now.timestamp() * 1000)}
+                    "orgId": self.till.org_id, "points": points, "at": epoch_ms(self.now)}
         self.store.put(REDEMPTIONS, redemption["redemptionId"], redemption)
         self.store.put(CUSTOMERS, str(customer["customerId"]), customer)
         self.store.put(REVERSALS, str(reversal["reversalId"]), reversal)
