@@ -11,6 +11,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from .config import Settings
 from .control import control
 from .control.errors import NotFound as ControlNotFound, TooManyWorkspaces
+from .core import rate_limits
 from .core.clock import moment_ms
 from .core.masking import Secrets
 from .core.routing import Dispatch, install_error_handlers, mount
@@ -52,8 +53,9 @@ class Sandbox:
         self.secrets = Secrets.of(spec.document for spec in self.specs.values())  # what the journal masks
         self.backend = open_backend(settings)
         self.registry = self.backend.store("_sandbox", {}, create=True)
+        start_limits = rate_limits.parse_option(settings.rate_limits, self.vendor_names) if settings.rate_limits else {}
         self.worlds: dict[str, World] = {DEFAULT: self._open(DEFAULT, settings.seed, settings.size,
-                                                             clock=settings.clock)}
+                                                             clock=settings.clock, limits=start_limits)}
         self._lock = threading.Lock()
         self._last_sweep = time.monotonic()
         self._touched: dict[str, float] = {}  # workspace -> when this process last wrote its lastUsed
@@ -61,9 +63,14 @@ class Sandbox:
         # write lock before their lookups (pipeline.lock_ahead), so an unknown caller never waits on it.
         self._writers: dict[int, None] = {}
 
-    def _open(self, world_id: str, seed: int, size: int, suffix: str = "", clock: str | None = None) -> World:
+    def _open(self, world_id: str, seed: int, size: int, suffix: str = "", clock: str | None = None,
+              limits: dict | None = None) -> World:
         start = None if clock is None else moment_ms(clock, "clock")
-        return World.open(world_id, self.settings, self.vendors, self.backend, seed, size, suffix, start)
+        return World.open(world_id, self.settings, self.vendors, self.backend, seed, size, suffix, start, limits)
+
+    @property
+    def vendor_names(self) -> list[str]:
+        return [v.name for v in self.vendors]
 
     def wrote_lately(self, credential: str) -> bool:
         return hash(credential) in self._writers
@@ -96,7 +103,8 @@ class Sandbox:
         self.default.reset(seed, size)
 
     # -- workspaces ----------------------------------------------------------------------------------------
-    def create_workspace(self, seed: int | None = None, size: int | None = None, clock: str | None = None) -> World:
+    def create_workspace(self, seed: int | None = None, size: int | None = None, clock: str | None = None,
+                         rate_limits: dict | None = None) -> World:
         """A new world. Its ID and its credentials' suffix are 128 bits each from `secrets`, drawn separately: neither
         can be guessed, and a credential says nothing of the ID or of another workspace's credentials.
 
@@ -106,7 +114,8 @@ class Sandbox:
         self._check_room()
         workspace_id = "ws" + secrets.token_hex(16)
         world = self._open(workspace_id, self.settings.seed if seed is None else seed,
-                           self.settings.size if size is None else size, suffix=new_suffix(), clock=clock)
+                           self.settings.size if size is None else size, suffix=new_suffix(), clock=clock,
+                           limits=rate_limits)
         try:
             with self.registry.transaction():  # registered once seeded, so no worker serves it half-made
                 self._check_room()

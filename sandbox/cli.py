@@ -25,7 +25,7 @@ from .config import from_env
 from .control.scenarios import load_scenario, scenarios
 from .vendors import VENDORS
 
-from .core import logs
+from .core import logs, rate_limits
 from .core.clock import ClockRefused, ClockState, moment_ms
 from .storage.backends import BACKENDS, BackendUnavailable
 from .serving.launch import DEFAULT_THREADS, DEFAULT_WORKERS, SERVERS, port_problem, serve, server_name
@@ -137,7 +137,11 @@ def parse_args(argv=None, proxy: bool = False) -> argparse.Namespace:
                               "of each worker")
     serving.add_argument("--dev", action="store_true",
                          help="use Flask's development server (one process, auto-reload off) instead of gunicorn")
-    limits_ = parser.add_argument_group("limits", "how large and how slow a request may be")
+    limits_ = parser.add_argument_group("limits", "how large, how slow and how often a request may be")
+    limits_.add_argument("--rate-limits", type=_rate_limits, metavar="documented|VENDOR=N/SECONDS,...",
+                         help="limit the default world's requests per credential: documented (Capillary 100 a minute, "
+                              "as its demo clusters; Returning.AI and fabric 600, the sandbox's choice) or your own, "
+                              "e.g. capillary=5/60; over it a 429 in the vendor's envelope (default: no limits)")
     limits_.add_argument("--max-body-bytes", type=_at_least_one, default=Settings.max_body_bytes,
                          help="the largest request body a vendor endpoint accepts (larger: 413 in its envelope)")
     limits_.add_argument("--max-import-bytes", type=_at_least_one, default=Settings.max_import_bytes,
@@ -219,6 +223,15 @@ _expiry = _within(float, 0, 30 * 86400, above=True)
 # be reset to and exported and imported again.
 _seed = _within(int, 0, 4_294_967_295)
 _size = _within(int, 0, 20_000)
+
+
+def _rate_limits(text: str) -> str:
+    """As the control API takes them (core/rate_limits.py)."""
+    try:
+        rate_limits.parse_option(text, [vendor.name for vendor in VENDORS])
+    except rate_limits.BadLimits as refused:
+        raise argparse.ArgumentTypeError(str(refused)) from None
+    return text
 
 
 def _moment(text: str) -> str:
@@ -305,7 +318,8 @@ def _existing_world(world, args) -> str | None:
     held = f"seed {world.seed}, size {world.size}, clock {world.clock.state().view()['start'] or 'the wall clock'}"
     asked = f"seed {args.seed}, size {args.size}, clock {args.clock or 'the wall clock'}"
     if args.reseed:
-        world.clock.set(ClockState.starting_at(start))  # the reset puts the clock where the world starts
+        limits = rate_limits.parse_option(args.rate_limits, [v.name for v in VENDORS]) if args.rate_limits else {}
+        world.clock.start(ClockState.starting_at(start), limits)  # the reset puts them back: the world starts so
         world.reset(args.seed, args.size)
         return f"  state note    reseeded the world it held ({held}) with {asked} (--reseed)"
     return (f"  state note    the backend already held a world ({held}): serving it as it is, not {asked}; add "

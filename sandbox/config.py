@@ -70,6 +70,9 @@ class Settings:
     # The default world's clock as it starts (and as a reset puts it back): frozen at this ISO-8601 moment; None:
     # the wall clock (core/clock.py).
     clock: str | None = None
+    # The default world's rate limits (core/rate_limits.py): "documented" or "capillary=100/60,fabric=10/1"; None:
+    # none (CI speed). A workspace names its own.
+    rate_limits: str | None = None
     # How long a requested publisher timeout makes the client wait before its 502.
     publisher_timeout: float = 2.0
     # Requests kept in each world's journal (the oldest are dropped first).

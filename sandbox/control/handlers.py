@@ -4,6 +4,7 @@ from contextlib import contextmanager
 import yaml
 from flask import Response
 
+from sandbox.core import rate_limits
 from sandbox.core.clock import ClockRefused, ClockState, moment_ms
 from sandbox.core.events import read_events
 from sandbox.core.faults import GENERIC_FAULTS, TooManyRules, accepted_faults
@@ -52,6 +53,10 @@ def refused_clock_is_400():
         yield
     except ClockRefused as refused:
         raise error_for_status(400, str(refused), []) from None
+
+
+def get_rate_limits(call):
+    return {"limits": call.world.clock.read()[1]}
 
 
 def list_events(call):
@@ -187,7 +192,12 @@ def create_workspace(call):
     if "clock" in body:
         with refused_clock_is_400():  # before anything is seeded
             moment_ms(body["clock"], "clock")
-    world = call.sandbox.create_workspace(seed=body.get("seed"), size=body.get("size"), clock=body.get("clock"))
+    try:
+        limits = rate_limits.resolved(body.get("rateLimits"), call.sandbox.vendor_names)
+    except rate_limits.BadLimits as refused:
+        raise error_for_status(400, str(refused), []) from None
+    world = call.sandbox.create_workspace(seed=body.get("seed"), size=body.get("size"), clock=body.get("clock"),
+                                          rate_limits=limits)
     return 201, {"id": world.id, "seed": world.seed, "size": world.size,
                  "expiresAfterIdleSeconds": call.settings.workspace_ttl, "credentials": world.credentials()}
 
@@ -203,7 +213,8 @@ def delete_workspace(call):
 def list_scenarios(call):
     return {"scenarios": [{"name": name, "title": s["title"], "story": s["story"], "faults": s.get("faults", []),
                            "changes": [{"collection": c["collection"], "key": c["key"]} for c in s.get("changes", [])],
-                           **({"seed": s["seed"]} if "seed" in s else {})}
+                           **({"seed": s["seed"]} if "seed" in s else {}),
+                           **({"rateLimits": s["rateLimits"]} if "rateLimits" in s else {})}
                           for name, s in scenarios(call.settings.scenarios_dir).items()]}
 
 

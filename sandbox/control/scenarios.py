@@ -6,6 +6,8 @@
     changes:              # optional: records to change or add
       - {collection: rai_vouchers, key: 507f..., set: {code: GOLD-2O26-0001}}
       - {collection: cap_redemptions, key: LATEB1, record: {...}}
+    rateLimits:           # optional: the world's rate limits until its next reset, as a workspace takes them
+      capillary: {requests: 5, windowSeconds: 60}
     faults:               # optional: rules, as POST /_sandbox/faults takes them
       - {vendor: returning-ai, operation: updatePurchaseHistory, fault: store-unavailable, probability: 0.5}
 """
@@ -14,6 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
+
+from sandbox.core import rate_limits
 
 from .errors import Conflict
 
@@ -32,6 +36,8 @@ def load_scenario(world, scenario: dict) -> list:
             raise Conflict(f"The scenario changes nothing: {claim}")
     world.reset(seed=scenario.get("seed"), size=scenario.get("size"))
     with world.store.transaction():
+        if "rateLimits" in scenario:
+            world.clock.set_limits(rate_limits.resolved(scenario["rateLimits"], [v.name for v in world.vendors]))
         for change in scenario.get("changes", []):
             collection, key = change["collection"], change["key"]
             record = change.get("record") or world.store.get(collection, key)

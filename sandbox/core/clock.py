@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Callable
 from datetime import datetime, timedelta, timezone
 
-RECORD = ("_world", "clock")  # collection and key of the world's clock
+# Collection and key of the world's time: its clock, and the rate limits whose windows run on it (core/rate_limits.py),
+# in one record, so a request's lookups read both at once.
+RECORD = ("_world", "time")
 # The moments a clock may be set to: ISO-8601 years 1970 to 9999 (before 1970 epoch milliseconds are negative; after
 # 9999 no ISO-8601 date can print them). An advance is at most 100 years at once.
 EARLIEST_MS = 0
@@ -138,19 +141,43 @@ class ClockState:
 
 
 class WorldClock:
-    """A world's clock, read and changed through its store."""
+    """A world's clock, and the rate limits counted on it, read and changed through its store. Both have a start
+    (what the world was made with) that a reset puts back; a scenario may change the limits until then."""
 
     def __init__(self, store):
         self._store = store
 
+    def _record(self) -> dict:
+        return self._store.get(*RECORD) or {}
+
+    def read(self) -> tuple[ClockState, dict]:
+        """The clock, and the rate limits ({vendor: {requests, windowSeconds}}; {}: none)."""
+        record = self._record()
+        return ClockState.from_record(record), record.get("limits") or {}
+
     def state(self) -> ClockState:
-        return ClockState.from_record(self._store.get(*RECORD))
+        return self.read()[0]
 
     def now(self) -> datetime:
         return from_millis(self.state().now_ms())
 
     def set(self, state: ClockState) -> None:
-        self._store.put(*RECORD, state.to_record())
+        self._store.put(*RECORD, {**self._record(), **state.to_record()})
+
+    def start(self, state: ClockState, limits: dict) -> None:
+        """A new world's: where its clock starts, and its limits, both put back by every reset (`restart`)."""
+        self._store.put(*RECORD, {**state.to_record(), "limits": limits, "startLimits": limits})
+
+    def set_limits(self, limits: dict) -> None:
+        """Until the next reset (a scenario's)."""
+        self._store.put(*RECORD, {**self._record(), "limits": limits})
+
+    def restart(self) -> Callable[[], None]:
+        """Read before a reset clears the store; call what it returns after: the clock back at its start, the limits
+        back to the world's own."""
+        record = self._record()
+        state, limits = ClockState.from_record(record), record.get("startLimits") or {}
+        return lambda: self.start(ClockState.starting_at(state.start), limits)
 
     def change(self, change: dict) -> ClockState:
         """POST /_sandbox/clock: read, checked and written in one transaction (two callers never both move it)."""

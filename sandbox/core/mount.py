@@ -24,6 +24,9 @@ class Mount:
     # Checks the request's credentials for an operation, as of `now` (the world's time: an expired one is refused),
     # called as (world, request, operation, now); returns the caller (principal) or raises.
     authenticate: Callable | None = None
+    # Whose count a request is in, where the world has rate limits: (principal, request) -> str or None (not
+    # counted). Default: the request's credential (`credential`).
+    rate_key: Callable | None = None
     # Fills the store with the vendor's world: (store, faker, size, fixtures, credential_suffix) -> None.
     seed: Callable | None = None
     # Demo credentials for GET /_sandbox/credentials: (store) -> list of dicts.
@@ -42,3 +45,8 @@ class Mount:
     faults: dict[str, str] = field(default_factory=dict)
     # Whether its requests are recorded in the world's journal (the control API's are not).
     journaled: bool = True
+
+    def __post_init__(self):
+        if self.rate_key is None and self.credential is not None:
+            credential = self.credential
+            self.rate_key = lambda principal, request: credential(request)

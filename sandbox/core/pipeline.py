@@ -1,7 +1,7 @@
 """The life of a request, in order. Every request routed to an operation goes through `handle`:
 
     resolve the world -> read its clock -> authenticate -> read the fault rules      (one read snapshot)
-    -> validate -> decide the fault -> run the operation (in a transaction when it writes)
+    -> count against the rate limit (when the world has one) -> validate -> decide the fault -> run the operation (in a transaction when it writes)
     -> check the response (strict mode) -> render -> journal
 
 On Redis, whose lock brings the reads up to date in the same round trip, a write on the default world by a caller
@@ -24,8 +24,8 @@ from typing import Protocol
 from flask import Request, Response
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from . import limits, logs, rendering
-from .clock import iso_millis, wall_now_iso
+from . import limits, logs, rate_limits, rendering
+from .clock import from_millis, iso_millis, wall_now_iso
 from .connection import connection_of
 from .errors import RequestContext, SandboxError
 from .faults import (DELAY_HEADER, FAULT_HEADER, GENERIC_FAULTS, VendorFault, carry_out, held_by_server,
@@ -57,7 +57,8 @@ class RunningSandbox(Protocol):
     def wrote_lately(self, credential: str) -> bool: ...
     def note_writer(self, credential: str) -> None: ...
     def check_not_deleted(self, world) -> None: ...
-    def create_workspace(self, seed: int | None = None, size: int | None = None, clock: str | None = None): ...
+    def create_workspace(self, seed: int | None = None, size: int | None = None, clock: str | None = None,
+                         rate_limits: dict | None = None): ...
     def drop_workspace(self, workspace_id: str) -> bool: ...
     def workspaces(self) -> list: ...
     def idle_seconds(self, workspace_id: str) -> float: ...
@@ -78,6 +79,7 @@ class Exchange:
     world: object = None  # the world this request acts on (the default one, or a workspace)
     principal: object = None  # the authenticated caller
     now: datetime | None = None  # the world's time as the request's lookups read it (core/clock.py)
+    limits: dict = field(default_factory=dict)  # the world's rate limits, read with its clock (core/rate_limits.py)
     rules: list = field(default_factory=list)  # fault rules that may fire on this operation
     params: dict = field(default_factory=dict)
     body: object = None
@@ -114,6 +116,7 @@ def handle(x: Exchange) -> Response:
         x.sandbox.sweep()  # never under a lock: dropping an expired workspace takes others
         with lock_ahead(x):
             look_up(x)
+            count_against_the_limit(x)
             validate(x)
             carry_out_the_answer(x, decide_fault(x))
     except SandboxError as error:
@@ -197,8 +200,29 @@ def resolve_world(x: Exchange) -> None:
 
 
 def read_the_clock(x: Exchange) -> None:
-    """The world's time, once: everything the request stamps or lets expire reads this moment."""
-    x.now = x.world.clock.now()
+    """The world's time, once: everything the request stamps or lets expire reads this moment; and, in the same
+    record, its rate limits."""
+    clock, x.limits = x.world.clock.read()
+    x.now = from_millis(clock.now_ms())
+
+
+def count_against_the_limit(x: Exchange) -> None:
+    """A world with rate limits counts the request against its credential's window (core/rate_limits.py): past
+    the limit, the vendor's 429. Without limits (the default), one comparison. Before validation, as an API
+    gateway counts; after authentication, as an unknown caller has no count."""
+    if not x.limits:
+        return
+    limit = x.limits.get(x.mount.name)
+    key = x.mount.rate_key(x.principal, x.request) if limit is not None and x.mount.rate_key else None
+    if key is None:
+        return
+    verdict = rate_limits.count(x.store, x.mount.name, key, limit, x.now)
+    if not verdict.passed:
+        x.decided_by = "limit:rate"
+        raise x.mount.error_for_status(
+            429, f"Rate limit: {verdict.limit} requests per {limit['windowSeconds']} s for this credential in this "
+                 f"world (GET /_sandbox/rate-limits); retry after {verdict.reset_seconds} s", [],
+            headers=verdict.headers())
 
 
 def authenticate(x: Exchange) -> None:

@@ -75,15 +75,16 @@ class World:
 
     @classmethod
     def open(cls, world_id: str, settings, vendors, backend, seed: int, size: int, suffix: str = "",
-             clock_start: int | None = None) -> "World":
+             clock_start: int | None = None, rate_limits: dict | None = None) -> "World":
         """The world in the backend, seeded first if it is not there yet (a new database, a new workspace), its
-        clock frozen at `clock_start` (epoch ms; None: the wall clock); one that is there (a database file from an
-        earlier run, another worker's) is used as it is, its clock included."""
+        clock frozen at `clock_start` (epoch ms; None: the wall clock), its requests limited by `rate_limits`
+        (core/rate_limits.py); one that is there (a database file from an earlier run, another worker's) is used as
+        it is, its clock and limits included."""
         world = cls.attach(world_id, settings, vendors, backend, create=True)
         with world.store.transaction():
             if world.store.get(*_SETTINGS) is None:
                 world._write_settings(seed, size, suffix)
-                world.clock.set(ClockState.starting_at(clock_start))
+                world.clock.start(ClockState.starting_at(clock_start), rate_limits or {})
                 world.reset()
         return world
 
@@ -150,16 +151,16 @@ class World:
         self.clock.set(clock)
 
     def reset(self, seed: int | None = None, size: int | None = None) -> None:
-        """Back to the seeded state: data, events, journal, fault rules, run-time IDs, and the clock where the world
-        started."""
+        """Back to the seeded state: data, events, journal, fault rules, run-time IDs (rate-limit counts among them),
+        the clock where the world started, and the world's own rate limits."""
         with self.store.transaction():
             current = self._settings()
-            start = self.clock.state().start
+            restart_clock = self.clock.restart()
             seed = current["seed"] if seed is None else seed
             size = current["size"] if size is None else size
             self.store.clear()
             self._write_settings(seed, size, current["suffix"])
-            self.clock.set(ClockState.starting_at(start))
+            restart_clock()
             for vendor in self.vendors:
                 # Each vendor draws from its own generator, so adding a vendor never changes another's data.
                 fake = Faker()

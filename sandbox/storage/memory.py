@@ -125,6 +125,11 @@ class MemoryStore(Store):
             value = self._counters[name] = self._counters.get(name, 0) + 1
             return value
 
+    def forget_value(self, name: str) -> None:
+        with self._lock:
+            self._save_counters()
+            self._counters.pop(name, None)
+
     def clear(self) -> None:
         with self._lock:
             for name in list(self._collections):

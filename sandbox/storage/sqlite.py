@@ -400,6 +400,9 @@ class SQLiteStore(Store):
         return self._write("INSERT INTO counters(world, name, value) VALUES (?, ?, 1) ON CONFLICT(world, name) "
                            "DO UPDATE SET value=value+1 RETURNING value", (self._world, name)).fetchone()[0]
 
+    def forget_value(self, name: str) -> None:
+        self._write("DELETE FROM counters WHERE world=? AND name=?", (self._world, name))
+
     def clear(self) -> None:
         with self.transaction():
             _insert_appended(self._local)

@@ -251,6 +251,11 @@ class StoreContract(Protocol):
         clear(). Counters are bookkeeping: dump() and load() leave them out."""
         ...
 
+    def forget_value(self, name: str) -> None:
+        """The counter gone, as if never counted (its next_value() is 1 again); nothing when there is none. Outside
+        any transaction only (Redis refuses it inside one: RuntimeError), like the counting it tidies up after."""
+        ...
+
     def clear(self) -> None:
         """Empty the store: every collection, log and counter, the sandbox's bookkeeping included."""
         ...

@@ -282,6 +282,12 @@ class RedisStore(Store):
                 stored = int(self._redis.hget(self._p + "cnt", name) or 0)
         return pending.next_value(name, stored)
 
+    def forget_value(self, name: str) -> None:
+        if self._pending() is not None:
+            raise RuntimeError("forget_value inside a transaction (StoreContract)")
+        with self._link.reaching():
+            self._redis.hdel(self._p + "cnt", name)
+
     def clear(self) -> None:
         with self.transaction():
             self._pending().clear(self._pattern)

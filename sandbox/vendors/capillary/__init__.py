@@ -2,7 +2,7 @@
 from sandbox.core.mount import Mount
 
 from . import handlers
-from .auth import authenticate, credential
+from .auth import authenticate, credential, rate_key
 from .errors import error_for_status
 from .records import INDEXES, OAUTH_CLIENTS, OAUTH_TOKENS, TILLS
 from .seed import credentials, seed
@@ -13,6 +13,7 @@ vendor = Mount(
     handlers=handlers,
     error_for_status=error_for_status,
     authenticate=authenticate,
+    rate_key=rate_key,
     seed=seed,
     credentials=credentials,
     indexes=INDEXES,

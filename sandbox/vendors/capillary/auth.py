@@ -67,6 +67,12 @@ def _till(world, username: str) -> Till:
     return Till(username, record["tillId"], record["tillName"], record["orgId"])
 
 
+def rate_key(till, request) -> str | None:
+    """Capillary limits "per API key": a till counts its requests whether it sends its Basic header or an OAuth
+    client's token (the client acts as its till); asking for a token counts against the client's key."""
+    return till.username if till is not None else credential(request)
+
+
 def credential(request) -> str | None:
     """The Mount's `credential`: the OAuth token, else the till's username in the Basic header, else (asking for a
     token) the OAuth client's key in the body."""
