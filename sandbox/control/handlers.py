@@ -7,7 +7,7 @@ from flask import Response
 from sandbox.core import rate_limits
 from sandbox.core.clock import ClockRefused, ClockState, moment_ms
 from sandbox.core.events import read_events
-from sandbox.core.faults import GENERIC_FAULTS, TooManyRules, accepted_faults
+from sandbox.core.faults import GENERIC_FAULTS, NotAppliable, TooManyRules, accepted_faults
 from sandbox.core.world import DataGone
 from sandbox.kit import postman
 
@@ -122,6 +122,8 @@ def create_fault_rule(call):
         return 201, call.world.faults.add_rule(body).to_json()
     except TooManyRules as full:
         raise Conflict(str(full)) from None
+    except NotAppliable as refused:
+        raise error_for_status(400, str(refused), []) from None
 
 
 def clear_fault_rules(call):

@@ -27,16 +27,26 @@ from ..storage.store import must_finish
 
 FAULT_HEADER = "X-Sandbox-Fault"
 DELAY_HEADER = "X-Sandbox-Delay"
+APPLIED_HEADER = "X-Sandbox-Applied"
 
 GENERIC_FAULTS = {
     "latency": "Answers normally, after the rule's latencyMs (or X-Sandbox-Delay).",
     "rate-limit": "429 in the vendor's envelope, with Retry-After; nothing written.",
-    "server-error": "500 in the vendor's envelope; nothing written.",
-    "connection-reset": "The connection is reset before any byte of the answer (over HTTP; in-process: 502 body-less).",
-    "empty-response": "The connection is closed without an answer (over HTTP; in-process: an empty 502).",
+    "server-error": "500 in the vendor's envelope; nothing written (applied: written first, then the 500).",
+    "connection-reset": "The connection is reset before any byte of the answer (over HTTP; in-process: 502 body-less); "
+                        "applied: after the write.",
+    "empty-response": "The connection is closed without an answer (over HTTP; in-process: an empty 502); applied: after "
+                      "the write.",
     "malformed-body": "200 with a truncated JSON body; nothing written.",
 }
 TRANSPORT_FAULTS = {"connection-reset", "empty-response", "malformed-body"}
+# The faults that may come after the write instead of instead of it (a rule's `applied`, X-Sandbox-Applied): the
+# change is committed, its events recorded, and the client gets the failure all the same, as when production's
+# answer is lost after the work was done (seed 000: the PATCH "Publishes the update:purchase-history pub/sub event;
+# the store service processes it and performs the DB write", and answers 502 when "the publisher times out": a
+# message that timed out may still have been delivered). A held answer (latency) is always applied: the operation
+# runs at once, the answer waits.
+APPLIED_FAULTS = {"server-error", "connection-reset", "empty-response", "publisher-timeout"}
 RETRY_AFTER_SECONDS = 1
 log = logging.getLogger("sandbox")
 
@@ -55,6 +65,7 @@ class FaultRule:
     seed: int = 0
     fired: int = 0
     rolls: int = 0  # dice thrown so far: roll n is the same whenever, and in whichever worker, it is thrown
+    applied: bool = False  # the write is applied before the fault answers (APPLIED_FAULTS)
 
     def applies(self, vendor: str, operation: str) -> bool:
         return self.vendor == vendor and self.operation in ("*", operation) and self.count != 0
@@ -73,7 +84,11 @@ class FaultRule:
     def to_json(self) -> dict:
         return {"id": self.id, "vendor": self.vendor, "operation": self.operation, "fault": self.fault,
                 "probability": self.probability, "count": self.count, "latencyMs": self.latency_ms,
-                "seed": self.seed, "fired": self.fired}
+                "seed": self.seed, "fired": self.fired, "applied": self.applied}
+
+
+class NotAppliable(ValueError):
+    """`applied` asked of a fault that cannot come after the write (APPLIED_FAULTS)."""
 
 
 class TooManyRules(Exception):
@@ -103,7 +118,10 @@ class FaultRules:
         """A rule as POST /_sandbox/faults, scenarios and run.py --faults spell it (camelCase; FaultRule's defaults
         stand for what is left out)."""
         names = {"vendor": "vendor", "fault": "fault", "operation": "operation", "probability": "probability",
-                 "count": "count", "latencyMs": "latency_ms", "seed": "seed"}
+                 "count": "count", "latencyMs": "latency_ms", "seed": "seed", "applied": "applied"}
+        if spec.get("applied") and spec.get("fault") not in APPLIED_FAULTS:
+            raise NotAppliable(f"applied is for the faults that can come after a write ({', '.join(sorted(APPLIED_FAULTS))}); "
+                               f"{spec.get('fault')} cannot")
         return self.add(**{names[key]: value for key, value in spec.items() if key in names})
 
     def remove(self, rule_id: int) -> bool:
@@ -157,8 +175,9 @@ class VendorFault:
     rule's spending, in the operation's transaction) instead of rolling it back (pipeline.run)."""
 
     def __init__(self, named: str | None, rules: FaultRules, vendor: str, operation: str,
-                 faults, struck: Callable[[str], None], hold: Callable[[int], None]):
+                 faults, struck: Callable[[str], None], hold: Callable[[int], None], applied: bool = False):
         self._named = named
+        self.applied = applied  # a named fault's: X-Sandbox-Applied; a rule's own, once it strikes
         self._rules = rules
         self._where = (vendor, operation)
         self._faults = faults  # the vendor's own fault names: the only rules spent here
@@ -172,7 +191,8 @@ class VendorFault:
             rule = self._rules.pick(*self._where, self._faults)
             if rule is None:
                 return None
-            fault, delay = rule.fault, rule.latency_ms
+            fault, delay, self.applied = rule.fault, rule.latency_ms, rule.applied
+        self.applied = self.applied and fault in APPLIED_FAULTS
         self.hold(delay)
         self._struck(fault)
         return fault
@@ -209,7 +229,8 @@ def carry_out(fault: str, error_for_status, environ) -> tuple[Response | None, b
         raise error_for_status(429, f"Too many requests (injected fault); retry after {RETRY_AFTER_SECONDS} s",
                                [], headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
     if fault == "server-error":
-        raise error_for_status(500, "Unexpected server error (injected fault); nothing was written", [])
+        # The same words whether or not the write was applied first: the client cannot tell which.
+        raise error_for_status(500, "Unexpected server error (injected fault)", [])
     if fault == "malformed-body":
         return Response('{"truncated": tru', status=200, mimetype="application/json"), False
     # connection-reset / empty-response: over HTTP the client sees the connection drop; in-process, an empty 502.

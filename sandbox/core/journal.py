@@ -71,7 +71,8 @@ def sent_part(request, body: bytes, secrets: Secrets) -> dict:
 
 
 def journal_entry(sent: dict, response, vendor: str, operation: str | None, rule: str, duration_ms: float,
-                  time: str, world_time: str, secrets: Secrets, dropped: bool = False, delay_ms: int = 0) -> dict:
+                  time: str, world_time: str, secrets: Secrets, dropped: bool = False, delay_ms: int = 0,
+                  applied: bool = False) -> dict:
     """An entry of what the client sent (`sent_part`) and received. `time`: the wall clock, as a person debugging
     reads it; `worldTime`: the world's clock (core/clock.py), as the request's stamps read it. `status` null when
     the client received no answer at all (`dropped`: a transport fault closed the connection); `delayMs`, how long
@@ -88,6 +89,8 @@ def journal_entry(sent: dict, response, vendor: str, operation: str | None, rule
     }
     if cut:
         entry["truncated"] = True
+    if applied:
+        entry["applied"] = True
     return entry
 
 

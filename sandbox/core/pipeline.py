@@ -28,8 +28,8 @@ from . import limits, logs, rate_limits, rendering
 from .clock import from_millis, iso_millis, wall_now_iso
 from .connection import connection_of
 from .errors import RequestContext, SandboxError
-from .faults import (DELAY_HEADER, FAULT_HEADER, GENERIC_FAULTS, VendorFault, carry_out, held_by_server,
-                     magic_fault, wait)
+from .faults import (APPLIED_FAULTS, APPLIED_HEADER, DELAY_HEADER, FAULT_HEADER, GENERIC_FAULTS, VendorFault,
+                     carry_out, held_by_server, magic_fault, wait)
 from .journal import journal_entry, sent_part
 from .mount import Mount
 from .spec import Operation
@@ -93,6 +93,8 @@ class Exchange:
     body_read: bool = False  # whether the request's body was read (within the size limit)
     dropped: bool = False  # a transport fault dropped the connection: the client received no answer
     journaled: bool = False
+    after_the_write: str | None = None  # an applied generic fault, answered once the write is done
+    applied: bool = False  # the write was applied, and a fault answered all the same
 
     @property
     def store(self):
@@ -257,16 +259,21 @@ def decide_fault(x: Exchange) -> str | None:
     """Header first, then a magic value, then the world's rules; any delay asked for is waited out here. Returns
     the generic fault to carry out now, if any; a vendor's own fault is left in `x.fault` for its domain code."""
     named = x.params.get(FAULT_HEADER) or magic_fault(x.operation, x.params, x.body)
+    applied = x.params.get(APPLIED_HEADER) == "true" and FAULT_HEADER in x.params
     delay = x.params.get(DELAY_HEADER, 0)
     generic = named if named in GENERIC_FAULTS else None
     if named is None and any(rule.fault in GENERIC_FAULTS for rule in x.rules):
         rule = x.world.faults.pick(x.mount.name, x.operation.operation_id, GENERIC_FAULTS)
         if rule is not None:
-            generic, delay = rule.fault, delay + rule.latency_ms
+            generic, delay, applied = rule.fault, delay + rule.latency_ms, rule.applied
     if generic is None and (named is not None or any(rule.fault in x.mount.faults for rule in x.rules)):
         x.fault = VendorFault(named, x.world.faults, x.mount.name, x.operation.operation_id, x.mount.faults,
-                              struck=lambda fault: _struck(x, fault), hold=lambda ms: hold(x, ms))
+                              struck=lambda fault: _struck(x, fault), hold=lambda ms: hold(x, ms),
+                              applied=applied and named in APPLIED_FAULTS)
     hold(x, delay)
+    if generic is not None and applied and generic in APPLIED_FAULTS and x.operation.writes and x.mount.journaled:
+        x.after_the_write = generic  # answered by `run`, once the operation has written
+        return None
     if generic is not None:
         x.decided_by = f"fault:{generic}"
     return generic
@@ -304,18 +311,33 @@ def run(x: Exchange) -> None:
         with x.store.transaction():
             try:
                 answer(x)
+                if x.after_the_write is not None:
+                    answer_the_fault_after_the_write(x)
             except SandboxError as refusal:
                 if x.fault is None or x.decided_by is None:
                     raise  # rolled back: nothing the operation wrote is kept
-                # A vendor fault struck, before anything was written (VendorFault): the refusal is committed with
-                # the rule's spending, so a one-shot rule is spent once, whoever answers next.
+                # A vendor fault struck, before anything was written (VendorFault), or after, when it is applied:
+                # the refusal is committed with the rule's spending (and the write), so a one-shot rule is spent
+                # once, whoever answers next.
                 x.response = render_error(x, refusal)
+                x.applied = x.fault.applied
             journal(x)
         note_writer(x)
     else:
         answer(x)
     if x.operation.writes and x.operation.whole_world:  # long enough for a deletion to land under it
         x.sandbox.check_not_deleted(x.world)
+
+
+def answer_the_fault_after_the_write(x: Exchange) -> None:
+    """An applied fault (faults.APPLIED_FAULTS): the operation answered, and its change commits with the journal
+    entry; the client gets the fault instead of the answer, as when production's answer is lost after the work."""
+    x.decided_by = f"fault:{x.after_the_write}"
+    try:
+        x.response, x.dropped = carry_out(x.after_the_write, x.mount.error_for_status, x.request.environ)
+    except SandboxError as error:
+        x.response = render_error(x, error)
+    x.applied = True
 
 
 def note_writer(x: Exchange) -> None:
@@ -364,8 +386,7 @@ def journal(x: Exchange) -> None:
     journal_ = x.world.journal
     reference = journal_.record(journal_entry(x.sent or sent_of(x), x.response, x.mount.name, operation, rule,
                                               duration, wall_now_iso(), world_time(x), x.sandbox.secrets,
-                                              dropped=x.dropped,
-                                              delay_ms=x.delay_ms))
+                                              dropped=x.dropped, delay_ms=x.delay_ms, applied=x.applied))
     connection = connection_of(x.request.environ)  # run.py's server: it may find the client gone
     if connection is not None:
         connection.undelivered = lambda: journal_.undelivered(reference)

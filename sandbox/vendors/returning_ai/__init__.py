@@ -23,6 +23,7 @@ vendor = Mount(
         "store-unavailable": "502: the upstream store service is unreachable (seed 000); strikes when the update is "
                              "published, after 404 and 409; nothing written.",
         "publisher-timeout": "502 after waiting the publisher timeout (seed 000); strikes when the update is "
-                             "published; nothing written.",
+                             "published; nothing written (applied: the message was delivered before the timeout: "
+                             "the update happens, the 502 all the same).",
     },
 )

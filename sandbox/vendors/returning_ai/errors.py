@@ -82,7 +82,9 @@ class UpstreamStoreUnreachable(ReturningAIError):
 
 class PublisherTimeout(ReturningAIError):
     status = 502
-    message = "The publisher timed out waiting for the store service; nothing was written, retry the request"
+    # The same words whether or not the message was delivered (an applied fault): the client cannot tell which.
+    message = ("The publisher timed out waiting for the store service; the update may or may not have been applied: "
+               "read the purchase history before retrying")
 
 
 error_for_status = error_for_status_among(

@@ -68,10 +68,10 @@ class PurchaseHistories:
         # 404 and 409 are answered before anything is published (under the request's write lock: the uniqueness
         # check and the write cannot race).
         order, voucher = self._plan_update(community_id, purchase_history_id, changes)
-        if fault is not None:
-            # "Publishes the update:purchase-history pub/sub event; the store service processes it and performs
-            # the DB write" (seed 000): a failed hand-off means no write.
-            self._publish(fault)
+        # "Publishes the update:purchase-history pub/sub event; the store service processes it and performs the DB
+        # write" (seed 000): a failed hand-off means no write, unless the publisher's timeout came after the message
+        # was delivered (an applied fault): then the write happens and the client gets the 502 all the same.
+        delivered_anyway = self._publish(fault) if fault is not None else None
         now = iso_millis(self.now)
         if changes.redemption_instructions is not None:
             # Only the per-order snapshot changes; "The Product collection is not modified".
@@ -98,6 +98,8 @@ class PurchaseHistories:
                 "code": voucher["code"],
                 "expiryDate": voucher["expiryDate"],
             }, self.now)
+        if delivered_anyway is not None:
+            raise delivered_anyway
         return order
 
     def _plan_update(self, community_id, purchase_history_id, changes) -> tuple[dict, dict | None]:
@@ -122,13 +124,17 @@ class PurchaseHistories:
                 raise Conflict(message, [Problem("body", "voucherCode", message, kind=CONFLICT)])
         return order, voucher
 
-    def _publish(self, fault: VendorFault) -> None:
+    def _publish(self, fault: VendorFault) -> PublisherTimeout | None:
+        """Raises the hand-off's failure; returns it instead when it comes after the message was delivered."""
         struck = fault.strike()
         if struck == "store-unavailable":
             raise UpstreamStoreUnreachable()
         if struck == "publisher-timeout":
             fault.hold(round(self.settings.publisher_timeout * 1000))  # the client waits out the timeout
+            if fault.applied:
+                return PublisherTimeout()
             raise PublisherTimeout()
+        return None
 
 
 def _utc_midnight(ddmmyyyy: str) -> str:
