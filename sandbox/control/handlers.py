@@ -162,6 +162,19 @@ def count_requests(call):
     return {"count": len(call.world.journal.entries(**_journal_filter(call.params)))}
 
 
+def list_applied_twice(call):
+    """Journal entries of not-idempotent operations (x-sandbox-not-idempotent) applied more than once alike."""
+    not_idempotent = {(vendor, op.operation_id) for vendor, spec in call.sandbox.specs.items()
+                      for op in spec.operations if op.extensions.get("x-sandbox-not-idempotent")}
+    applied: dict[tuple, list[int]] = {}
+    for e in call.world.journal.entries():
+        if (e["vendor"], e["operation"]) in not_idempotent and (e.get("applied") or 200 <= (e["status"] or 0) < 300):
+            applied.setdefault((e["vendor"], e["operation"], e["method"], e["path"], e["body"]), []).append(e["id"])
+    return {"appliedTwice": [
+        {"vendor": vendor, "operation": operation, "method": method, "path": path, "body": body, "times": len(ids),
+         "ids": ids} for (vendor, operation, method, path, body), ids in applied.items() if len(ids) > 1]}
+
+
 def verify_requests(call):
     body = call.body or {}
     verified, result = verify(call.world.journal.entries(since=body.get("since")), body, call.sandbox.secrets.headers)
