@@ -360,3 +360,24 @@ def test_health_says_the_backend_is_down_and_then_that_the_data_vanished(world):
     assert requests.post(other.base + "/_sandbox/reset", json={}, timeout=TIMEOUT).status_code == 200
     assert requests.get(paused.base + "/_sandbox/health", timeout=TIMEOUT).json()["backend"] == {
         "kind": "redis", "state": "up"}
+
+
+def test_a_rate_limit_costs_one_round_trip_and_none_when_off(world):
+    """Issue 30 point 1: counting a request against its credential's window is one atomic increment (HINCRBY), in a
+    round trip of its own; a world without limits pays none. Measured on the same read in two workspaces."""
+    server, paused, other = world
+    costs = {}
+    for name, limits in (("off", None), ("on", {"returning-ai": {"requests": 1000, "windowSeconds": 3600}})):
+        made = requests.post(paused.base + "/_sandbox/workspaces", timeout=TIMEOUT,
+                             json={"size": 2, **({"rateLimits": limits} if limits else {})}).json()
+        key = next(c["headers"] for c in made["credentials"] if c["name"] == "XXXXXX")
+        url = paused.base + "/returning-ai/v1/redemption-statuses/list"
+
+        def send():
+            assert requests.post(url, json={"page": 1, "limit": 1}, headers=key, timeout=TIMEOUT).status_code == 200
+
+        send()
+        send()  # the window's first request also forgets the last window's counter: not this one
+        costs[name] = round_trips(server, send)
+        requests.delete(f"{paused.base}/_sandbox/workspaces/{made['id']}", timeout=TIMEOUT)
+    assert costs["on"] == costs["off"] + 1, costs
