@@ -318,7 +318,7 @@ def test_control_api_off_beyond_loopback_without_token():
 def test_scenarios_listed_and_loaded(client, sandbox):
     names = {s["name"] for s in client.get("/_sandbox/scenarios").get_json()["scenarios"]}
     assert names == {"voucher-typo-reissue", "fulfilment-refund", "store-outage", "capillary-late-bill",
-                     "fabric-order-cancel"}
+                     "fabric-order-cancel", "retry-safety", "rate-limited"}
     r = client.post("/_sandbox/scenarios/store-outage")
     assert r.status_code == 200 and r.get_json()["faults"][0]["fault"] == "store-unavailable"
     statuses = {client.patch(PATCH_URL, json={"redemptionInstructions": "A"}, headers=bearer()).status_code

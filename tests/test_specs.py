@@ -138,7 +138,7 @@ def test_vendor_spec_has_no_sandbox_only_parameter_as_shipped_and_served(path, s
         parameters += list(document.get("components", {}).get("parameters", {}).values())
         assert parameters
         assert [p["name"] for p in parameters if p["name"].lower().startswith("x-sandbox")] == []
-        assert set(document["x-sandbox-headers"]) == {"X-Sandbox-Fault", "X-Sandbox-Delay"}
+        assert set(document["x-sandbox-headers"]) == {"X-Sandbox-Fault", "X-Sandbox-Delay", "X-Sandbox-Applied"}
 
 
 def test_the_sandbox_still_reads_its_headers_from_the_extensions():
