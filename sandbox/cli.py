@@ -313,17 +313,24 @@ def _existing_world(world, args) -> str | None:
     """A world the backend already held keeps its seed, size and clock (--reseed reseeds it); say so when they
     differ from the ones asked for, so that `--seed 7` on an existing --db is never silently ignored."""
     start = None if args.clock is None else moment_ms(args.clock, "--clock")
-    if (world.seed, world.size, world.clock.state().start) == (args.seed, args.size, start):
+    limits = rate_limits.parse_option(args.rate_limits, [v.name for v in VENDORS]) if args.rate_limits else {}
+    held_limits = world.clock.start_limits()
+    if (world.seed, world.size, world.clock.state().start, held_limits) == (args.seed, args.size, start, limits):
         return None
-    held = f"seed {world.seed}, size {world.size}, clock {world.clock.state().view()['start'] or 'the wall clock'}"
-    asked = f"seed {args.seed}, size {args.size}, clock {args.clock or 'the wall clock'}"
+    held = (f"seed {world.seed}, size {world.size}, clock {world.clock.state().view()['start'] or 'the wall clock'}"
+            + (f", rate limits {_limits_text(held_limits)}" if held_limits else ""))
+    asked = (f"seed {args.seed}, size {args.size}, clock {args.clock or 'the wall clock'}"
+             + (f", rate limits {_limits_text(limits)}" if limits else ""))
     if args.reseed:
-        limits = rate_limits.parse_option(args.rate_limits, [v.name for v in VENDORS]) if args.rate_limits else {}
         world.clock.start(ClockState.starting_at(start), limits)  # the reset puts them back: the world starts so
         world.reset(args.seed, args.size)
         return f"  state note    reseeded the world it held ({held}) with {asked} (--reseed)"
     return (f"  state note    the backend already held a world ({held}): serving it as it is, not {asked}; add "
             f"--reseed to reseed it, or POST /_sandbox/reset {{\"seed\": {args.seed}, \"size\": {args.size}}}")
+
+
+def _limits_text(limits: dict) -> str:
+    return ",".join(f"{vendor}={limit['requests']}/{limit['windowSeconds']}" for vendor, limit in limits.items())
 
 
 def settings_from(args, proxies: dict) -> Settings:

@@ -87,3 +87,12 @@ def test_the_applied_header_alone_does_nothing_and_a_bad_one_is_the_vendors_400(
     bad = client.patch(PATCH_URL, json={"redemptionInstructions": "x"}, headers={**bearer(), "X-Sandbox-Applied": "yes"})
     assert bad.status_code == 400 and "X-Sandbox-Applied must be true" in bad.get_json()["message"]
     assert instructions(client) != "x"
+
+
+@pytest.mark.parametrize("fault", ["rate-limit", "malformed-body", "latency"])
+def test_the_applied_header_with_a_fault_that_cannot_come_after_a_write_is_the_vendors_400(client, fault):
+    """Found by the adversarial pass: the header form skipped the check the rule form makes."""
+    before = points(client)
+    r = client.post(REDEEM, json={"points": 5}, headers={**CAPILLARY, "X-Sandbox-Fault": fault, **APPLIED})
+    assert r.status_code == 400 and "cannot" in r.get_data(as_text=True)
+    assert points(client) == before

@@ -60,8 +60,9 @@ def test_a_world_starts_on_the_wall_clock_and_freezes_advances_resumes_and_goes_
     ({"freezeAt": "2027-01-01"}, "ISO-8601 date-time with a time zone"),
     ({"freezeAt": "2027-01-01T00:00:00"}, "ISO-8601 date-time with a time zone"),
     ({"freezeAt": "2027-02-30T00:00:00Z"}, "ISO-8601 date-time with a time zone"),
-    ({"advanceSeconds": 0}, "more than 0"),
-    ({"advanceSeconds": -5}, "more than 0"),
+    ({"advanceSeconds": 0}, "from 0.001"),
+    ({"advanceSeconds": -5}, "from 0.001"),
+    ({"advanceSeconds": 1e-9}, "from 0.001"),
     ({"advanceSeconds": 3155760001}, "100 years"),
     ({"advanceSeconds": "60"}, "advanceSeconds"),
     ({}, "exactly one of"),
@@ -315,3 +316,29 @@ def test_answers_stay_byte_identical_across_a_restart_on_the_same_database(tmp_p
     after = replay(strict_app(**settings, db=db).test_client(), ROWS[half:])  # a new process on the same file
     # The events' dump comes after each part; what matters is every answer and the final events.
     assert before[:-1] + after == straight
+
+
+def test_an_imported_clock_must_land_within_1970_to_9999_and_a_damaged_one_still_reads(client, sandbox):
+    """Found by the adversarial pass: an export whose running clock's offset put it before 1970 was imported, then
+    every request (health, reset, import) was a 500, and a --db world could not start again."""
+    exported = client.get("/_sandbox/state/export").get_json()
+    for offset in (-315576000000000, -1900000000000, 315576000000000):
+        r = client.post("/_sandbox/state/import", json={**exported, "clock": {"frozenAt": None, "offsetMs": offset,
+                                                                             "start": None}})
+        assert r.status_code == 400 and "1970 to 9999" in r.get_json()["error"]["message"]
+    assert held(client)["frozen"] is False and abs(clock(client)["offsetSeconds"]) < 1
+    sandbox.default.store.put("_world", "time", {"frozenAt": None, "offsetMs": -10 ** 15, "start": None})
+    assert clock(client)["now"] == "1970-01-01T00:00:00.000Z"  # damaged by hand: read as 1970, never a 500
+    assert client.post("/_sandbox/reset").status_code == 200
+    assert abs(clock(client)["offsetSeconds"]) < 1
+
+
+@pytest.mark.parametrize("moment", ["20270101T000000Z", "2027-01-01 00:00Z", "2027-W01-1T00:00Z"])
+def test_run_py_clock_takes_exactly_the_moments_the_api_takes(moment):
+    from sandbox import cli as run
+
+    with pytest.raises(SystemExit) as exit_:
+        run.parse_args(["--clock", moment])
+    assert exit_.value.code == 2
+    refused = strict_app(size=2).test_client().post("/_sandbox/workspaces", json={"clock": moment})
+    assert refused.status_code == 400

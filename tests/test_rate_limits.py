@@ -37,7 +37,8 @@ def test_over_the_limit_a_429_in_the_vendors_envelope_with_a_true_retry_after_an
     refused = answers[-1]
     body = refused.get_json()
     assert body["meta"] == {"status": "error", "statusCode": 429}
-    assert "3 requests per 60 s" in body["message"] and "retry after 60 s" in body["message"]
+    assert "3 requests per 60 s" in body["message"]
+    assert "clock is frozen: the window ends once it is advanced 60 s" in body["message"]  # waiting would not do
     assert refused.headers["Retry-After"] == "60"
     assert (refused.headers["X-RateLimit-Limit"], refused.headers["X-RateLimit-Remaining"]) == ("3", "0")
     journal = client.get("/_sandbox/requests", headers={WORKSPACE: workspace}).get_json()["requests"]
@@ -124,7 +125,10 @@ def test_a_scenario_turns_the_limits_on_and_a_reset_puts_the_worlds_own_back(cli
 def test_the_default_world_is_limited_from_start_up_and_a_bad_option_is_one_line(tmp_path):
     app = strict_app(size=2, rate_limits="fabric=2/60")
     client = app.test_client()
-    assert [client.get("/fabric/v3/redemptions", headers=FABRIC).status_code for _ in range(3)] == [200, 200, 429]
+    answers = [client.get("/fabric/v3/redemptions", headers=FABRIC) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    seconds = int(answers[-1].headers["Retry-After"])  # the wall clock runs: waiting ends the window
+    assert 1 <= seconds <= 60 and f"retry after {seconds} s" in answers[-1].get_json()["message"]
     out = subprocess.run([sys.executable, str(ROOT / "run.py"), "--rate-limits", "fabric=2"], capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 2 and out.stderr.strip().splitlines()[-1].endswith(
@@ -156,3 +160,35 @@ def test_every_worker_of_one_server_counts_together_exactly_n_of_m_pass(tmp_path
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_asking_for_a_token_is_not_counted_so_no_one_can_use_up_a_client_without_its_secret(client):
+    """Found by the adversarial pass: the token endpoint counted against the body's unchecked key, so any web page
+    could lock the demo OAuth client out with three bad requests."""
+    workspace, keys = limited_workspace(client, {"capillary": {"requests": 3, "windowSeconds": 60}})
+    suffix = "." + keys["XXXXXX"]["Authorization"].rsplit(".", 1)[1]
+    url, ws = "/capillary/v3/oauth/token/generate", {WORKSPACE: workspace}
+    for _ in range(5):
+        assert client.post(url, headers=ws, json={"key": "cap-demo-client" + suffix, "secret": "wrong"}).status_code == 401
+    good = client.post(url, headers=ws, json={"key": "cap-demo-client" + suffix, "secret": "cap-demo-secret"})
+    assert good.status_code == 200
+
+
+def test_an_existing_database_keeps_its_limits_and_says_so_or_reseeds_them(tmp_path, monkeypatch, capsys):
+    from sandbox import cli as run
+
+    served = {}
+    monkeypatch.setattr(run, "serve", lambda app, args: served.update(app=app))
+    db = str(tmp_path / "kept.db")
+
+    def start(*options):
+        run.main(["--db", db, "--port", str(free_port()), "--size", "2", *options])
+        return served["app"].extensions["sandbox"], capsys.readouterr().out
+
+    start()
+    kept, out = start("--rate-limits", "capillary=1/60")
+    assert kept.default.clock.read()[1] == {} and "rate limits capillary=1/60; add --reseed" in out
+    reseeded, out = start("--rate-limits", "capillary=1/60", "--reseed")
+    assert reseeded.default.clock.read()[1] == {"capillary": {"requests": 1, "windowSeconds": 60}}
+    again, out = start("--rate-limits", "capillary=1/60")
+    assert "state note" not in out

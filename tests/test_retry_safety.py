@@ -88,3 +88,12 @@ def test_returning_ai_refuses_a_second_refund_so_a_blind_retry_after_an_applied_
     assert retry.status_code == 409 and "already refunded" in retry.get_json()["message"]
     assert read_state(client, "rai_users", member)["coins"] == before + 500
     assert applied_twice(client) == []
+
+
+def test_an_answer_a_fault_made_up_is_not_a_write_applied(client):
+    """Found by the adversarial pass: two malformed-body answers (200, nothing written) were listed as applied
+    twice."""
+    for _ in range(2):
+        r = client.post(REDEEM, json={"points": 7}, headers={**CAPILLARY, "X-Sandbox-Fault": "malformed-body"})
+        assert r.status_code == 200
+    assert applied_twice(client) == []

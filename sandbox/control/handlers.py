@@ -168,7 +168,8 @@ def list_applied_twice(call):
                       for op in spec.operations if op.extensions.get("x-sandbox-not-idempotent")}
     applied: dict[tuple, list[int]] = {}
     for e in call.world.journal.entries():
-        if (e["vendor"], e["operation"]) in not_idempotent and (e.get("applied") or 200 <= (e["status"] or 0) < 300):
+        written = e.get("applied") or (200 <= (e["status"] or 0) < 300 and not e["rule"].startswith("fault:"))
+        if (e["vendor"], e["operation"]) in not_idempotent and written:
             applied.setdefault((e["vendor"], e["operation"], e["method"], e["path"], e["body"]), []).append(e["id"])
     return {"appliedTwice": [
         {"vendor": vendor, "operation": operation, "method": method, "path": path, "body": body, "times": len(ids),

@@ -8,6 +8,7 @@ its lookups (pipeline.look_up, `Exchange.now`), and everything it stamps carries
 """
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -47,8 +48,15 @@ def epoch_ms(moment: datetime) -> int:
     return (moment - _EPOCH) // _MILLISECOND
 
 
-def parsemoment_ms(text: str) -> int | None:
+# As specs/sandbox.yaml's Moment: an ISO-8601 extended date-time with a time zone (fromisoformat alone would also
+# take basic and week forms that the API refuses).
+_MOMENT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|z|[+-][0-9]{2}:[0-9]{2})")
+
+
+def _parsed(text: str) -> int | None:
     """An ISO-8601 date-time with a time zone as epoch milliseconds; None when it is not one."""
+    if not isinstance(text, str) or not _MOMENT.fullmatch(text):
+        return None
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
@@ -79,8 +87,9 @@ class ClockState:
     def now_ms(self, wall_ms: int | None = None) -> int:
         if self.frozen_at is not None:
             return self.frozen_at
-        # A clock set running close to the end of 9999 stops there: no timestamp can print the year after.
-        return min((_wall_ms() if wall_ms is None else wall_ms) + self.offset_ms, LATEST_MS)
+        # A clock set running close to the end of 9999 stops there: no timestamp can print the year after. (And one
+        # stored behind 1970, by a damaged store, reads 1970: reading a clock never fails.)
+        return max(EARLIEST_MS, min((_wall_ms() if wall_ms is None else wall_ms) + self.offset_ms, LATEST_MS))
 
     def view(self) -> dict:
         """As GET /_sandbox/clock shows it."""
@@ -102,10 +111,10 @@ class ClockState:
             return ClockState(frozen_at=moment, start=self.start)
         if "advanceSeconds" in change:
             seconds = change["advanceSeconds"]
-            if not 0 < seconds <= MAX_ADVANCE_SECONDS:
-                raise ClockRefused(f"advanceSeconds must be more than 0 and at most {MAX_ADVANCE_SECONDS:.0f} (100 "
-                                   f"years); it was {seconds}")
-            step = round(seconds * 1000)
+            step = round(seconds * 1000)  # the clock counts milliseconds
+            if not (1 <= step and seconds <= MAX_ADVANCE_SECONDS):
+                raise ClockRefused(f"advanceSeconds must be a number of seconds from 0.001 to {MAX_ADVANCE_SECONDS:.0f} "
+                                   f"(100 years); it was {seconds}")
             _within_range(now + step, f"advancing by {seconds} s")
             if self.frozen_at is not None:
                 return ClockState(frozen_at=self.frozen_at + step, start=self.start)
@@ -135,9 +144,12 @@ class ClockState:
     def imported(cls, exported: dict) -> "ClockState":
         """The clock of a state export (specs/sandbox.yaml, ExportedClock), or ClockRefused."""
         frozen, start = exported.get("frozenAt"), exported.get("start")
-        return cls(frozen_at=None if frozen is None else moment_ms(frozen, "clock.frozenAt"),
-                   offset_ms=exported.get("offsetMs", 0),
-                   start=None if start is None else moment_ms(start, "clock.start"))
+        state = cls(frozen_at=None if frozen is None else moment_ms(frozen, "clock.frozenAt"),
+                    offset_ms=exported.get("offsetMs", 0),
+                    start=None if start is None else moment_ms(start, "clock.start"))
+        if state.frozen_at is None:  # running: where its offset puts it now must be a moment too
+            _within_range(_wall_ms() + state.offset_ms, f"clock.offsetMs {state.offset_ms}")
+        return state
 
 
 class WorldClock:
@@ -167,6 +179,10 @@ class WorldClock:
     def start(self, state: ClockState, limits: dict) -> None:
         """A new world's: where its clock starts, and its limits, both put back by every reset (`restart`)."""
         self._store.put(*RECORD, {**state.to_record(), "limits": limits, "startLimits": limits})
+
+    def start_limits(self) -> dict:
+        """The limits the world was made with (a reset puts them back)."""
+        return self._record().get("startLimits") or {}
 
     def set_limits(self, limits: dict) -> None:
         """Until the next reset (a scenario's)."""
@@ -198,7 +214,7 @@ def _iso_or_none(ms: int | None) -> str | None:
 def moment_ms(text: str, name: str) -> int:
     """`text` (an ISO-8601 date-time with a time zone, 1970 to 9999) as epoch milliseconds, or ClockRefused saying
     what `name` must be."""
-    moment = parsemoment_ms(text)
+    moment = _parsed(text)
     if moment is None:
         raise ClockRefused(f"{name} must be an ISO-8601 date-time with a time zone, such as 2027-01-01T00:00:00Z; "
                            f"it was {text!r}")

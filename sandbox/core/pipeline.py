@@ -80,6 +80,7 @@ class Exchange:
     principal: object = None  # the authenticated caller
     now: datetime | None = None  # the world's time as the request's lookups read it (core/clock.py)
     limits: dict = field(default_factory=dict)  # the world's rate limits, read with its clock (core/rate_limits.py)
+    frozen: bool = False  # whether the world's clock stands still
     rules: list = field(default_factory=list)  # fault rules that may fire on this operation
     params: dict = field(default_factory=dict)
     body: object = None
@@ -205,7 +206,7 @@ def read_the_clock(x: Exchange) -> None:
     """The world's time, once: everything the request stamps or lets expire reads this moment; and, in the same
     record, its rate limits."""
     clock, x.limits = x.world.clock.read()
-    x.now = from_millis(clock.now_ms())
+    x.now, x.frozen = from_millis(clock.now_ms()), clock.frozen_at is not None
 
 
 def count_against_the_limit(x: Exchange) -> None:
@@ -221,10 +222,11 @@ def count_against_the_limit(x: Exchange) -> None:
     verdict = rate_limits.count(x.store, x.mount.name, key, limit, x.now)
     if not verdict.passed:
         x.decided_by = "limit:rate"
+        when = (f"this world's clock is frozen: the window ends once it is advanced {verdict.reset_seconds} s "
+                "(POST /_sandbox/clock)" if x.frozen else f"retry after {verdict.reset_seconds} s")
         raise x.mount.error_for_status(
             429, f"Rate limit: {verdict.limit} requests per {limit['windowSeconds']} s for this credential in this "
-                 f"world (GET /_sandbox/rate-limits); retry after {verdict.reset_seconds} s", [],
-            headers=verdict.headers())
+                 f"world (GET /_sandbox/rate-limits); {when}", [], headers=verdict.headers())
 
 
 def authenticate(x: Exchange) -> None:
@@ -260,6 +262,9 @@ def decide_fault(x: Exchange) -> str | None:
     the generic fault to carry out now, if any; a vendor's own fault is left in `x.fault` for its domain code."""
     named = x.params.get(FAULT_HEADER) or magic_fault(x.operation, x.params, x.body)
     applied = x.params.get(APPLIED_HEADER) == "true" and FAULT_HEADER in x.params
+    if applied and named not in APPLIED_FAULTS:
+        raise x.mount.error_for_status(400, f"{APPLIED_HEADER} is for the faults that can come after a write "
+                                            f"({', '.join(sorted(APPLIED_FAULTS))}); {named} cannot", [])
     delay = x.params.get(DELAY_HEADER, 0)
     generic = named if named in GENERIC_FAULTS else None
     if named is None and any(rule.fault in GENERIC_FAULTS for rule in x.rules):
