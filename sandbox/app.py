@@ -23,6 +23,7 @@ from .core.logs import RequestLog
 from .core.world import DEFAULT, World, new_suffix, suffix_of
 from . import ui
 from .kit import proxy
+from .webhooks.sender import Sender
 from .vendors import VENDORS
 
 WORKSPACE_HEADER = "X-Sandbox-Workspace"
@@ -62,6 +63,7 @@ class Sandbox:
         # Hashes of the credentials that lately wrote to the default world here, newest last: only theirs take its
         # write lock before their lookups (pipeline.lock_ahead), so an unknown caller never waits on it.
         self._writers: dict[int, None] = {}
+        self.sender = Sender(self)  # webhook deliveries (webhooks/sender.py), started when first needed
 
     def _open(self, world_id: str, seed: int, size: int, suffix: str = "", clock: str | None = None,
               limits: dict | None = None) -> World:
@@ -71,6 +73,10 @@ class Sandbox:
     @property
     def vendor_names(self) -> list[str]:
         return [v.name for v in self.vendors]
+
+    def live_worlds(self) -> list[World]:
+        """The default world and every workspace alive, as the webhook sender visits them."""
+        return [self.default, *self.workspaces()]
 
     def wrote_lately(self, credential: str) -> bool:
         return hash(credential) in self._writers

@@ -164,6 +164,10 @@ def parse_args(argv=None, proxy: bool = False) -> argparse.Namespace:
                                "addresses (e.g. a team server's DNS name); repeat for more (env "
                                "SANDBOX_ALLOWED_HOSTS, comma-separated). Any other Host is refused: the DNS-rebinding "
                                "defence")
+    security.add_argument("--webhook-host", action="append", dest="webhook_hosts", metavar="NAME", default=[],
+                          help="a host webhook subscriptions may target besides loopback (127.0.0.1, ::1, localhost); "
+                               "repeat for more. Default: loopback only, so no web page can make the sandbox send "
+                               "requests into your network")
     security.add_argument("--cors-origin", action="append", dest="cors_origins", metavar="ORIGIN",
                           default=Settings().cors_origins,
                           help="an origin (scheme://host[:port]) whose web pages may call the control API (CORS); "
@@ -304,6 +308,7 @@ def main(argv=None) -> int | None:
           + (f"; CORS open to {', '.join(settings.cors_origins)}" if settings.cors_origins else ""), flush=True)
     if args.dev:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # its access log: the sandbox logs each request
+        app.extensions["sandbox"].sender.ensure_running()
         app.run(host=args.host, port=args.port, threaded=True)
         return
     serve(app, args)

@@ -100,6 +100,8 @@ class Settings:
     allowed_hosts: list[str] = field(default_factory=lambda: _env_list("SANDBOX_ALLOWED_HOSTS"))
     # Origins (scheme://host[:port]) whose web pages may call the control API (CORS); none: only its own pages.
     cors_origins: list[str] = field(default_factory=lambda: _env_list("SANDBOX_CORS_ORIGINS"))
+    # Hosts besides loopback that webhook subscriptions may target (webhooks/subscriptions.py: SSRF).
+    webhook_hosts: list[str] = field(default_factory=list)
     # Behind a reverse proxy that sets X-Forwarded-For, -Proto, -Host and -Port (one hop): believe them (the served
     # specs' `servers`, the Host allow-list). Off, as any client could send them.
     trust_proxy: bool = False

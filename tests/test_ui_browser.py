@@ -288,3 +288,21 @@ def test_a_trainer_freezes_the_worlds_clock_and_moves_it_forward_with_the_effect
     wait_for(lambda: "running" in browser.find_element("id", "clock-state").text)
     assert call(base_url, "GET", "/_sandbox/clock")[1]["frozen"] is False
     call(base_url, "POST", "/_sandbox/reset", {})
+
+
+def test_a_member_buys_and_the_webhook_arrives_in_the_inbox_then_the_partner_calls(base_url, browser):
+    """Issue 29 point 5: one click makes a purchase whose signed webhook lands in the sandbox's own inbox, shown on
+    the page; the partner's next calls are buttons that answer with the demo key."""
+    open_page(browser, base_url)
+    browser.find_element("id", "buy").click()
+    order = wait_for(lambda: [r for r in rows(browser, "inbox-rows") if "returning-ai:purchased-store-item" in r])[0]
+    order_id = order.split("\t")[2]
+    assert order_id.startswith("ORD") and order_id in browser.find_element("id", "bought").text
+    browser.find_element("id", "call-patch").click()
+    wait_for(lambda: "→ 200" in browser.find_element("id", "call-answer").text)
+    browser.find_element("id", "call-refund").click()
+    wait_for(lambda: "redemption-transactions/status → 200" in browser.find_element("id", "call-answer").text)
+    history = call(base_url, "POST", "/returning-ai/v1/redemption-transactions/status-history",
+                   {"transactionId": order_id}, DOC_KEY)[1]["data"]["history"]
+    assert history[-1]["refundCoins"] is True
+    call(base_url, "POST", "/_sandbox/reset", {})

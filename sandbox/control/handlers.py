@@ -5,11 +5,16 @@ import yaml
 from flask import Response
 
 from sandbox.core import rate_limits
-from sandbox.core.clock import ClockRefused, ClockState, moment_ms
+from sandbox.core.clock import ClockRefused, ClockState, epoch_ms, moment_ms
 from sandbox.core.events import read_events
 from sandbox.core.faults import GENERIC_FAULTS, NotAppliable, TooManyRules, accepted_faults
 from sandbox.core.world import DataGone
 from sandbox.kit import postman
+from sandbox.vendors.returning_ai.purchase_histories import purchase_history_json
+from sandbox.vendors.returning_ai.purchases import DEFAULT_COINS, NotEnoughCoins, StorePurchases
+from sandbox.vendors.returning_ai.purchases import NotFound as PurchaseNotFound
+from sandbox.webhooks import inbox, outbox
+from sandbox.webhooks.subscriptions import BadSubscription, Subscriptions
 
 from .errors import Conflict, NotFound
 from .errors import error_for_status
@@ -57,6 +62,79 @@ def refused_clock_is_400():
 
 def get_rate_limits(call):
     return {"limits": call.world.clock.read()[1]}
+
+
+# -- events out: a member's purchase, webhooks, the inbox ------------------------------------------------------
+def simulate_returning_ai_purchase(call):
+    body = call.body or {}
+    try:
+        with call.store.transaction():
+            order = StorePurchases(call.store, call.ids, call.now).purchase(
+                body.get("user"), body.get("productID"), body.get("coins", DEFAULT_COINS))
+    except PurchaseNotFound as missing:
+        raise NotFound(str(missing)) from None
+    except NotEnoughCoins as short:
+        raise Conflict(str(short)) from None
+    return 201, purchase_history_json(order, call.now)
+
+
+def list_webhooks(call):
+    return {"webhooks": Subscriptions(call.store).all()}
+
+
+def create_webhook(call):
+    body = call.body
+    try:
+        subscription = Subscriptions(call.store).add(body["url"], body["events"], body.get("secret"),
+                                                     call.settings.webhook_hosts)
+    except BadSubscription as refused:
+        raise error_for_status(400, str(refused), []) from None
+    call.sandbox.sender.ensure_running()
+    return 201, subscription
+
+
+def delete_webhook(call):
+    subscription_id = call.params["webhookId"]
+    if not Subscriptions(call.store).remove(subscription_id):
+        raise NotFound(f"No webhook subscription {subscription_id}; GET /_sandbox/webhooks lists them")
+    return {"id": subscription_id, "deleted": True}
+
+
+def list_webhook_deliveries(call):
+    return {"deliveries": [outbox.view(d) for d in call.store.all(outbox.COLLECTION)]}
+
+
+def redeliver_webhook(call):
+    delivery_id = call.params["deliveryId"]
+    with call.store.transaction():
+        delivery = call.store.get(outbox.COLLECTION, delivery_id)
+        if delivery is None:
+            raise NotFound(f"No delivery {delivery_id}; GET /_sandbox/webhooks/deliveries lists them")
+        delivery.update(state="pending", nextAttemptAt=epoch_ms(call.now), lease=None, held=False)
+        call.store.put(outbox.COLLECTION, delivery_id, delivery)
+    call.sandbox.sender.ensure_running()
+    return 202, outbox.view(delivery)
+
+
+def create_webhook_fault(call):
+    body = call.body
+    try:
+        rule = call.world.faults.add_rule({"vendor": "webhooks", "operation": body.get("subscription", "*"),
+                                           "fault": body["fault"], "probability": body.get("probability", 1),
+                                           "latencyMs": body.get("delayMs", 0), "seed": body.get("seed", 0),
+                                           **({"count": body["count"]} if "count" in body else {})})
+    except TooManyRules as full:
+        raise Conflict(str(full)) from None
+    return 201, rule.to_json()
+
+
+def receive_in_inbox(call):
+    inbox.receive(call.store, call.params["name"], call.request, call.now)
+    return {"received": True}
+
+
+def read_inbox(call):
+    return {"deliveries": inbox.read(call.store, call.params["name"])}
 
 
 def list_events(call):

@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from .clock import iso_millis
+from ..webhooks import outbox
 
 EVENT_LOG = "events"
 # Events kept per world, the newest; each is a few hundred bytes (its fields are bounded by the specs' schemas), so
@@ -12,8 +13,11 @@ EVENTS_KEPT = 10_000
 
 
 def record_event(store, name: str, payload: dict, now: datetime) -> None:
-    """`now`: the world's time of the request that emits it (core/clock.py)."""
-    store.append_log(EVENT_LOG, {"name": name, "time": iso_millis(now), "payload": payload}, keep=EVENTS_KEPT)
+    """`now`: the world's time of the request that emits it (core/clock.py). Its webhook deliveries are written with
+    it, in the caller's transaction (webhooks/outbox.py)."""
+    event = {"name": name, "time": iso_millis(now), "payload": payload}
+    store.append_log(EVENT_LOG, event, keep=EVENTS_KEPT)
+    outbox.enqueue(store, event, now)
 
 
 def read_events(store) -> list[dict]:

@@ -75,6 +75,9 @@ def serve(app, args) -> None:
             # The loop answers the arbiter's heartbeat while whole-world operations run in threads; a worker whose
             # loop is stuck this long is killed and replaced, and the arbiter logs it.
             self.cfg.set("timeout", 60)
+            # Each worker sends webhook deliveries (threads do not cross the fork): any of them may pick up what a
+            # worker that died left (webhooks/sender.py).
+            self.cfg.set("post_worker_init", lambda worker: app.extensions["sandbox"].sender.ensure_running())
 
         def load(self):
             return Bridge(app, threads=args.threads)
@@ -104,4 +107,6 @@ def granian_app():
     logs.configure(from_env("SANDBOX_LOG_LEVEL"), from_env("SANDBOX_LOG_FORMAT"))
     from sandbox import create_app
 
-    return create_app(Settings(**{k: Path(v) if k.endswith("_dir") else v for k, v in fields.items()}))
+    app = create_app(Settings(**{k: Path(v) if k.endswith("_dir") else v for k, v in fields.items()}))
+    app.extensions["sandbox"].sender.ensure_running()
+    return app

@@ -153,6 +153,50 @@ $("clock-5min").onclick = () => moveClock({advanceSeconds: 300},
 $("clock-1day").onclick = () => moveClock({advanceSeconds: 86400},
   "A day later: tokens have expired, and a voucher whose expiryDate has passed reads expired.");
 
+// -- events out --------------------------------------------------------------------------------------------
+let lastOrder = null;  // the order the last simulated purchase made
+const INBOX = "demo";
+async function raiKey() {
+  const {data} = await api("GET", "/credentials");
+  return data.credentials.find((c) => c.vendor === "returning-ai").headers;
+}
+$("buy").onclick = async () => {
+  const target = `${location.origin}/_sandbox/inbox/${INBOX}`;
+  const {data: subscribed} = await api("GET", "/webhooks");
+  if (!subscribed.webhooks.some((w) => w.url === target)) {
+    await api("POST", "/webhooks", {url: target, events: ["returning-ai:purchased-store-item"]});
+  }
+  const {status, data} = await api("POST", "/simulate/returning-ai/purchases",
+                                   {user: "member@example.com", productID: "507f1f77bcf86cd799439015"});
+  if (status !== 201) { $("bought").textContent = data.error.message; return; }
+  lastOrder = data;
+  $("bought").textContent = `Order ${data.orderID} made: 250 coins spent, voucher ${data.voucherCode}. ` +
+    "The webhook is on its way; then play the partner with the buttons.";
+  $("next-calls").hidden = false;
+  $("call-answer").textContent = "";
+};
+async function partnerCall(method, path, body) {
+  const headers = {...await raiKey(), "Content-Type": "application/json"};
+  const response = await fetch(path, {method, headers, body: JSON.stringify(body)});
+  const data = await response.json();
+  $("call-answer").textContent = `${method} ${path} → ${response.status} ${data.message || ""}`;
+  refresh();
+}
+$("call-patch").onclick = () => partnerCall("PATCH", `/returning-ai/v1/purchase-histories/${lastOrder.orderID}`,
+  {voucherCode: `DEMO-${lastOrder.orderID.slice(-6)}`, voucherExpiryDate: "31/12/2027"});
+$("call-ship").onclick = () => partnerCall("PUT", "/returning-ai/v1/redemption-transactions/status",
+  {transactionId: lastOrder.orderID, statusId: "695e2f8b3358520a2ecf86e4"});
+$("call-refund").onclick = () => partnerCall("PUT", "/returning-ai/v1/redemption-transactions/status",
+  {transactionId: lastOrder.orderID, statusId: "695e2f8b3358520a2ecf8604", refundCoins: true});
+async function loadInbox() {
+  const {data} = await api("GET", `/inbox/${INBOX}`);
+  fill($("inbox-rows"), data.deliveries.slice(-10).reverse().map((d) => {
+    let body = {};
+    try { body = JSON.parse(d.body); } catch (e) { /* shown as received */ }
+    return [cell(d.receivedAt.slice(11, 19)), cell(body.type), cell((body.data || {}).orderID), cell(d.headers["Webhook-Id"] || d.headers["webhook-id"])];
+  }));
+}
+
 // -- faults ------------------------------------------------------------------------------------------------
 let autoLatency = true;  // the latency field holds the page's default, not the trainer's choice
 async function loadCatalogue() {
@@ -344,7 +388,7 @@ async function loadEvents() {
 
 async function refresh() {
   if (locked) return;
-  try { await Promise.all([loadFaults(), loadFeed(), loadEvents(), loadClock()]); } catch (e) { /* shown by lock() */ }
+  try { await Promise.all([loadFaults(), loadFeed(), loadEvents(), loadClock(), loadInbox()]); } catch (e) { /* shown by lock() */ }
 }
 async function loadAll() {
   if (locked) return;
