@@ -245,11 +245,13 @@ def test_a_refusal_waits_for_the_answer_pipelined_before_it(server):
 
 def test_a_connection_reset_comes_after_the_answers_pipelined_before_it(server):
     """Found by review: a reset (SO_LINGER 0) discards what the connection has not sent yet, so a connection-reset
-    fault pipelined behind a large answer (the control spec, about 80 KB) to a slow reader cut that answer short. The reset now waits for the
-    earlier answers to leave: the client reads the whole first answer, then the reset."""
+    fault pipelined behind a large answer (the control spec, about 100 KB) to a slow reader cut that answer short. The reset now waits for the
+    earlier answers to leave (for the request timeout at most, 2 s here: the reader's window, 32 KB, lets 100 KB
+    through in well under that; a 8 KB one needs about 2.5 s on loopback): the client reads the whole first answer,
+    then the reset."""
     base, port, process, log, _ = server
     sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
     fault = head_lines("GET", "/fabric/v3/redemptions?size=1", list(FABRIC.items()) + [
         ("X-Sandbox-Fault", "connection-reset")], b"\r\n")
     sock.sendall(head_lines("GET", "/_sandbox/specs/sandbox.json", [], b"\r\n") + fault)

@@ -112,6 +112,7 @@ def redeliver_webhook(call):
             raise NotFound(f"No delivery {delivery_id}; GET /_sandbox/webhooks/deliveries lists them")
         delivery.update(state="pending", nextAttemptAt=epoch_ms(call.now), lease=None, held=False)
         call.store.put(outbox.COLLECTION, delivery_id, delivery)
+    outbox.ACTIVE.add(id(call.store))
     call.sandbox.sender.ensure_running()
     return 202, outbox.view(delivery)
 

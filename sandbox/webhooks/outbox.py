@@ -22,6 +22,9 @@ from ..core.clock import epoch_ms, from_millis, iso_millis
 from .subscriptions import Subscriptions
 
 COLLECTION = "_deliveries"
+# The stores (by id) this process wrote a delivery to lately: the sender polls their worlds, and only theirs, until
+# nothing is pending there (sender.py); the rest it finds in its slow sweep.
+ACTIVE: set[int] = set()
 BACKOFF_SECONDS = (1, 5, 30, 120, 600)
 MAX_KEPT = 1000
 MAX_ATTEMPTS = 20
@@ -44,6 +47,7 @@ def enqueue(store, event: dict, now: datetime) -> None:
             "id": delivery_id, "subscription": subscription["id"], "url": subscription["url"],
             "event": event["name"], "body": body, "state": "pending", "attempts": [],
             "nextAttemptAt": epoch_ms(now), "lease": None, "createdAt": iso_millis(now)})
+        ACTIVE.add(id(store))
 
 
 def _room(store) -> bool:

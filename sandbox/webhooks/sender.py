@@ -1,7 +1,8 @@
 """The sender: one thread per sandbox process, started when the process first meets a webhook (a subscription, a
-delivery enqueued) and by run.py's workers at start, so deliveries left by a process that died are sent by
-another. Every POLL_SECONDS it claims, in each world with deliveries, those due on the world's clock whose lease
-is free (a transaction: one sender at a time per delivery, across workers and instances), sends them outside any
+redelivery) and by run.py's workers at start, so deliveries left by a process that died are sent by another.
+Every POLL_SECONDS it looks at the worlds where this process wrote deliveries still pending (outbox.ACTIVE), and
+every SWEEP_SECONDS at every world, so a world idle for webhooks costs nothing between sweeps. It claims those due
+on the world's clock whose lease is free (a transaction: one sender at a time per delivery, across workers and instances), sends them outside any
 lock, and writes each attempt back if its lease is still its own. A sender that dies mid-send leaves the lease to
 expire (LEASE_SECONDS): the delivery is sent again, a duplicate, as real senders do (at-least-once).
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 import secrets
 import threading
 import time
@@ -27,7 +29,8 @@ from ..storage.store import StoreUnavailable
 from . import outbox
 from .subscriptions import Subscriptions
 
-POLL_SECONDS = 0.2
+POLL_SECONDS = 0.2  # how often the worlds with deliveries pending in this process are looked at
+SWEEP_SECONDS = 10  # how often every world is: deliveries another process left (it died, or only enqueued)
 LEASE_SECONDS = 30
 SEND_TIMEOUT_SECONDS = 3
 BATCH = 20  # deliveries claimed at once per world
@@ -57,32 +60,41 @@ _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedire
 class Sender:
     def __init__(self, sandbox):
         self._sandbox = sandbox
-        self._owner = secrets.token_hex(6)
+        self._owner = ""  # drawn when the thread starts: in each worker, after the fork
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
     def ensure_running(self) -> None:
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
+                self._owner = f"{os.getpid()}:{secrets.token_bytes(6).hex()}"  # whose lease it is
                 self._thread = threading.Thread(target=self._run, name="webhook-sender", daemon=True)
                 self._thread.start()
 
     def _run(self) -> None:
+        swept = 0.0
         while True:
             try:
-                self.send_due()
+                sweep = time.monotonic() - swept >= SWEEP_SECONDS
+                if sweep:
+                    swept = time.monotonic()
+                self.send_due(sweep)
             except StoreUnavailable:
                 pass  # the backend is away (the store logs that once): deliveries wait in the outbox
             except Exception:  # noqa: BLE001 - the sender must outlive any one world's trouble; said in the log
                 log.exception("webhook sender: a round failed; trying again")
             time.sleep(POLL_SECONDS)
 
-    def send_due(self) -> int:
-        """One round over every world: how many deliveries were attempted."""
+    def send_due(self, sweep: bool = True) -> int:
+        """One round over the worlds with deliveries pending here (every world when `sweep`): how many deliveries
+        were attempted. A world idle for webhooks costs no store read between sweeps."""
+        worlds = self._sandbox.live_worlds() if sweep else [
+            w for w in list(self._sandbox.worlds.values()) if id(w.store) in outbox.ACTIVE]
         sent = 0
-        for world in self._sandbox.live_worlds():
+        for world in worlds:
             try:
-                for delivery in self._claim(world):
+                pending = self._claim(world)
+                for delivery in pending:
                     self._attempt(world, delivery)
                     sent += 1
             except StoreUnavailable:
@@ -91,8 +103,10 @@ class Sender:
 
     def _claim(self, world) -> list[dict]:
         store = world.store
-        if not store.all(outbox.COLLECTION):
+        if not any(d["state"] == "pending" for d in store.all(outbox.COLLECTION)):
+            outbox.ACTIVE.discard(id(store))
             return []
+        outbox.ACTIVE.add(id(store))
         with store.transaction():
             now = epoch_ms(world.clock.now())
             wall = time.time() * 1000
