@@ -77,6 +77,12 @@ def advance(client, seconds):
     assert client.post("/_sandbox/clock", json={"advanceSeconds": seconds}).status_code == 200
 
 
+def attempts_recorded(client, n):
+    """Wait until the sender has written its n-th attempt back (its next retry is timed from then): a clock moved
+    before that would move the retry along with it."""
+    wait_for(lambda: sum(len(d["attempts"]) for d in deliveries(client)) == n, what=f"attempt {n} written back")
+
+
 # -- point 1: a member's purchase ------------------------------------------------------------------------------
 def test_a_purchase_makes_an_order_the_documents_calls_work_on_and_refund_gives_the_coins_back(client):
     """Point 1 and point 6's loop, on every backend: the purchase (coins spent, voucher, order in Pending), then
@@ -119,11 +125,11 @@ def test_a_delivery_is_signed_retried_on_the_worlds_clock_and_redelivered(receiv
     partner = receiver([500, 503])
     secret = subscribe(client, partner.url)["secret"]
     assert client.post(PURCHASE, json={}).status_code == 201
-    wait_for(lambda: len(partner.received) == 1)
+    attempts_recorded(client, 1)
     time.sleep(0.5)
     assert len(partner.received) == 1  # the world's clock stands: the retry is due in 1 s of it
     advance(client, 1)
-    wait_for(lambda: len(partner.received) == 2)
+    attempts_recorded(client, 2)
     advance(client, 4)
     time.sleep(0.5)
     assert len(partner.received) == 2  # 4 s of the 5 s backoff
@@ -151,8 +157,9 @@ def test_a_delivery_that_never_succeeds_is_given_up_after_the_schedule(receiver)
     subscribe(client, partner.url)
     client.post(PURCHASE, json={})
     for n, step in enumerate([0, 1, 5, 30, 120, 600], start=1):
-        advance(client, step) if step else None
-        wait_for(lambda: len(partner.received) == n, what=f"attempt {n}")
+        if step:
+            advance(client, step)
+        attempts_recorded(client, n)
     [delivery] = wait_for(lambda: [d for d in deliveries(client) if d["state"] == "failed"])
     assert len(delivery["attempts"]) == 6 and delivery["nextAttemptAt"] is None
     advance(client, 3600)
@@ -300,3 +307,16 @@ def test_a_delivery_fault_rule_is_validated_like_every_rule(client):
     r = client.post("/_sandbox/webhooks/faults", json={"fault": "explode"})
     assert r.status_code == 400 and "duplicate, delay, out-of-order or bad-signature" in r.get_json()["error"]["message"]
     assert client.get("/_sandbox/faults").get_json()["rules"] == []
+
+
+def test_a_delay_fault_holds_the_delivery(receiver):
+    client = strict_app(size=5).test_client()
+    partner = receiver()
+    subscribe(client, partner.url)
+    assert client.post("/_sandbox/webhooks/faults", json={"fault": "delay", "delayMs": 700, "count": 1}).status_code == 201
+    started = time.monotonic()
+    client.post(PURCHASE, json={})
+    wait_for(lambda: partner.received)
+    assert time.monotonic() - started >= 0.7
+    [delivery] = deliveries(client)
+    assert delivery["attempts"][0]["fault"] == "delay"
