@@ -320,3 +320,18 @@ def test_a_delay_fault_holds_the_delivery(receiver):
     assert time.monotonic() - started >= 0.7
     [delivery] = deliveries(client)
     assert delivery["attempts"][0]["fault"] == "delay"
+
+
+def test_a_subscription_made_by_another_process_is_seen_by_the_next_write(tmp_path):
+    """A world's requests learn whether it has subscriptions with their lookups (the world's time record), not
+    from this process's memory: another worker's subscription gets this worker's next event."""
+    db = str(tmp_path / "shared.db")
+    first = strict_app(backend="sqlite", db=db, size=5).test_client()
+    second = strict_app(backend="sqlite", db=db, size=5).test_client()
+    assert first.post(PURCHASE, json={}).status_code == 201 and deliveries(first) == []
+    subscribe(second, "http://127.0.0.1:9/never")
+    assert first.post(PURCHASE, json={}).status_code == 201
+    assert [d["event"] for d in deliveries(first)] == [EVENT]
+    assert second.delete("/_sandbox/webhooks/wh_1").status_code == 200
+    assert first.post(PURCHASE, json={}).status_code == 201
+    assert len(deliveries(first)) == 1

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Callable
 from datetime import datetime, timedelta, timezone
 
-# Collection and key of the world's time: its clock, and the rate limits whose windows run on it (core/rate_limits.py),
-# in one record, so a request's lookups read both at once.
+# Collection and key of the world's time: its clock, the rate limits whose windows run on it (core/rate_limits.py),
+# and how many webhook subscriptions it has, in one record, so a request's lookups read them all at once.
 RECORD = ("_world", "time")
 # The moments a clock may be set to: ISO-8601 years 1970 to 9999 (before 1970 epoch milliseconds are negative; after
 # 9999 no ISO-8601 date can print them). An advance is at most 100 years at once.
@@ -162,10 +162,21 @@ class WorldClock:
     def _record(self) -> dict:
         return self._store.get(*RECORD) or {}
 
-    def read(self) -> tuple[ClockState, dict]:
-        """The clock, and the rate limits ({vendor: {requests, windowSeconds}}; {}: none)."""
+    def lookup(self) -> tuple[ClockState, dict, bool]:
+        """What every request reads of the world's own settings, in one read: the clock, the rate limits
+        ({vendor: {requests, windowSeconds}}; {}: none), and whether it has webhook subscriptions (so a world
+        without any records its events at no extra cost: webhooks/outbox.py)."""
         record = self._record()
-        return ClockState.from_record(record), record.get("limits") or {}
+        return ClockState.from_record(record), record.get("limits") or {}, bool(record.get("webhooks"))
+
+    def read(self) -> tuple[ClockState, dict]:
+        """The clock, and the rate limits."""
+        state, limits, _ = self.lookup()
+        return state, limits
+
+    def count_webhooks(self, count: int) -> None:
+        """How many webhook subscriptions the world has now (webhooks/subscriptions.py keeps it in step)."""
+        self._store.put(*RECORD, {**self._record(), "webhooks": count})
 
     def state(self) -> ClockState:
         return self.read()[0]

@@ -34,6 +34,7 @@ from .journal import journal_entry, sent_part
 from .mount import Mount
 from .spec import Operation
 from ..storage.store import StoreUnavailable
+from ..webhooks import outbox
 from .world import DataGone, suffix_of
 from .validation import validate_request
 
@@ -81,6 +82,7 @@ class Exchange:
     now: datetime | None = None  # the world's time as the request's lookups read it (core/clock.py)
     limits: dict = field(default_factory=dict)  # the world's rate limits, read with its clock (core/rate_limits.py)
     frozen: bool = False  # whether the world's clock stands still
+    subscribed: object = None  # the token of webhooks/outbox.SUBSCRIBED, set for this request
     rules: list = field(default_factory=list)  # fault rules that may fire on this operation
     params: dict = field(default_factory=dict)
     body: object = None
@@ -134,6 +136,9 @@ def handle(x: Exchange) -> Response:
     except Exception:  # noqa: BLE001 - whatever it was, the client gets the vendor's 500 and the log the details
         log.exception("unexpected failure on %s %s", x.request.method, x.request.path)
         x.response = render_error(x, rendering.crash(x.mount))
+    finally:
+        if x.subscribed is not None:  # this request's, not the next one's on this thread
+            outbox.SUBSCRIBED.reset(x.subscribed)
     rendering.echo_headers(x.mount, x.request, x.response)
     journal_answered(x)
     return x.response
@@ -205,8 +210,9 @@ def resolve_world(x: Exchange) -> None:
 def read_the_clock(x: Exchange) -> None:
     """The world's time, once: everything the request stamps or lets expire reads this moment; and, in the same
     record, its rate limits."""
-    clock, x.limits = x.world.clock.read()
+    clock, x.limits, subscribed = x.world.clock.lookup()
     x.now, x.frozen = from_millis(clock.now_ms()), clock.frozen_at is not None
+    x.subscribed = outbox.SUBSCRIBED.set(subscribed)
 
 
 def count_against_the_limit(x: Exchange) -> None:

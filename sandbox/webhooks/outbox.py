@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+from contextvars import ContextVar
 from datetime import datetime
 
 from ..core.clock import epoch_ms, from_millis, iso_millis
@@ -25,6 +26,9 @@ COLLECTION = "_deliveries"
 # The stores (by id) this process wrote a delivery to lately: the sender polls their worlds, and only theirs, until
 # nothing is pending there (sender.py); the rest it finds in its slow sweep.
 ACTIVE: set[int] = set()
+# Whether the world of the request being served has webhook subscriptions, as its lookups read it (with its clock,
+# core/clock.py): False spares each event the read of the subscriptions. None outside a request: read them.
+SUBSCRIBED: ContextVar[bool | None] = ContextVar("webhook_subscriptions", default=None)
 BACKOFF_SECONDS = (1, 5, 30, 120, 600)
 MAX_KEPT = 1000
 MAX_ATTEMPTS = 20
@@ -33,6 +37,8 @@ log = logging.getLogger("sandbox")
 
 def enqueue(store, event: dict, now: datetime) -> None:
     """A delivery to every subscription of the world that wants `event`, due now; in the caller's transaction."""
+    if SUBSCRIBED.get() is False:
+        return
     subscriptions = Subscriptions(store).matching(event["name"])
     for subscription in subscriptions:
         number = store.next_value(COLLECTION)

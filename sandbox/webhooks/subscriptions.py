@@ -9,6 +9,8 @@ import ipaddress
 import secrets
 from urllib.parse import urlsplit
 
+from ..core.clock import WorldClock
+
 COLLECTION = "_webhooks"
 LIMIT = 20  # subscriptions per world: each event is matched against them all
 
@@ -57,6 +59,7 @@ class Subscriptions:
             subscription = {"id": f"wh_{number}", "url": url, "events": sorted(set(events)),
                             "secret": secret or "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()}
             self._store.put(COLLECTION, subscription["id"], subscription)
+            WorldClock(self._store).count_webhooks(len(self._store.all(COLLECTION)))
         return subscription
 
     def all(self) -> list[dict]:
@@ -66,7 +69,10 @@ class Subscriptions:
         return self._store.get(COLLECTION, subscription_id)
 
     def remove(self, subscription_id: str) -> bool:
-        return self._store.delete(COLLECTION, subscription_id)
+        with self._store.transaction():
+            removed = self._store.delete(COLLECTION, subscription_id)
+            WorldClock(self._store).count_webhooks(len(self._store.all(COLLECTION)))
+        return removed
 
     def matching(self, event: str) -> list[dict]:
         return [s for s in self.all() if "*" in s["events"] or event in s["events"]]
