@@ -47,7 +47,9 @@ def app(backend_settings):
 
 def pytest_generate_tests(metafunc):
     if "backend_settings" in metafunc.fixturenames:
-        metafunc.parametrize("backend_settings", BACKENDS, indirect=True)
+        only = metafunc.definition.get_closest_marker("backends")
+        chosen = [b for b in BACKENDS if only is None or b in only.args]
+        metafunc.parametrize("backend_settings", chosen, indirect=True)
 
 
 @pytest.fixture

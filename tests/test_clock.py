@@ -14,6 +14,9 @@ ROOT = Path(__file__).resolve().parent.parent
 T = "2027-03-01T09:00:00.000Z"
 T_MS = int(datetime(2027, 3, 1, 9, tzinfo=timezone.utc).timestamp() * 1000)
 WORKSPACE = "X-Sandbox-Workspace"
+
+# The API's own rules, checked once; what a backend decides is checked on every backend (marked so below).
+pytestmark = pytest.mark.backends("memory")
 ACTIVE_VOUCHER_ORDER = "/returning-ai/v1/purchase-histories/ORD202641612055614748"  # GOLD-TAKEN-0001, active
 
 
@@ -116,6 +119,7 @@ def test_each_workspace_has_its_own_clock_and_a_reset_puts_a_clock_back_where_it
     assert [w["id"] for w in client.get("/_sandbox/workspaces").get_json()["workspaces"]] == [workspace["id"]]
 
 
+@pytest.mark.backends("memory", "sqlite", "redis")
 def test_the_clock_is_part_of_the_state_export_and_import(client):
     set_clock(client, {"freezeAt": T})
     exported = client.get("/_sandbox/state/export").get_json()
@@ -154,6 +158,7 @@ def test_a_clock_change_is_a_control_call_like_any_other(tmp_path):
     assert clock(guarded, {"X-Sandbox-Admin-Token": "s3cret"})["now"] == T
 
 
+@pytest.mark.backends("memory", "sqlite", "redis")
 # -- point 2: every stamp reads the world's clock --------------------------------------------------------------
 def test_every_stamp_a_vendor_writes_carries_the_worlds_time(client):
     set_clock(client, {"freezeAt": T})
@@ -293,6 +298,7 @@ def replay(client, rows) -> list[bytes]:
 ROWS = [(vendor, row) for vendor in ("returning-ai", "fabric", "capillary") for row in RECORDED[vendor]]
 
 
+@pytest.mark.backends("memory", "sqlite", "redis")
 def test_the_same_seed_size_clock_and_requests_give_byte_identical_answers(backend_settings, redis_url):
     """Point 4, on every backend: two fresh sandboxes, the same sequence touching every vendor operation that
     writes (and the rest), answer the same bytes."""

@@ -15,6 +15,9 @@ WORKSPACE = "X-Sandbox-Workspace"
 LIST = "/returning-ai/v1/redemption-statuses/list"
 ASK = "/capillary/v1.1/points/isredeemable?mobile=919999999999&points=1"
 
+# The API's own rules, checked once; what a backend decides is checked on every backend (marked so below).
+pytestmark = pytest.mark.backends("memory")
+
 
 def limited_workspace(client, limits, clock="2027-01-01T00:00:00Z"):
     made = client.post("/_sandbox/workspaces", json={"size": 2, "clock": clock, "rateLimits": limits})
@@ -27,6 +30,7 @@ def test_limits_are_off_by_default(client):
     assert {client.post(LIST, json={"page": 1, "limit": 1}, headers=bearer()).status_code for _ in range(30)} == {200}
 
 
+@pytest.mark.backends("memory", "sqlite", "redis")
 def test_over_the_limit_a_429_in_the_vendors_envelope_with_a_true_retry_after_and_the_counts(client):
     """Rule (specs/returning-ai.yaml RateLimited): N requests per window per credential, then 429 until the window
     (on the world's clock) ends; the journal says the limit decided."""
@@ -103,6 +107,7 @@ def test_a_bad_limit_is_a_400_that_says_what_to_send_and_makes_no_workspace(clie
     assert client.get("/_sandbox/workspaces").get_json()["workspaces"] == []
 
 
+@pytest.mark.backends("memory", "sqlite", "redis")
 def test_control_calls_are_never_limited_and_a_reset_keeps_the_worlds_limits(client):
     workspace, keys = limited_workspace(client, {"fabric": {"requests": 1, "windowSeconds": 60}})
     ws = {WORKSPACE: workspace}

@@ -1,10 +1,15 @@
 """Issue 30 point 3: retry safety made visible. The `retry-safety` scenario applies the first money-like write of
 each kind and then fails it; GET /_sandbox/requests/applied-twice lists what a client applied more than once."""
+import pytest
+
 from helpers import CAPILLARY, read_state
 
 REDEEM = "/capillary/v2/customers/109943742/redemptions"
 REVERSE = "/capillary/v2/points/reverse"
 IDENTIFIER = {"type": "ID", "value": "109943742"}
+
+# The API's own rules, checked once; what a backend decides is checked on every backend (marked so below).
+pytestmark = pytest.mark.backends("memory")
 
 
 def applied_twice(client):
@@ -36,6 +41,7 @@ def balance(client):
     return read_state(client, "cap_customers", "109943742")["points"]
 
 
+@pytest.mark.backends("memory", "sqlite", "redis")
 def test_a_naive_client_redeems_and_reverses_twice_and_the_check_names_both(client):
     assert client.post("/_sandbox/scenarios/retry-safety").status_code == 200
     start = balance(client)

@@ -23,6 +23,9 @@ EVENT = "returning-ai:purchased-store-item"
 REFUNDED = "695e2f8b3358520a2ecf8604"
 SHIPPING = "695e2f8b3358520a2ecf86e4"
 
+# The API's own rules, checked once; what a backend decides is checked on every backend (marked so below).
+pytestmark = pytest.mark.backends("memory")
+
 
 class Receiver:
     """A partner's webhook endpoint on loopback: answers `statuses` in turn (then 204), keeps what it received."""
@@ -83,6 +86,7 @@ def attempts_recorded(client, n):
     wait_for(lambda: sum(len(d["attempts"]) for d in deliveries(client)) == n, what=f"attempt {n} written back")
 
 
+@pytest.mark.backends("memory", "sqlite", "redis")
 # -- point 1: a member's purchase ------------------------------------------------------------------------------
 def test_a_purchase_makes_an_order_the_documents_calls_work_on_and_refund_gives_the_coins_back(client):
     """Point 1 and point 6's loop, on every backend: the purchase (coins spent, voucher, order in Pending), then
@@ -186,6 +190,7 @@ def test_a_named_host_is_allowed_with_its_option():
     assert client.post("/_sandbox/webhooks", json={"url": "https://hooks.partner.test/x", "events": ["*"]}).status_code == 201
 
 
+@pytest.mark.backends("memory", "sqlite", "redis")
 def test_deliveries_go_only_for_changes_that_committed(receiver, client):
     """The outbox is written in the change's own commit: a refused write (409) sends nothing."""
     partner = receiver()
@@ -200,6 +205,7 @@ def test_deliveries_go_only_for_changes_that_committed(receiver, client):
     assert [d["event"] for d in deliveries(client)] == ["update:purchase-history"]
 
 
+@pytest.mark.backends("memory", "sqlite", "redis")
 def test_a_reset_clears_subscriptions_deliveries_and_inbox(client):
     subscribe(client, "http://127.0.0.1:9/never", events=["*"])
     client.post(PURCHASE, json={})
