@@ -341,3 +341,17 @@ def test_a_subscription_made_by_another_process_is_seen_by_the_next_write(tmp_pa
     assert second.delete("/_sandbox/webhooks/wh_1").status_code == 200
     assert first.post(PURCHASE, json={}).status_code == 201
     assert len(deliveries(first)) == 1
+
+
+def test_the_inbox_is_bounded_whoever_posts_to_it(client):
+    """Review: anyone may post to the inbox (no admin token), so its size must not depend on the poster: at most
+    20 names per world (a 21st is a 409, nothing recorded), 50 deliveries per name, bodies cut at 16 KB."""
+    for n in range(20):
+        assert client.post(f"/_sandbox/inbox/name{n}", json={"n": n}).status_code == 200
+    refused = client.post("/_sandbox/inbox/one-too-many", json={})
+    assert refused.status_code == 409 and "20 names" in refused.get_json()["error"]["message"]
+    assert client.get("/_sandbox/inbox/one-too-many").get_json() == {"deliveries": []}
+    for n in range(55):
+        client.post("/_sandbox/inbox/name0", json={"pad": "x" * 20_000, "n": n})
+    kept = client.get("/_sandbox/inbox/name0").get_json()["deliveries"]
+    assert len(kept) == 50 and all(len(d["body"]) == 16 * 1024 and d["truncated"] for d in kept)

@@ -130,7 +130,10 @@ def create_webhook_fault(call):
 
 
 def receive_in_inbox(call):
-    inbox.receive(call.store, call.params["name"], call.request, call.now)
+    try:
+        inbox.receive(call.store, call.params["name"], call.request, call.now)
+    except inbox.InboxFull as full:
+        raise Conflict(str(full)) from None
     return {"received": True}
 
 

@@ -41,17 +41,11 @@ class Subscriptions:
         self._store = store
 
     def add(self, url: str, events: list[str], secret: str | None, allowed_hosts) -> dict:
-        """`events`: names as specs/sandbox.yaml lists them (checked there), or "*"."""
+        """`events`: names as specs/sandbox.yaml lists them, or "*"; `secret`: whsec_ and base64 (both checked
+        there)."""
         problem = target_problem(url, allowed_hosts)
         if problem:
             raise BadSubscription(problem)
-        if secret is not None:
-            try:
-                if not base64.b64decode(secret.removeprefix("whsec_"), validate=True):
-                    raise ValueError
-            except ValueError:
-                raise BadSubscription("secret must be whsec_ followed by base64 (Standard Webhooks), e.g. whsec_"
-                                      + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()) from None
         with self._store.transaction():
             if len(self._store.all(COLLECTION)) >= LIMIT:
                 raise BadSubscription(f"This world already has {LIMIT} subscriptions, the most it keeps: delete one")
