@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from urllib.parse import parse_qsl, urlsplit
 
 import re2
@@ -340,7 +341,10 @@ def _json_path(text: str, number: int):
     from jsonpath_ng.ext.string import Sub
 
     try:
-        expression = parse(text)
+        with warnings.catch_warnings():
+            # jsonpath-ng deprecates its union (|), which is refused below with a message saying why.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            expression = parse(text)
     except (JsonPathLexerError, JsonPathParserError, ValueError, TypeError, AttributeError) as error:
         raise error_for_status(400, f"bodyPaths[{number}].path is not a JSON Path ({error}); e.g. $.voucherCode, "
                                     "$.data[0].status, $.items[?(@.status == 'ACTIVE')].id", []) from None
