@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import ipaddress
 import logging
 import math
@@ -18,15 +19,17 @@ import sys
 import textwrap
 from pathlib import Path
 
-import yaml
-
 from . import Settings, __version__, create_app
+from .arguments import Parser, YAMLFile, usage_error, yaml_file
 from .config import from_env
+from .control.fault_rules import refusal
 from .control.scenarios import load_scenario, scenarios
 from .vendors import VENDORS
 
 from .core import logs, rate_limits
 from .core.clock import ClockRefused, ClockState, moment_ms
+from .core.faults import TooManyRules
+from .core.spec import load_spec
 from .storage.backends import BACKENDS, BackendUnavailable
 from .serving.launch import DEFAULT_THREADS, DEFAULT_WORKERS, SERVERS, port_problem, serve, server_name
 
@@ -65,7 +68,7 @@ def _wrapped(text: str) -> str:
 def parse_args(argv=None, proxy: bool = False) -> argparse.Namespace:
     """The server's options; with proxy, `run.py proxy`'s: --spec and --upstream, then the same server options."""
     if proxy:
-        parser = argparse.ArgumentParser(
+        parser = Parser(
             prog=f"{Path(sys.argv[0]).name} proxy", formatter_class=_HelpFormatter,
             description=_wrapped("Serve the sandbox with /proxy/<spec>/... forwarding a partner's traffic, unchanged, "
                                  "to a real server, recording per exchange whether request and response conform to "
@@ -75,7 +78,7 @@ def parse_args(argv=None, proxy: bool = False) -> argparse.Namespace:
         parser.add_argument("--upstream", required=True, help="the real server's API base URL, e.g. "
                             "https://staging.example/v3")
     else:
-        parser = argparse.ArgumentParser(
+        parser = Parser(
             epilog=_commands_epilog(), formatter_class=_HelpFormatter,
             description=_wrapped("Serve the Returning.AI, fabric and Capillary partner APIs from their OpenAPI specs, "
                                  "with seeded data, documented errors and on-demand faults."),
@@ -95,8 +98,9 @@ def parse_args(argv=None, proxy: bool = False) -> argparse.Namespace:
                             "Redis) with --seed and --size, instead of serving it as it is")
     world.add_argument("--scenario", metavar="NAME",
                        help="load a demo scenario from scenarios/ at start-up (GET /_sandbox/scenarios lists them)")
-    world.add_argument("--faults", type=Path, metavar="FILE",
-                       help="YAML list of fault rules to set at start-up, as POST /_sandbox/faults takes them")
+    world.add_argument("--faults", type=yaml_file, metavar="FILE",
+                       help="YAML list of fault rules to set at start-up, as POST /_sandbox/faults takes them (each "
+                            "checked as it does: a rule it would refuse stops the start)")
     world.add_argument("--publisher-timeout", type=_timeout, default=Settings.publisher_timeout,
                        help="seconds a request with 'X-Sandbox-Fault: publisher-timeout' waits before its 502")
     world.add_argument("--strict", action="store_true", dest="strict_responses",
@@ -247,7 +251,7 @@ def _moment(text: str) -> str:
     return text
 
 
-def banner(base: str, app) -> str:
+def banner(base: str, app, scenario: str | None = None) -> str:
     sandbox = app.extensions["sandbox"]
     lines = [f"Redemption API sandbox listening on {base} (seed {sandbox.seed}, size {sandbox.size})",
              f"  state         {sandbox.backend.describe()}"]
@@ -257,10 +261,25 @@ def banner(base: str, app) -> str:
     clock = sandbox.default.clock.state().view()
     if clock["frozen"] or clock["offsetSeconds"]:
         lines.append(f"  clock         {clock['now']}{' (frozen)' if clock['frozen'] else ''}   {base}/_sandbox/clock")
+    if scenario:
+        lines.append(f"  scenario      {scenario} loaded (its story: {base}/_sandbox/scenarios)")
+    rules = sandbox.default.faults.all()
+    if rules:
+        lines.append(f"  fault rules   {len(rules)} active: " + "; ".join(_rule_text(rule) for rule in rules[:5])
+                     + ("; ..." if len(rules) > 5 else "") + f"   {base}/_sandbox/faults")
     lines.append(f"  credentials   {base}/_sandbox/credentials")
     lines.append(f"  demo page     {base}/   API reference  {base}/docs/")
     lines.append(f"  reset         POST {base}/_sandbox/reset   events  {base}/_sandbox/events")
     return "\n".join(lines)
+
+
+def _rule_text(rule) -> str:
+    """A fault rule in a few words: fabric updateRedemption server-error (50%, 2 more)."""
+    terms = [f"{rule.probability:.0%}"] if rule.probability < 1 else []
+    terms += [f"{rule.count} more"] if rule.count is not None else []
+    terms += [f"{rule.latency_ms} ms"] if rule.latency_ms else []
+    terms += ["applied"] if rule.applied else []
+    return f"{rule.vendor} {rule.operation} {rule.fault}" + (f" ({', '.join(terms)})" if terms else "")
 
 
 def main(argv=None) -> int | None:
@@ -268,6 +287,10 @@ def main(argv=None) -> int | None:
     if argv and argv[0] in TOOLS:
         from .kit import compat, contract, verify
         return {"contract": contract, "compat": compat, "verify": verify}[argv[0]].main(argv[1:])
+    if argv and not argv[0].startswith("-") and argv[0] != "proxy":
+        close = difflib.get_close_matches(argv[0], COMMANDS, n=1)
+        usage_error(f"no command {argv[0]!r}" + (f" (did you mean {close[0]}?)" if close else "") + "; the commands: "
+                    f"{', '.join(COMMANDS)}, or none to serve (see {Path(sys.argv[0]).name} --help)")
     proxying = bool(argv) and argv[0] == "proxy"
     args = parse_args(argv[1:] if proxying else argv, proxy=proxying)
     proxies = {args.spec: args.upstream} if proxying else {}
@@ -280,6 +303,7 @@ def main(argv=None) -> int | None:
     # granian's worker processes import the app anew: they configure the same log from these (granian_app)
     os.environ["SANDBOX_LOG_LEVEL"], os.environ["SANDBOX_LOG_FORMAT"] = args.log_level, args.log_format
     settings = settings_from(args, proxies)
+    rules = _fault_rules(args.faults, settings.specs_dir) if args.faults else []
     try:
         app = create_app(settings)
     except BackendUnavailable as exc:
@@ -291,10 +315,12 @@ def main(argv=None) -> int | None:
         if args.scenario not in found:
             sys.exit(f"No scenario {args.scenario}; available: {', '.join(found)}")
         load_scenario(world, found[args.scenario])
-    if args.faults:
-        for rule in yaml.safe_load(args.faults.read_text(encoding="utf-8")) or []:
+    try:
+        for rule in rules:
             world.faults.add_rule(rule)
-    print(banner(f"http://{args.host}:{args.port}", app), flush=True)
+    except TooManyRules as full:
+        usage_error(f"--faults {args.faults.path}: {full}")
+    print(banner(f"http://{args.host}:{args.port}", app, args.scenario), flush=True)
     if world_note:
         print(world_note, flush=True)
     print("  serving       " + ("Flask's development server (--dev)" if args.dev else
@@ -314,6 +340,23 @@ def main(argv=None) -> int | None:
     serve(app, args)
 
 
+def _fault_rules(file: YAMLFile, specs_dir: Path) -> list:
+    """run.py --faults: a YAML list of rules, each checked as POST /_sandbox/faults checks it, before anything is
+    seeded or served."""
+    if file.data is None:
+        return []
+    if not isinstance(file.data, list):
+        usage_error(f"--faults {file.path} must hold a YAML list of fault rules, as POST /_sandbox/faults takes them: "
+                    "- {vendor: fabric, operation: updateRedemption, fault: server-error}")
+    specs = {"sandbox": load_spec(specs_dir / "sandbox.yaml"),
+             **{vendor.name: load_spec(specs_dir / vendor.spec_file) for vendor in VENDORS}}
+    for number, rule in enumerate(file.data, 1):
+        why = refusal(specs, rule)
+        if why:
+            usage_error(f"--faults {file.path}, rule {number}: {why}")
+    return file.data
+
+
 def _existing_world(world, args) -> str | None:
     """A world the backend already held keeps its seed, size and clock (--reseed reseeds it); say so when they
     differ from the ones asked for, so that `--seed 7` on an existing --db is never silently ignored."""
@@ -328,7 +371,7 @@ def _existing_world(world, args) -> str | None:
              + (f", rate limits {_limits_text(limits)}" if limits else ""))
     if args.reseed:
         world.clock.start(ClockState.starting_at(start), limits)  # the reset puts them back: the world starts so
-        world.reset(args.seed, args.size)
+        world.reset(args.seed, args.size, restart=True)
         return f"  state note    reseeded the world it held ({held}) with {asked} (--reseed)"
     return (f"  state note    the backend already held a world ({held}): serving it as it is, not {asked}; add "
             f"--reseed to reseed it, or POST /_sandbox/reset {{\"seed\": {args.seed}, \"size\": {args.size}}}")

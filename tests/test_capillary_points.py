@@ -227,6 +227,32 @@ def test_rule_redeem_customer_id_not_a_whole_number_is_8015_404(client, sandbox)
     assert written(client) == everything
 
 
+HINT = "X-Sandbox-Hint"  # specs/capillary.yaml components/headers/SandboxHint
+
+
+@pytest.mark.parametrize("body, code, hint", [
+    ({"billNumber": "x", "entity": ENTITY}, 749,
+     "send exactly one of redemptionId and externalReferenceNumber (not both, not neither)"),
+    ({"redemptionId": "sTDVyi", "entity": ENTITY}, 748,
+     "send at least one of billId, billNumber, purpose and customFields, the fields an update changes"),
+    ({"redemptionId": "sTDVyi", "billNumber": "x", "entity": {"type": "CUSTOMER", "identifierType": "id"}}, 1219,
+     "entity.identifierValue is required"),
+    ({"redemptionId": "sTDVyi", "billId": "12", "entity": ENTITY}, 750, "billId must be of type integer, not string"),
+])
+def test_a_terse_code_comes_with_a_hint_beside_the_body_naming_the_field_to_fix(client, body, code, hint):
+    """Issue 32 point 4: Capillary's faithful messages do not say which field to fix; the X-Sandbox-Hint header does,
+    and the body stays Capillary's (the same code and message as without the hint)."""
+    r = update(client, body)
+    assert [c for c, _ in errors(r, 400)] == [code] and r.headers[HINT] == hint
+
+
+def test_a_hint_quoting_a_clients_value_is_printable_ascii_and_bounded(client):
+    r = update(client, {"redemptionId": "sTDVyi", "billNumber": "x", "entity": {**ENTITY, "type": "é\r\n" * 400}})
+    hint = r.headers[HINT]
+    assert errors(r, 400)[0][0] == 1212 and len(hint) <= 500 and all(" " <= c <= "~" for c in hint)
+    assert update(client, {"redemptionId": "sTDVyi", "billNumber": "x", "entity": ENTITY}).headers.get(HINT) is None
+
+
 def test_rule_several_problems_report_several_errors(client):
     before = written(client)
     r = update(client, {"billId": "ABC", "purpose": "p" * 300})

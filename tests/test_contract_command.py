@@ -21,8 +21,9 @@ def sandbox_url():
 def test_vendor_contract_drops_sandbox_only_headers_of_older_specs():
     """The specs carry none any more (tests/test_specs.py); a spec given by path may be an older one that does."""
     older = contract.spec_path(str(contract.Settings().specs_dir / "released" / "returning-ai.yaml"))
-    assert "SandboxFault" in contract.yaml.safe_load(older.read_text())["components"]["parameters"]
-    document = contract.vendor_contract(older)
+    loaded = contract.yaml.safe_load(older.read_text())
+    assert "SandboxFault" in loaded["components"]["parameters"]
+    document = contract.vendor_contract(loaded)
     names = [p.get("name") or p.get("$ref") for item in document["paths"].values()
              for op in item.values() if isinstance(op, dict) for p in op.get("parameters", [])]
     assert names and not any("Sandbox" in n for n in names)

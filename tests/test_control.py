@@ -79,6 +79,23 @@ def test_reset_with_another_seed_and_size(client, sandbox):
     assert client.get("/_sandbox/health").get_json()["seed"] == 7
 
 
+def test_reset_without_a_body_goes_back_to_the_start_up_seed_and_size_not_the_last_asked(client, sandbox):
+    """Issue 32 point 4 (specs/sandbox.yaml resetSandbox): a seed or size left out is the world's start-up one."""
+    client.post("/_sandbox/reset", json={"seed": 7, "size": 10})
+    assert client.post("/_sandbox/reset").get_json() == {"status": "reset", "seed": 2026, "size": 40}
+    assert len(sandbox.store.all("rai_purchase_histories")) == 45  # 40 generated and the 5 fixture records
+    client.post("/_sandbox/reset", json={"seed": 7, "size": 10})
+    assert client.post("/_sandbox/reset", json={"size": 3}).get_json() == {"status": "reset", "seed": 2026, "size": 3}
+
+
+def test_a_workspace_reset_without_a_body_goes_back_to_its_own_seed_and_size(client):
+    created = client.post("/_sandbox/workspaces", json={"seed": 5, "size": 4}).get_json()
+    workspace = {"X-Sandbox-Workspace": created["id"]}
+    client.post("/_sandbox/reset", json={"seed": 9, "size": 1}, headers=workspace)
+    assert client.post("/_sandbox/reset", headers=workspace).get_json() == {"status": "reset", "seed": 5, "size": 4}
+    assert client.get("/_sandbox/health").get_json()["seed"] == 2026  # the default world untouched
+
+
 def test_reset_rejects_bad_options_in_control_envelope(client):
     r = client.post("/_sandbox/reset", json={"size": -1})
     assert r.status_code == 400

@@ -54,14 +54,19 @@ def test_loopback_detection_decides_the_control_api():
     assert not run._is_loopback("0.0.0.0") and not run._is_loopback("10.1.2.3")
 
 
-def test_startup_faults_file_and_scenario(monkeypatch):
+def test_startup_faults_file_and_scenario(monkeypatch, capsys):
     served = {}
     monkeypatch.setattr(run, "serve", lambda app, args: served.update(app=app))
-    run.main(["--size", "5", "--port", str(free_port()), "--faults", str(ROOT / "fixtures/faults/flaky-everything.yaml"),
+    port = free_port()
+    run.main(["--size", "5", "--port", str(port), "--faults", str(ROOT / "fixtures/faults/flaky-everything.yaml"),
               "--scenario", "fulfilment-refund"])
     world = served["app"].extensions["sandbox"].default
     assert [r.fault for r in world.faults.all()] == ["latency", "publisher-timeout", "rate-limit",
                                                     "redemption-update-failed"]
+    # Issue 32 point 4: the banner says what is switched on, so a demo's first failure is no surprise.
+    banner = capsys.readouterr().out
+    assert f"  scenario      fulfilment-refund loaded (its story: http://127.0.0.1:{port}/_sandbox/scenarios)" in banner
+    assert "  fault rules   4 active: " in banner and "capillary updateRedeemPoints redemption-update-failed" in banner
     assert world.store.get("rai_redemption_transactions", "686352a0b1c2d3e4f5a63831")["statusId"] == \
         "695e2f8b3358520a2ecf86e4"
 
@@ -184,6 +189,8 @@ def test_an_existing_database_keeps_its_world_and_says_so_or_reseeds(tmp_path, m
             "wall clock (--reseed)") in out
     again, out = start("--seed", "7", "--size", "6")
     assert (again.seed, again.size) == (7, 6) and "state note" not in out
+    again.reset()  # a reseeded world starts anew: a reset without a seed or size comes back to 7 and 6
+    assert (again.seed, again.size) == (7, 6)
     # Issue 28 point 1: the clock is the world's, like its seed: kept, or reseeded with it, and the banner shows it.
     frozen, out = start("--seed", "7", "--size", "6", "--clock", "2027-01-01T00:00:00Z", "--reseed")
     assert frozen.default.clock.state().view() == {"now": "2027-01-01T00:00:00.000Z", "frozen": True,

@@ -18,6 +18,7 @@ from sandbox.webhooks.subscriptions import BadSubscription, Subscriptions
 
 from .errors import Conflict, NotFound
 from .errors import error_for_status
+from .fault_rules import unaccepted
 from .scenarios import load_scenario as apply_scenario
 from .scenarios import scenarios
 from .verification import verify
@@ -189,19 +190,11 @@ def list_fault_rules(call):
 
 
 def create_fault_rule(call):
-    body = call.body
-    vendor, operation, fault = body["vendor"], body["operation"], body["fault"]
-    spec = call.sandbox.specs[vendor]
-    operations = [op for op in spec.operations if operation in ("*", op.operation_id)]
-    if not operations:
-        raise NotFound(f"{vendor} has no operation {operation}; its operations: "
-                         f"{', '.join(op.operation_id for op in spec.operations)}")
-    refusing = [op.operation_id for op in operations if fault not in accepted_faults(op)]
-    if refusing:
-        raise NotFound(f"{', '.join(refusing)} does not accept the fault {fault}; "
-                         "GET /_sandbox/faults/catalogue lists what each operation accepts")
+    why = unaccepted(call.sandbox.specs[call.body["vendor"]], call.body)
+    if why:
+        raise NotFound(why)
     try:
-        return 201, call.world.faults.add_rule(body).to_json()
+        return 201, call.world.faults.add_rule(call.body).to_json()
     except TooManyRules as full:
         raise Conflict(str(full)) from None
     except NotAppliable as refused:

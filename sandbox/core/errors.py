@@ -25,6 +25,9 @@ class Problem:
     message: str
     code: int | str | None = None  # the vendor's error code, when the spec names one (`x-error-code`)
     kind: str = INVALID
+    # What to fix, where the vendor's own message does not say (Capillary's "Entity details not set/invalid."): the
+    # spec's `x-error-hint`, or what the schema says of the field. Sent beside the body, never in it (X-Sandbox-Hint).
+    hint: str = ""
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,13 @@ class SandboxError(Exception):
     @property
     def rule(self) -> str:
         return type(self).__name__
+
+
+def header_text(text: str, most: int = 500) -> str:
+    """Text made safe for a header value: printable ASCII only (a client's value may be quoted in it), at most
+    `most` characters."""
+    safe = "".join(c if " " <= c <= "~" else "?" for c in text)
+    return safe if len(safe) <= most else safe[:most - 3] + "..."
 
 
 def error_for_status_among(*classes: type[SandboxError], otherwise: type[SandboxError]):

@@ -217,6 +217,12 @@ def _finite(text: str) -> float:
     return value
 
 
+def body_problems(operation: Operation, body) -> list[Problem]:
+    """What the operation's body schema finds wrong with a body given as a value (not read from a request): run.py
+    --faults checks each rule of its file as POST /_sandbox/faults would."""
+    return [] if operation.body_validator is None else _schema_problems(operation.body_validator, body, "body", "")
+
+
 def _schema_problems(validator, value, location: str, name: str) -> list[Problem]:
     errors = sorted(validator.iter_errors(value), key=lambda e: (list(e.absolute_path), e.validator))
     return [_problem(error, location, name) for error in errors]
@@ -227,8 +233,15 @@ def _problem(error: ValidationError, location: str, name: str) -> Problem:
     field = ".".join([name, *path] if name else path)
     schema = error.schema if isinstance(error.schema, dict) else {}
     kind = MISSING if error.validator in ("required", "dependentRequired") else INVALID
-    return Problem(location, *_describe(error, field, schema.get("x-error-message")), code=schema.get("x-error-code"),
-                   kind=kind)
+    custom = schema.get("x-error-message")
+    hint = schema.get("x-error-hint", "")
+    if custom and not hint and error.validator not in _COMBINING:
+        hint = _describe(error, field, None)[1]
+    return Problem(location, *_describe(error, field, custom), code=schema.get("x-error-code"), kind=kind, hint=hint)
+
+
+# Errors of a combination of schemas, whose plain description restates the whole value: their hint is the spec's.
+_COMBINING = ("oneOf", "anyOf", "allOf", "not", "if", "then", "else")
 
 
 def _describe(error: ValidationError, field: str, custom: str | None) -> tuple[str, str]:

@@ -41,7 +41,8 @@ class DataGone(StoreUnavailable):
                          f"flushed, or keys evicted): vendor calls fail until it is seeded again. {remedy}.",
                          reachable=True)
 log = logging.getLogger("sandbox")
-_SETTINGS = ("_world", "settings")  # collection and key of the world's seed, size and credential suffix
+# Collection and key of the world's seed, size and credential suffix, and the seed and size it started with.
+_SETTINGS = ("_world", "settings")
 _WORKSPACE_SUFFIX = re.compile(r"\.[0-9a-f]{32}\Z")
 
 
@@ -83,7 +84,7 @@ class World:
         world = cls.attach(world_id, settings, vendors, backend, create=True)
         with world.store.transaction():
             if world.store.get(*_SETTINGS) is None:
-                world._write_settings(seed, size, suffix)
+                world._write_settings(seed, size, suffix, {"seed": seed, "size": size})
                 world.clock.start(ClockState.starting_at(clock_start), rate_limits or {})
                 world.reset()
         return world
@@ -92,20 +93,23 @@ class World:
     def _settings(self) -> dict:
         """As stored; the configured seed and size where a stored field is missing or not what it must be (a store
         damaged by hand or by an older version), said once in the log, so the world still serves and a reset
-        (which writes them anew) repairs it."""
+        (which writes them anew) repairs it. A world stored before it kept its start started where it is."""
         stored = self.store.get(*_SETTINGS)
         fallback = {"seed": self.settings.seed, "size": self.settings.size, "suffix": ""}
         if stored is None:
-            return fallback
+            return {**fallback, "start": {"seed": fallback["seed"], "size": fallback["size"]}}
         kinds = {"seed": int, "size": int, "suffix": str}
         damaged = sorted(k for k, kind in kinds.items() if type(stored.get(k)) is not kind)
         if damaged:
             _damaged(self.id, ", ".join(damaged))
-            return {k: stored[k] if k not in damaged else fallback[k] for k in kinds}
-        return stored
+        settings = {k: stored[k] if k not in damaged else fallback[k] for k in kinds}
+        start = stored.get("start")
+        if not (isinstance(start, dict) and type(start.get("seed")) is int and type(start.get("size")) is int):
+            start = {"seed": settings["seed"], "size": settings["size"]}
+        return {**settings, "start": start}
 
-    def _write_settings(self, seed: int, size: int, suffix: str) -> None:
-        self.store.put(*_SETTINGS, {"seed": seed, "size": size, "suffix": suffix})
+    def _write_settings(self, seed: int, size: int, suffix: str, start: dict) -> None:
+        self.store.put(*_SETTINGS, {"seed": seed, "size": size, "suffix": suffix, "start": start})
 
     @property
     def seed(self) -> int:
@@ -146,20 +150,24 @@ class World:
         return self.store.get(*_SETTINGS) is None
 
     def adopt(self, seed: int, size: int, clock: ClockState) -> None:
-        """Imported state: say which seed and size it came from, and put its clock where it was."""
-        self._write_settings(seed, size, self.suffix)
+        """Imported state: say which seed and size it came from, and put its clock where it was (a reset still goes
+        back to where this world started)."""
+        self._write_settings(seed, size, self.suffix, self._settings()["start"])
         self.clock.set(clock)
 
-    def reset(self, seed: int | None = None, size: int | None = None) -> None:
+    def reset(self, seed: int | None = None, size: int | None = None, restart: bool = False) -> None:
         """Back to the seeded state: data, events, journal, fault rules, run-time IDs (rate-limit counts among them),
-        the clock where the world started, and the world's own rate limits."""
+        the clock where the world started, and the world's own rate limits. A seed or size left out is the one the
+        world started with (run.py's --seed and --size, a workspace's own), not the last one asked for; `restart`:
+        the world starts anew from these (run.py --reseed), and later resets come back to them."""
         with self.store.transaction():
             current = self._settings()
             restart_clock = self.clock.restart()
-            seed = current["seed"] if seed is None else seed
-            size = current["size"] if size is None else size
+            seed = current["start"]["seed"] if seed is None else seed
+            size = current["start"]["size"] if size is None else size
+            start = {"seed": seed, "size": size} if restart else current["start"]
             self.store.clear()
-            self._write_settings(seed, size, current["suffix"])
+            self._write_settings(seed, size, current["suffix"], start)
             restart_clock()
             for vendor in self.vendors:
                 # Each vendor draws from its own generator, so adding a vendor never changes another's data.

@@ -11,12 +11,10 @@ Exit status 1 when anything is breaking.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-import yaml
-
+from ..arguments import Parser, is_openapi, yaml_file
 from ..core.spec import HTTP_METHODS, resolve
 
 TIGHTER_WHEN_LOWER = ("maximum", "exclusiveMaximum", "maxLength", "maxItems", "maxProperties")
@@ -144,23 +142,22 @@ def _types(schema: dict) -> set[str]:
     return kinds | ({"integer"} if "number" in kinds else set())
 
 
-def breaking_changes(old_path: Path, new_path: Path) -> list[str]:
-    load = lambda p: yaml.safe_load(Path(p).read_text(encoding="utf-8"))  # noqa: E731
-    return Diff(load(old_path), load(new_path)).run()
-
-
 def main(argv) -> int:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog=f"{Path(sys.argv[0]).name} compat",
         description="List the changes from OLD to NEW that break an existing client (removed operations or "
                     "responses; new required parameters or fields; narrowed types, enums, limits or patterns; "
                     "response fields no longer guaranteed). Exit status 1 if there is any, 0 otherwise.",
         epilog="example: run.py compat specs/released/fabric.yaml specs/fabric.yaml")
-    parser.add_argument("old", type=Path, metavar="OLD", help="the spec clients were written against (YAML or JSON)")
-    parser.add_argument("new", type=Path, metavar="NEW", help="the spec about to be released")
+    parser.add_argument("old", type=yaml_file, metavar="OLD",
+                        help="the spec clients were written against (YAML or JSON)")
+    parser.add_argument("new", type=yaml_file, metavar="NEW", help="the spec about to be released")
     args = parser.parse_args(argv)
-    found = breaking_changes(args.old, args.new)
+    for spec in (args.old, args.new):
+        if not is_openapi(spec.data):
+            parser.error(f"{spec.path} is not an OpenAPI document (no openapi field, or paths that are not a mapping)")
+    found = Diff(args.old.data, args.new.data).run()
     for change in found:
         print(f"BREAKING {change}")
-    print(f"{len(found)} breaking change(s) from {args.old} to {args.new}")
+    print(f"{len(found)} breaking change(s) from {args.old.path} to {args.new.path}")
     return 1 if found else 0

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import yaml
 
+from ..arguments import Parser, is_openapi, usage_error, yaml_file
 from ..config import ROOT, Settings
 from ..core.spec import HTTP_METHODS
 
@@ -30,7 +31,7 @@ UNREACHABLE = 2  # exit status when the server does not answer at all (1: the co
 
 
 def parse_args(argv) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog=f"{Path(sys.argv[0]).name} contract",
         description="Run a vendor's contract (its spec in specs/) against a server: the sandbox, a staging server or "
                     "a partner's own mock. Exit status 0 when clean, 1 on any failure, 2 when nothing answers at "
@@ -64,11 +65,10 @@ def spec_path(name: str) -> Path:
     return path if path.suffix in (".yaml", ".yml", ".json") else Settings().specs_dir / f"{name}.yaml"
 
 
-def vendor_contract(path: Path) -> dict:
+def vendor_contract(document: dict) -> dict:
     """The spec as the vendor's contract. The vendor specs carry no sandbox-only parameter (the sandbox reads its
     fault and delay headers from x-sandbox-* extensions, which Schemathesis ignores); a spec given by path may be an
     older one whose X-Sandbox-* header parameters a partner's or a staging server does not have: they are dropped."""
-    document = yaml.safe_load(path.read_text(encoding="utf-8"))
     components = document.get("components", {}).get("parameters", {})
 
     def sandbox_only(param: dict) -> bool:
@@ -212,17 +212,27 @@ def main(argv) -> int:
     args = parse_args(argv)
     path = spec_path(args.spec)
     if not path.is_file():
-        raise SystemExit(f"No spec {args.spec} ({path}): name one of returning-ai, fabric, capillary, sandbox, "
-                         "or give a path")
-    document = vendor_contract(path)
+        usage_error(f"no spec {args.spec} ({path}): name one of returning-ai, fabric, capillary, sandbox, or give "
+                    "a path", "contract")
+    try:
+        document = yaml_file(str(path)).data
+    except argparse.ArgumentTypeError as unreadable:
+        usage_error(f"--spec {unreadable}", "contract")
+    if not is_openapi(document):
+        usage_error(f"--spec {path} is not an OpenAPI document (no openapi field, or paths that are not a mapping)",
+                    "contract")
+    document = vendor_contract(document)
     check_selection(args, document)
     header = authorization(args.auth, document)
+    try:
+        args.report_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        usage_error(f"--report-dir {args.report_dir} cannot be made ({error.strerror or error})", "contract")
     why = unreachable(args.base_url)
     if why:
         print(f"Nothing answers at {args.base_url} ({why}): start the server, or check --base-url. No case was run.",
               file=sys.stderr)
         return UNREACHABLE
-    args.report_dir.mkdir(parents=True, exist_ok=True)
     name = path.stem
     junit = args.report_dir / f"contract-{name}.xml"
     junit.unlink(missing_ok=True)

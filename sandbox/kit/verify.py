@@ -13,13 +13,14 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from sandbox.arguments import Parser, text_file, usage_error
 from sandbox.config import from_env
 
 NOT_VERIFIED, UNUSABLE = 1, 2
 
 
 def parse_args(argv) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog=f"{Path(sys.argv[0]).name} verify",
         description="Assert how many requests recorded by a running sandbox match a pattern (POST "
                     "/_sandbox/requests/verify); when too few did, print the closest ones with what differs, field "
@@ -47,7 +48,7 @@ def parse_args(argv) -> argparse.Namespace:
                        help="a header it carried, with this value (repeatable; credentials compared by fingerprint)")
     body = match.add_mutually_exclusive_group()
     body.add_argument("--body", metavar="JSON", help="its JSON body: equal, or with --subset containing these fields")
-    body.add_argument("--body-file", type=Path, metavar="FILE", help="the same, from a file")
+    body.add_argument("--body-file", type=text_file, metavar="FILE", help="the same, from a file")
     match.add_argument("--subset", action="store_true",
                        help="the body need only contain the fields given (recursively), not equal it")
     match.add_argument("--body-path", action="append", default=[], metavar="JSONPATH",
@@ -59,7 +60,7 @@ def parse_args(argv) -> argparse.Namespace:
     match.add_argument("--body-path-absent", action="append", default=[], metavar="JSONPATH",
                        help="nothing is at this JSON Path (repeatable)")
     match.add_argument("--since", metavar="TIME", help="only requests recorded at this ISO 8601 time or later")
-    match.add_argument("--pattern", type=Path, metavar="FILE",
+    match.add_argument("--pattern", type=text_file, metavar="FILE",
                        help="a JSON pattern as POST /_sandbox/requests/verify takes it ('-': standard input); the "
                             "options above add to it")
     how_many = parser.add_mutually_exclusive_group()
@@ -71,10 +72,9 @@ def parse_args(argv) -> argparse.Namespace:
 def pattern_of(args) -> dict:
     pattern = {}
     if args.pattern:
-        text = sys.stdin.read() if str(args.pattern) == "-" else args.pattern.read_text(encoding="utf-8")
-        pattern = _json(text, "--pattern")
+        pattern = _json(args.pattern.text, "--pattern")
         if not isinstance(pattern, dict):
-            raise SystemExit("--pattern must hold a JSON object, as POST /_sandbox/requests/verify takes it")
+            usage_error("--pattern must hold a JSON object, as POST /_sandbox/requests/verify takes it", "verify")
     for option, field in (("vendor", "vendor"), ("operation", "operation"), ("method", "method"), ("path", "path"),
                           ("path_matches", "pathMatches"), ("status", "status"), ("since", "since"),
                           ("count", "count"), ("at_least", "atLeast")):
@@ -91,7 +91,7 @@ def pattern_of(args) -> dict:
             raise SystemExit(f"--header takes 'NAME: VALUE', not {item!r}")
         pattern.setdefault("headers", {})[name.strip()] = value.strip()
     if args.body is not None or args.body_file is not None:
-        text = args.body if args.body is not None else args.body_file.read_text(encoding="utf-8")
+        text = args.body if args.body is not None else args.body_file.text
         pattern["body"] = _json(text, "--body")
     if args.subset:
         pattern["bodyMatch"] = "subset"
@@ -185,7 +185,7 @@ def _json(text: str, option: str):
     try:
         return json.loads(text)
     except ValueError as error:
-        raise SystemExit(f"{option} is not JSON: {error}") from None
+        usage_error(f"{option} is not JSON: {error}", "verify")
 
 
 def _json_or_text(text: str):

@@ -5,9 +5,12 @@ v3 (OAuth): {"data": null, "errors": [...]}. The HTTP statuses are the sandbox's
 """
 from __future__ import annotations
 
-from sandbox.core.errors import RequestContext, SandboxError, error_for_status_among
+from sandbox.core.errors import RequestContext, SandboxError, error_for_status_among, header_text
 
 INVALID_INPUT = 400  # Capillary's generic "Invalid input" code, for fields the spec gives no code of their own
+# Capillary's messages are terse and faithful ("No metadata update requested."); the field to fix goes beside the
+# body, in the sandbox's own header (specs/capillary.yaml's error responses), so the body stays the vendor's.
+HINT_HEADER = "X-Sandbox-Hint"
 
 
 class CapillaryError(SandboxError):
@@ -19,6 +22,9 @@ class CapillaryError(SandboxError):
     def __init__(self, message: str | None = None, problems=(), headers=None, code: int | None = None):
         super().__init__(message, problems, headers)
         self.code = code if code is not None else (self.code or self.status)
+        hints = list(dict.fromkeys(p.hint for p in self.problems if p.hint))
+        if hints:
+            self.headers[HINT_HEADER] = header_text("; ".join(hints))
 
     def items(self) -> list[dict]:
         if not self.problems:
