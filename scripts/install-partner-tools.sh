@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The tools partners run on the specs, which tests/test_partner_tools.py runs too: Spectral, Prism, newman and
+# The tools partners run on the specs, which tests/test_partner_tools.py runs too: Spectral, Redocly, Prism, newman and
 # Postman's converter (openapi-to-postmanv2) from the npm registry into tools/node_modules, at the versions
 # tools/package-lock.json pins; Node.js and npm from Debian when the machine has none. (openapi-python-client comes
 # with requirements.txt.) Without them those tests are skipped, saying so. .ci/run calls this.

@@ -1,5 +1,5 @@
 """The specs as partners take them home, checked by the tools partners use (issue 18): the Postman collections the
-sandbox serves (and newman running them), Spectral, openapi-python-client, and Prism as a proxy in front of the
+sandbox serves (and newman running them), Spectral, Redocly, openapi-python-client, and Prism as a proxy in front of the
 sandbox. The node tools are installed in tools/ by scripts/install-partner-tools.sh (which .ci/run calls); without
 them their tests are skipped, saying so."""
 from __future__ import annotations
@@ -188,6 +188,18 @@ def test_spectral_would_report_a_duplicate_key_or_a_missing_tag(tmp_path):
                              "json", "--quiet", "--fail-severity", "warn"], capture_output=True, text=True, timeout=300,
                             cwd=ROOT)
     assert result.returncode == 1 and [f["code"] for f in json.loads(result.stdout)] == ["operation-tags"]
+
+
+def test_redocly_finds_no_error_or_warning_in_any_spec():
+    """Issue 32 point 5: Redocly's recommended rules, as a partner runs `redocly lint` on a spec they downloaded (it
+    found four sentences split by a comma in specs/sandbox.yaml, which Spectral does not check)."""
+    redocly = node_tool("redocly")
+    for name in ALL_SPECS:
+        result = subprocess.run([redocly, "lint", str(SPECS / f"{name}.yaml"), "--format", "json"],
+                                capture_output=True, text=True, timeout=300, cwd=ROOT)
+        report = json.loads(result.stdout)
+        found = [(p["ruleId"], p["message"]) for p in report["problems"]]
+        assert (name, report["totals"]["errors"], report["totals"]["warnings"], found) == (name, 0, 0, [])
 
 
 # -- the recorded requests, a valid and an invalid one of every vendor operation ------------------------------------

@@ -38,6 +38,9 @@ def test_house_rules_bite():
     found = problems(document)
     assert any("no summary" in p for p in found) and any("example breaks its schema" in p for p in found)
     assert any("allOf at its root" in p for p in found)
+    split = yaml.safe_load("paths: {}\ncomponents: {schemas: {A: {type: string, description: One, two or three.}}}")
+    assert problems(split) == ["/components/schemas/A: a key that reads as a sentence holds nothing ('two or "
+                               "three.'): a comma in an unquoted flow mapping value ends the value there; quote the text"]
 
 
 # -- portable: what PyYAML reads is what Spectral, Prism, Postman and openapi-python-client read ---------------

@@ -3,7 +3,7 @@
 Every operation has an operationId and a summary; every documented status has a schema and an example; every
 example obeys its schema; no response schema is a composition (allOf/anyOf/oneOf) at its root, which code generators
 type as one branch only (openapi-python-client made the by-user-email response's member an untyped dict).
-`problems(document)` lists what breaks them. `unnamed_envelopes(document)` lists the success responses whose schema
+No text is split by an unquoted comma in a flow mapping. `problems(document)` lists what breaks them. `unnamed_envelopes(document)` lists the success responses whose schema
 is not a named one (`#/components/schemas/...`): the vendor specs name every envelope, so generated clients get a
 model of that name.
 """
@@ -15,7 +15,8 @@ from ..core.spec import HTTP_METHODS, resolve
 
 
 def problems(document: dict) -> list[str]:
-    found = []
+    found = [f"{where}: a key that reads as a sentence holds nothing ({key!r}): a comma in an unquoted flow mapping "
+             "value ends the value there; quote the text" for where, key in _split_sentences(document, "")]
     for path, item in document.get("paths", {}).items():
         for method in HTTP_METHODS:
             operation = item.get(method)
@@ -38,6 +39,19 @@ def problems(document: dict) -> list[str]:
                         found.append(f"{where} {status} {media_type}: the schema is a {'/'.join(sorted(composed))} at "
                                      "its root; name the envelope with all its properties instead")
     return found
+
+
+def _split_sentences(node, where: str):
+    """(where, key) of every key with a space in it and no value: `{description: A, b or c.}` is {description: A,
+    "b or c.": null} to every YAML reader (Redocly's struct rule found four in specs/sandbox.yaml)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if value is None and isinstance(key, str) and " " in key:
+                yield where or "/", key
+            yield from _split_sentences(value, f"{where}/{key}")
+    elif isinstance(node, list):
+        for number, value in enumerate(node):
+            yield from _split_sentences(value, f"{where}/{number}")
 
 
 def unnamed_envelopes(document: dict) -> list[str]:
