@@ -220,7 +220,12 @@ def test_downloads_on_a_kept_alive_connection_and_a_client_that_stops_reading(tm
         assert (health.status, bool(health.read())) == (200, True) and sizes[0] == sizes[1] > 5_000_000
         [worker] = workers_of(process.pid, 1)
 
-        stalled = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+        # A small receive window, set before connecting: loopback's autotuned buffers (several MB each way) could
+        # otherwise take the whole 9 MB answer before the timeout, and there would be nothing left to cut.
+        stalled = socket.socket()
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        stalled.settimeout(TIMEOUT)
+        stalled.connect(("127.0.0.1", port))
         stalled.sendall(b"GET /_sandbox/state/export HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         time.sleep(0.5)
         started = time.perf_counter()

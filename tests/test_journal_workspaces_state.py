@@ -28,6 +28,18 @@ def test_journal_records_vendor_requests_with_secrets_masked(client):
     assert first["rule"] == "ok" and entries[1]["rule"] == "NotFound" and first["durationMs"] >= 0
 
 
+def test_a_request_refused_before_its_body_was_read_keeps_its_body_in_the_journal(client):
+    """Issue 32 point 5: a 401 or 403 is decided before validation reads the body; the entry keeps what was sent
+    all the same (the journal was "" before, so `verify` could not match a refused request by its body)."""
+    sent = {"redemptionInstructions": "Refused all the same"}
+    assert client.patch(PATCH_URL, json=sent, headers=bearer("wrong-key")).status_code == 401
+    assert client.patch(PATCH_URL, json=sent, headers=bearer("rai_test_no_purchase_history")).status_code == 403
+    entries = client.get("/_sandbox/requests").get_json()["requests"][-2:]
+    assert [(e["status"], json.loads(e["body"])) for e in entries] == [(401, sent), (403, sent)]
+    r = client.post("/_sandbox/requests/verify", json={"status": 403, "body": sent, "count": 1})
+    assert r.status_code == 200 and r.get_json()["verified"] is True
+
+
 def test_a_change_and_its_journal_entry_commit_together(monkeypatch):
     """One commit per write request (issue 8): on SQLite, an answer the sandbox could not send (strict mode: its own
     spec forbids it) leaves neither the change nor a success in the journal, only the 500 it became."""

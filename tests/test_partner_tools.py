@@ -118,19 +118,25 @@ def test_postman_link_sets_the_created_id_for_the_operations_after_it(control):
 
 
 @pytest.mark.parametrize("vendor", VENDORS)
-def test_newman_runs_every_documented_operation(live, vendor, tmp_path):
+def test_newman_runs_every_documented_operation_twice_in_a_row(live, vendor, tmp_path):
+    """Issue 32 point 5: a CI job runs the collection on the world it has; the second run of Returning.AI's and
+    Capillary's got the documented 409 (a status name, a transaction number already used) until the values that
+    must be unique (x-sandbox-unique) ended with a run's own suffix."""
     newman = node_tool("newman")
     live.reset()
-    report = tmp_path / "newman.json"
-    result = subprocess.run([newman, "run", f"{live.base_url}/_sandbox/postman/{vendor}.json", "--reporters", "json",
-                             "--reporter-json-export", str(report)], capture_output=True, text=True, timeout=120)
-    run = json.loads(report.read_text())["run"]
-    failures = [(f["source"]["name"], f["error"]["message"]) for f in run["failures"]]
-    assert result.returncode == 0 and failures == []
-    assert run["stats"]["requests"]["total"] == len(operation_ids(vendor))
-    assert run["stats"]["assertions"]["failed"] == 0 and run["stats"]["assertions"]["total"] == 2 * len(operation_ids(vendor))
-    statuses = {e["item"]["name"]: e["response"]["code"] for e in run["executions"]}
-    assert all(200 <= code < 300 for code in statuses.values()), statuses
+    for attempt in (1, 2):
+        report = tmp_path / f"newman-{attempt}.json"
+        result = subprocess.run([newman, "run", f"{live.base_url}/_sandbox/postman/{vendor}.json", "--reporters",
+                                 "json", "--reporter-json-export", str(report)], capture_output=True, text=True,
+                                timeout=120)
+        run = json.loads(report.read_text())["run"]
+        failures = [(f["source"]["name"], f["error"]["message"]) for f in run["failures"]]
+        assert (attempt, result.returncode, failures) == (attempt, 0, [])
+        assert run["stats"]["requests"]["total"] == len(operation_ids(vendor))
+        assert run["stats"]["assertions"]["failed"] == 0
+        assert run["stats"]["assertions"]["total"] == 2 * len(operation_ids(vendor))
+        statuses = {e["item"]["name"]: e["response"]["code"] for e in run["executions"]}
+        assert all(200 <= code < 300 for code in statuses.values()), (attempt, statuses)
 
 
 @pytest.mark.parametrize("vendor", VENDORS)

@@ -436,10 +436,15 @@ def sent_of(x: Exchange) -> dict:
 
 
 def _body_as_read(x: Exchange) -> bytes:
-    """The body the pipeline read (cached by then); b"" when it read none or the read failed (bad framing)."""
+    """The body the pipeline read (cached by then). A request refused before its body was read (a 401, a 403, a
+    429) has it read now, within the size limit the server already holds it to, so its entry shows what was sent
+    and `verify` can match it; one refused for its size stays unread. b"" when there is none or the read failed
+    (bad framing, a chunked body past the limit)."""
     if not x.body_read:
-        return b""
+        size_refused = x.response is not None and x.response.status_code in (413, 414, 431)
+        if x.operation is None or not x.operation.body_media_types or size_refused:
+            return b""
     try:
-        return x.request.get_data()
-    except Exception:  # noqa: BLE001 - the read failed the first time too, and the client was told so
+        return x.request.get_data(cache=True)
+    except Exception:  # noqa: BLE001 - a failed read is the client's framing: it was (or will be) told so
         return b""
