@@ -2,6 +2,7 @@
 import os
 import socket
 import subprocess
+import sys
 import time
 import xml.etree.ElementTree as ElementTree
 
@@ -102,3 +103,17 @@ def test_contract_fails_against_a_broken_server_and_reports_curl_that_runs(tmp_p
                        env={"PATH": os.environ["PATH"], "CONTRACT_AUTHORIZATION": "Bearer partner-secret-token"})
         assert seen == [("DELETE", "/fabric/v3/redemptions/614b58924e92f6861ac9d43b", "Bearer partner-secret-token")]
 
+
+
+def test_without_schemathesis_installed_the_command_says_which_extra_to_install(monkeypatch, capsys):
+    """Issue 32 point 2: the package serves without the test stack; `contract` needs it and says how to get it."""
+    import importlib.util
+
+    found = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "schemathesis" else found(name, *a))
+    monkeypatch.setattr(sys, "argv", ["run.py"])
+    with pytest.raises(SystemExit) as stopped:
+        contract.main(["--spec", "fabric", "--base-url", "http://127.0.0.1:1"])
+    assert stopped.value.code == 2 and capsys.readouterr().err == (
+        "run.py contract: error: needs Schemathesis, which the sandbox installs only when asked for: pip install "
+        "'redemption-sandbox[contract]'\n")

@@ -149,6 +149,12 @@ def test_the_wheel_installs_into_a_fresh_venv_and_serves_from_another_directory(
                  "    if (r.marker is None or r.marker.evaluate()) and metadata.version(r.name) not in r.specifier:\n"
                  "        print(text)", cwd=elsewhere)
     assert unmet == ""
+    # Issue 32 point 2: serving needs no test stack; Schemathesis (and Hypothesis with it) only with [contract]
+    extras = _run(python, "-c", "from importlib import metadata\nfor text in metadata.requires('redemption-sandbox'):\n"
+                  "    print(text)", cwd=elsewhere).splitlines()
+    assert [t for t in extras if "extra ==" in t] == ['schemathesis<5,>=4.32; extra == "contract"']
+    assert not [t for t in extras if t.split()[0].lower().startswith(("schemathesis", "hypothesis", "pytest"))
+                and "extra ==" not in t]
     where = json.loads(_run(python, "-c", "import json, sandbox, sandbox.config as c; print(json.dumps("
                             "[sandbox.__file__, str(c.ROOT), sandbox.__version__]))", cwd=elsewhere))
     assert where[0].startswith(str(site)) and where[1] == str(site / "sandbox" / "data")

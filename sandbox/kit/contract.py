@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import importlib.util
 import subprocess
 import sys
 import tempfile
@@ -210,6 +211,9 @@ def markdown_report(junit: Path, spec: str, base_url: str, credential: str = "")
 
 def main(argv) -> int:
     args = parse_args(argv)
+    if importlib.util.find_spec("schemathesis") is None:
+        usage_error("needs Schemathesis, which the sandbox installs only when asked for: pip install "
+                    "'redemption-sandbox[contract]'", "contract")
     path = spec_path(args.spec)
     if not path.is_file():
         usage_error(f"no spec {args.spec} ({path}): name one of returning-ai, fabric, capillary, sandbox, or give "
