@@ -7,7 +7,7 @@ import urllib.request
 
 import pytest
 
-from helpers import CAPILLARY, CAP_UPDATE, FABRIC, PATCH_URL, bearer, served
+from helpers import CAPILLARY, CAP_UPDATE, FABRIC, PATCH_URL, bearer, read_state, served
 
 def order(sandbox):
     return sandbox.store.get("rai_purchase_histories", "507f1f77bcf86cd799439012")
@@ -91,6 +91,19 @@ def test_rule_fires_count_times_then_stops(client):
     assert [client.get(url, headers=FABRIC).status_code for _ in range(3)] == [500, 500, 200]
     assert client.get("/fabric/v3/redemptions", headers=FABRIC).status_code == 200  # other operations untouched
     assert client.get("/_sandbox/faults").get_json()["rules"][0]["fired"] == 2
+
+
+def test_recipe_fail_once_then_succeed_the_failure_writes_nothing_and_the_retry_writes(client):
+    """The README's recipe, as written there: a 500 on the first PATCH, which writes nothing, and a 200 on the retry."""
+    client.post("/_sandbox/faults", json={"vendor": "returning-ai", "operation": "updatePurchaseHistory",
+                                          "fault": "server-error", "count": 1})
+    sent = {"redemptionInstructions": "Retried"}
+    first = client.patch(PATCH_URL, json=sent, headers=bearer())
+    assert first.status_code == 500
+    stored = read_state(client, "rai_purchase_histories", "507f1f77bcf86cd799439012")
+    assert stored["product"]["redemptionInstructions"] != "Retried"
+    retry = client.patch(PATCH_URL, json=sent, headers=bearer())
+    assert retry.status_code == 200 and retry.get_json()["data"]["product"]["redemptionInstructions"] == "Retried"
 
 
 def test_probabilistic_rule_replays_the_same_way_with_its_seed(client):
