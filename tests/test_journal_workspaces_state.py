@@ -40,6 +40,19 @@ def test_a_request_refused_before_its_body_was_read_keeps_its_body_in_the_journa
     assert r.status_code == 200 and r.get_json()["verified"] is True
 
 
+def test_each_entry_says_in_words_what_decided_its_answer(client):
+    """Issue 31 point 4: the demo page's feed shows `reason`, not a class name (BadRequest, ok)."""
+    client.patch(PATCH_URL, json={"redemptionInstructions": "A"}, headers=bearer())
+    client.patch(PATCH_URL, json={"voucherCode": "GOLD-1"}, headers=bearer())
+    client.patch(PATCH_URL, json={"redemptionInstructions": "A"}, headers={**bearer(), "X-Sandbox-Fault": "server-error"})
+    client.get("/fabric/v3/redemptions/nope", headers=FABRIC)
+    client.patch(PATCH_URL, json={}, headers=bearer("rai_test_no_purchase_history"))
+    reasons = [e["reason"] for e in client.get("/_sandbox/requests").get_json()["requests"][-5:]]
+    assert reasons[0] == "ok" and reasons[2] == "fault: server-error"
+    assert reasons[1] == "validation: voucherExpiryDate missing"
+    assert reasons[3].startswith("not found: ") and reasons[4].startswith("permission: ")
+
+
 def test_a_change_and_its_journal_entry_commit_together(monkeypatch):
     """One commit per write request (issue 8): on SQLite, an answer the sandbox could not send (strict mode: its own
     spec forbids it) leaves neither the change nor a success in the journal, only the 500 it became."""

@@ -61,6 +61,25 @@ class SandboxError(Exception):
         return type(self).__name__
 
 
+# What a refusal was, in a word, by its status: the first half of a journal entry's `reason`.
+_KINDS = {400: "validation", 401: "authentication", 403: "permission", 404: "not found", 405: "method", 409: "conflict",
+          413: "too large", 414: "too large", 431: "too large", 429: "rate limit", 500: "server error",
+          502: "upstream", 503: "unavailable"}
+REASON_LIMIT = 200  # characters of a reason: a feed's column, not a report
+
+
+def in_words(error: SandboxError) -> str:
+    """What decided a refusal, as a person reads it in the demo page's feed: "validation: voucherExpiryDate
+    missing", "not found: No purchase history ORD1", "permission: ..." (the first problem, and how many more)."""
+    kind = _KINDS.get(error.status, f"HTTP {error.status}")
+    if not error.problems:
+        return f"{kind}: {error.message}"[:REASON_LIMIT]
+    first = error.problems[0]
+    what = f"{first.field} missing" if first.kind == MISSING and first.field else first.hint or first.message
+    more = f" (and {len(error.problems) - 1} more)" if len(error.problems) > 1 else ""
+    return f"{kind}: {what}{more}"[:REASON_LIMIT]
+
+
 def header_text(text: str, most: int = 500) -> str:
     """Text made safe for a header value: printable ASCII only (a client's value may be quoted in it), at most
     `most` characters."""

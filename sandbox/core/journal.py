@@ -72,11 +72,11 @@ def sent_part(request, body: bytes, secrets: Secrets) -> dict:
 
 def journal_entry(sent: dict, response, vendor: str, operation: str | None, rule: str, duration_ms: float,
                   time: str, world_time: str, secrets: Secrets, dropped: bool = False, delay_ms: int = 0,
-                  applied: bool = False) -> dict:
+                  applied: bool = False, reason: str | None = None) -> dict:
     """An entry of what the client sent (`sent_part`) and received. `time`: the wall clock, as a person debugging
     reads it; `worldTime`: the world's clock (core/clock.py), as the request's stamps read it. `status` null when
     the client received no answer at all (`dropped`: a transport fault closed the connection); `delayMs`, how long
-    the answer was held on purpose."""
+    the answer was held on purpose; `reason`, what decided it in words (pipeline.reason_of)."""
     cut = [True] if sent["cut"] else []
     answer = "" if dropped or response.is_streamed else _kept(secrets.body_of(_text(response.get_data())), BODY_LIMIT, cut)
     answered = {} if dropped else secrets.headers_of((k, _kept(v, HEADER_LIMIT, cut))
@@ -91,6 +91,8 @@ def journal_entry(sent: dict, response, vendor: str, operation: str | None, rule
         entry["truncated"] = True
     if applied:
         entry["applied"] = True
+    if reason is not None:
+        entry["reason"] = secrets.body_of(reason)
     return entry
 
 

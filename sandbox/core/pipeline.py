@@ -27,7 +27,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from . import limits, logs, rate_limits, rendering
 from .clock import from_millis, iso_millis, wall_now_iso
 from .connection import connection_of
-from .errors import RequestContext, SandboxError
+from .errors import RequestContext, SandboxError, in_words
 from .faults import (APPLIED_FAULTS, APPLIED_HEADER, DELAY_HEADER, FAULT_HEADER, GENERIC_FAULTS, VendorFault,
                      carry_out, held_by_server, magic_fault, wait)
 from .journal import journal_entry, sent_part
@@ -91,6 +91,7 @@ class Exchange:
     delay_ms: int = 0  # how long the answer was held on purpose (X-Sandbox-Delay, a rule's latency, a timeout)
     deferred_ms: int = 0  # how much of that the server holds after the operation ran (sandbox/serving/bridge.py)
     decided_by: str | None = None  # the fault that decided the answer, as the journal names it
+    refused: str | None = None  # a refusal in words (errors.in_words), for the journal's `reason`
     response: Response | None = None
     sent: dict | None = None  # what the journal keeps of the request, made before a write takes its lock
     body_read: bool = False  # whether the request's body was read (within the size limit)
@@ -382,6 +383,7 @@ def check_response(x: Exchange, status: int, payload) -> None:
 def render_error(x: Exchange, error: SandboxError) -> Response:
     if x.decided_by is None:  # a fault that raised it keeps its own name
         x.decided_by = error.rule
+    x.refused = in_words(error)
     return rendering.render(x.mount, error, x.context)
 
 
@@ -397,10 +399,20 @@ def journal(x: Exchange) -> None:
     journal_ = x.world.journal
     reference = journal_.record(journal_entry(x.sent or sent_of(x), x.response, x.mount.name, operation, rule,
                                               duration, wall_now_iso(), world_time(x), x.sandbox.secrets,
-                                              dropped=x.dropped, delay_ms=x.delay_ms, applied=x.applied))
+                                              dropped=x.dropped, delay_ms=x.delay_ms, applied=x.applied,
+                                              reason=reason_of(x, rule, status)))
     connection = connection_of(x.request.environ)  # run.py's server: it may find the client gone
     if connection is not None:
         connection.undelivered = lambda: journal_.undelivered(reference)
+
+
+def reason_of(x: Exchange, rule: str, status: int | None) -> str:
+    """What decided the answer, in words (the journal's `reason`): ok, fault: <name>, or the refusal's own."""
+    if rule.startswith("fault:"):
+        return f"fault: {rule[6:]}" + (" (applied: the write was kept)" if x.applied else "")
+    if x.refused is not None:
+        return x.refused
+    return "ok" if status is not None and status < 400 else rule
 
 
 def world_time(x: Exchange) -> str:
