@@ -52,6 +52,7 @@ class Sandbox:
             for spec in (load_spec(settings.specs_dir / m.spec_file) for m in [*self.vendors, control])
         }
         self.secrets = Secrets.of(spec.document for spec in self.specs.values())  # what the journal masks
+        self.credential_collections = {name for vendor in self.vendors for name in vendor.credential_fields}
         self.backend = open_backend(settings)
         self.registry = self.backend.store("_sandbox", {}, create=True)
         start_limits = rate_limits.parse_option(settings.rate_limits, self.vendor_names) if settings.rate_limits else {}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import FABRIC, PATCH_URL, bearer, strict_app
+from helpers import FABRIC, PATCH_URL, bearer, read_state, strict_app
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,6 +51,47 @@ def test_each_entry_says_in_words_what_decided_its_answer(client):
     assert reasons[0] == "ok" and reasons[2] == "fault: server-error"
     assert reasons[1] == "validation: voucherExpiryDate missing"
     assert reasons[3].startswith("not found: ") and reasons[4].startswith("permission: ")
+
+
+def last_entry(client) -> dict:
+    return client.get("/_sandbox/requests").get_json()["requests"][-1]
+
+
+def test_a_write_keeps_each_record_it_changed_before_and_after_with_the_changed_fields(client):
+    """Issue 31 point 4 (core/changes.py): what the demo page shows of a write; a refusal changed nothing."""
+    stored = read_state(client, "rai_purchase_histories", "507f1f77bcf86cd799439012")
+    client.patch(PATCH_URL, json={"redemptionInstructions": "Ask at the desk"}, headers=bearer())
+    [change] = last_entry(client)["changes"]
+    assert (change["collection"], change["key"]) == ("rai_purchase_histories", "507f1f77bcf86cd799439012")
+    assert change["before"] == stored
+    assert change["after"] == read_state(client, "rai_purchase_histories", "507f1f77bcf86cd799439012")
+    assert change["changed"] == ["product.redemptionInstructions", "updatedAt"]
+    client.patch(PATCH_URL, json={"voucherCode": "GOLD-1"}, headers=bearer())  # refused: nothing changed
+    assert "changes" not in last_entry(client)
+    client.patch(PATCH_URL, json={"redemptionInstructions": "Ask at the desk"}, headers={
+        **bearer(), "X-Sandbox-Fault": "server-error", "X-Sandbox-Applied": "true"})  # applied: kept and shown
+    assert last_entry(client)["changes"][0]["changed"] == ["updatedAt"]
+
+
+def test_a_created_record_has_no_before_a_deleted_one_no_after(client):
+    created = client.post("/fabric/v3/redemptions", json={"promotionId": "614b58924e92f6861ac91234",
+                                                          "orderId": "ORD-CHANGES-1", "userId": "u-1"}, headers=FABRIC)
+    assert created.status_code == 201, created.get_json()
+    [change] = last_entry(client)["changes"]
+    assert change["before"] is None and change["after"]["orderId"] == "ORD-CHANGES-1"
+    client.delete(f"/fabric/v3/redemptions/{created.get_json()['id']}", headers=FABRIC)
+    [change] = last_entry(client)["changes"]
+    assert change["before"]["orderId"] == "ORD-CHANGES-1" and change["after"] is None
+
+
+def test_changes_never_show_a_credential_and_stay_within_their_bound(client):
+    token = client.post("/capillary/v3/oauth/token/generate", json={"key": "cap-demo-client",
+                                                                    "secret": "cap-demo-secret"})
+    assert token.status_code == 200 and "changes" not in last_entry(client)  # the token record is a credential
+    client.patch(PATCH_URL, json={"redemptionInstructions": "x" * 10_000}, headers=bearer())
+    [change] = last_entry(client)["changes"]
+    assert change == {"collection": "rai_purchase_histories", "key": "507f1f77bcf86cd799439012",
+                      "changed": ["product.redemptionInstructions", "updatedAt"], "cut": True}
 
 
 def test_a_change_and_its_journal_entry_commit_together(monkeypatch):

@@ -4,7 +4,8 @@ Kept in the world's store (log `_journal`), so every worker process of a sandbox
 An entry holds at most: the path and query up to PATH_LIMIT characters, HEADER_COUNT request headers and as many
 response headers of up to HEADER_LIMIT characters each, the request and response bodies up to BODY_LIMIT characters
 each; what was cut is said by
-`truncated: true`. So an entry is under 40 KB, and a journal of the default 1,000 entries under 40 MB a world.
+`truncated: true`; and the records a write changed, before and after, up to core/changes.py's CHANGES_LIMIT characters
+in all. So an entry is under 48 KB, and a journal of the default 1,000 entries under 48 MB a world.
 """
 from __future__ import annotations
 
@@ -72,11 +73,12 @@ def sent_part(request, body: bytes, secrets: Secrets) -> dict:
 
 def journal_entry(sent: dict, response, vendor: str, operation: str | None, rule: str, duration_ms: float,
                   time: str, world_time: str, secrets: Secrets, dropped: bool = False, delay_ms: int = 0,
-                  applied: bool = False, reason: str | None = None) -> dict:
+                  applied: bool = False, reason: str | None = None, changes: list | None = None) -> dict:
     """An entry of what the client sent (`sent_part`) and received. `time`: the wall clock, as a person debugging
     reads it; `worldTime`: the world's clock (core/clock.py), as the request's stamps read it. `status` null when
     the client received no answer at all (`dropped`: a transport fault closed the connection); `delayMs`, how long
-    the answer was held on purpose; `reason`, what decided it in words (pipeline.reason_of)."""
+    the answer was held on purpose; `reason`, what decided it in words (pipeline.reason_of); `changes`, the
+    records a write changed, before and after (core/changes.py, already masked and bounded)."""
     cut = [True] if sent["cut"] else []
     answer = "" if dropped or response.is_streamed else _kept(secrets.body_of(_text(response.get_data())), BODY_LIMIT, cut)
     answered = {} if dropped else secrets.headers_of((k, _kept(v, HEADER_LIMIT, cut))
@@ -93,6 +95,8 @@ def journal_entry(sent: dict, response, vendor: str, operation: str | None, rule
         entry["applied"] = True
     if reason is not None:
         entry["reason"] = secrets.body_of(reason)
+    if changes:
+        entry["changes"] = changes
     return entry
 
 

@@ -27,6 +27,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from . import limits, logs, rate_limits, rendering
 from .clock import from_millis, iso_millis, wall_now_iso
 from .connection import connection_of
+from .changes import Recording
 from .errors import RequestContext, SandboxError, in_words
 from .faults import (APPLIED_FAULTS, APPLIED_HEADER, DELAY_HEADER, FAULT_HEADER, GENERIC_FAULTS, VendorFault,
                      carry_out, held_by_server, magic_fault, wait)
@@ -47,6 +48,7 @@ class RunningSandbox(Protocol):
 
     settings: object  # config.Settings
     secrets: object  # masking.Secrets: what the journal and the logs never show
+    credential_collections: set  # the collections whose records are credentials: no journal shows them
     specs: dict
     vendors: list
     default: object  # world.World: the default world
@@ -92,6 +94,7 @@ class Exchange:
     deferred_ms: int = 0  # how much of that the server holds after the operation ran (sandbox/serving/bridge.py)
     decided_by: str | None = None  # the fault that decided the answer, as the journal names it
     refused: str | None = None  # a refusal in words (errors.in_words), for the journal's `reason`
+    recording: Recording | None = None  # a write's view of the store, noting what it changes (core/changes.py)
     response: Response | None = None
     sent: dict | None = None  # what the journal keeps of the request, made before a write takes its lock
     body_read: bool = False  # whether the request's body was read (within the size limit)
@@ -102,7 +105,7 @@ class Exchange:
 
     @property
     def store(self):
-        return self.world.store
+        return self.recording or self.world.store
 
     @property
     def ids(self):
@@ -320,6 +323,7 @@ def run(x: Exchange) -> None:
     server it sleeps under the world's write lock."""
     if x.operation.writes and x.mount.journaled:
         x.sent = x.sent or sent_of(x)  # outside the lock: its holder does only what must be done under it
+        x.recording = Recording(x.world.store, x.sandbox.credential_collections)
         with x.store.transaction():
             try:
                 answer(x)
@@ -327,6 +331,7 @@ def run(x: Exchange) -> None:
                     answer_the_fault_after_the_write(x)
             except SandboxError as refusal:
                 if x.fault is None or x.decided_by is None:
+                    x.recording = None
                     raise  # rolled back: nothing the operation wrote is kept
                 # A vendor fault struck, before anything was written (VendorFault), or after, when it is applied:
                 # the refusal is committed with the rule's spending (and the write), so a one-shot rule is spent
@@ -400,7 +405,9 @@ def journal(x: Exchange) -> None:
     reference = journal_.record(journal_entry(x.sent or sent_of(x), x.response, x.mount.name, operation, rule,
                                               duration, wall_now_iso(), world_time(x), x.sandbox.secrets,
                                               dropped=x.dropped, delay_ms=x.delay_ms, applied=x.applied,
-                                              reason=reason_of(x, rule, status)))
+                                              reason=reason_of(x, rule, status),
+                                              changes=x.recording.changes(x.sandbox.secrets.body_of)
+                                              if x.recording else None))
     connection = connection_of(x.request.environ)  # run.py's server: it may find the client gone
     if connection is not None:
         connection.undelivered = lambda: journal_.undelivered(reference)
