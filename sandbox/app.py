@@ -9,7 +9,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .config import Settings
-from .control import control
+from .control import control, scenarios
 from .control.errors import NotFound as ControlNotFound, TooManyWorkspaces
 from .core import rate_limits
 from .core.clock import moment_ms
@@ -53,6 +53,7 @@ class Sandbox:
         }
         self.secrets = Secrets.of(spec.document for spec in self.specs.values())  # what the journal masks
         self.credential_collections = {name for vendor in self.vendors for name in vendor.credential_fields}
+        scenarios.check(settings.scenarios_dir, self.specs)  # before anything is seeded: a broken one stops the start
         self.backend = open_backend(settings)
         self.registry = self.backend.store("_sandbox", {}, create=True)
         start_limits = rate_limits.parse_option(settings.rate_limits, self.vendor_names) if settings.rate_limits else {}

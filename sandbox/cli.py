@@ -23,7 +23,7 @@ from . import Settings, __version__, create_app
 from .arguments import Parser, YAMLFile, usage_error, yaml_file
 from .config import from_env
 from .control.fault_rules import refusal
-from .control.scenarios import load_scenario, scenarios
+from .control.scenarios import ScenarioRefused, load_scenario, scenarios
 from .vendors import VENDORS
 
 from .core import logs, rate_limits
@@ -306,7 +306,7 @@ def main(argv=None) -> int | None:
     rules = _fault_rules(args.faults, settings.specs_dir) if args.faults else []
     try:
         app = create_app(settings)
-    except BackendUnavailable as exc:
+    except (BackendUnavailable, ScenarioRefused) as exc:
         sys.exit(str(exc))
     world = app.extensions["sandbox"].default
     world_note = _existing_world(world, args)

@@ -302,7 +302,8 @@ def delete_workspace(call):
 
 # -- scenarios ---------------------------------------------------------------------------------------------
 def list_scenarios(call):
-    return {"scenarios": [{"name": name, "title": s["title"], "story": s["story"], "faults": s.get("faults", []),
+    return {"scenarios": [{"name": name, "title": s["title"], "story": s["story"], "steps": s["steps"],
+                           "faults": s.get("faults", []),
                            "changes": [{"collection": c["collection"], "key": c["key"]} for c in s.get("changes", [])],
                            **({"seed": s["seed"]} if "seed" in s else {}),
                            **({"rateLimits": s["rateLimits"]} if "rateLimits" in s else {})}

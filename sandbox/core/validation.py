@@ -220,7 +220,12 @@ def _finite(text: str) -> float:
 def body_problems(operation: Operation, body) -> list[Problem]:
     """What the operation's body schema finds wrong with a body given as a value (not read from a request): run.py
     --faults checks each rule of its file as POST /_sandbox/faults would."""
-    return [] if operation.body_validator is None else _schema_problems(operation.body_validator, body, "body", "")
+    return [] if operation.body_validator is None else value_problems(operation.body_validator, body)
+
+
+def value_problems(validator, value) -> list[Problem]:
+    """What a schema (Spec.validator) finds wrong with a value, in the words a 400 uses (a scenario's steps)."""
+    return _schema_problems(validator, value, "body", "")
 
 
 def _schema_problems(validator, value, location: str, name: str) -> list[Problem]:
