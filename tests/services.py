@@ -39,26 +39,35 @@ class RedisServer:
         binary = shutil.which("redis-server")
         if binary is None:
             return None
-        port = free_port()
-        self._process = subprocess.Popen(
-            [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         import redis
 
-        client = redis.Redis(port=port)
-        for _ in range(100):
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        self.url = f"redis://127.0.0.1:{port}/0"
-        return self.url
+        # The suite's processes (pytest-xdist) each start one: a port another took between free_port() and the bind
+        # would leave this process talking to the other's server, which goes away when that process ends. The
+        # server that answers must be the one started here (its process_id), or another port is tried.
+        for _ in range(5):
+            port = free_port()
+            self._process = subprocess.Popen(
+                [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            client = redis.Redis(port=port)
+            for _ in range(100):
+                try:
+                    if client.info("server")["process_id"] == self._process.pid:
+                        self.url = f"redis://127.0.0.1:{port}/0"
+                        return self.url
+                    break
+                except redis.ConnectionError:
+                    if self._process.poll() is not None:
+                        break
+                    time.sleep(0.05)
+            self.stop()
+        raise RuntimeError("could not start redis-server on a free port of 127.0.0.1 (5 tries)")
 
     def stop(self) -> None:
         if self._process is not None:
             self._process.terminate()
             self._process.wait(10)
+            self._process = None
 
 
 def unique_prefix() -> str:
