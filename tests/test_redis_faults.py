@@ -51,8 +51,10 @@ class PersistentRedis:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(200):
             try:
-                if self.client.ping():
+                # Its own server, not another test process's that took the port first (which this test would kill)
+                if self.client.info("server")["process_id"] == self.process.pid:
                     return
+                raise RuntimeError(f"port {self.port} is another redis-server's")
             except redis.RedisError:
                 time.sleep(0.02)
         raise RuntimeError("redis-server did not start")
