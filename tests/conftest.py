@@ -45,6 +45,20 @@ def app(backend_settings):
     return create_app(Settings(seed=2026, size=40, publisher_timeout=0.2, strict_responses=True, **backend_settings))
 
 
+# The modules that start servers, browsers or partner tools, or fuzz at length: `pytest -m "not slow"` leaves them out
+# for a quick run while working (the whole suite, CI's, runs them all).
+SLOW_MODULES = {"test_contract", "test_contract_command", "test_connections", "test_serving", "test_redis_faults",
+                "test_redis_replacing", "test_packaging", "test_partner_tools", "test_openapi_generator",
+                "test_ui_browser", "test_cross_site", "test_round_trip", "test_run", "test_cli_errors",
+                "test_container", "test_hostile_properties", "test_concurrency", "test_shared_backends"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.module.__name__ in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_generate_tests(metafunc):
     if "backend_settings" in metafunc.fixturenames:
         only = metafunc.definition.get_closest_marker("backends")
