@@ -11,6 +11,7 @@ Exit status 1 when anything is breaking.
 """
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -90,11 +91,21 @@ class Diff:
         for name in set(new.get("required", [])) - set(old.get("required", [])):
             self.breaking.append(f"{where}: field {name} is now required")
         old_props, new_props = old.get("properties", {}), new.get("properties", {})
+        new_patterns = new.get("patternProperties", {})
         for name in old_props:
-            if name not in new_props and new.get("additionalProperties") is False:
+            # A field taken out of `properties` may still be accepted under a pattern (an alias kept out of
+            # generated models, as Returning.AI's statusID): then it is compared with that pattern's schema.
+            kept = new_props.get(name, next((schema for pattern, schema in new_patterns.items()
+                                             if re.search(pattern, name)), None))
+            if kept is None and new.get("additionalProperties") is False:
                 self.breaking.append(f"{where}: field {name} removed")
-            elif name in new_props:
-                self._request_schema(f"{where}.{name}", old_props[name], new_props[name], depth + 1)
+            elif kept is not None:
+                self._request_schema(f"{where}.{name}", old_props[name], kept, depth + 1)
+        for pattern, schema in old.get("patternProperties", {}).items():
+            if pattern in new_patterns:
+                self._request_schema(f"{where}.{pattern}", schema, new_patterns[pattern], depth + 1)
+            elif new.get("additionalProperties") is False:
+                self.breaking.append(f"{where}: fields matching {pattern} removed")
         if "items" in old and "items" in new:
             self._request_schema(f"{where}[]", old["items"], new["items"], depth + 1)
 
