@@ -357,6 +357,7 @@ def test_in_a_real_browser_a_foreign_page_and_a_rebound_name_get_nothing_and_the
         browser.get(target + "/")
         wait_for(lambda: "Bearer XXXXXX" in browser.find_element(By.ID, "credential-rows").text)
         browser.find_element(By.ID, "reset").click()
+        browser.find_element(By.ID, "reset-confirm").click()  # the page asks first (issue 31 point 1)
         wait_for(lambda: voucher_code(state) == "GOLD-2026-0001")
         assert ("POST", "/_sandbox/reset", target, 200) in recorder.seen
     finally:

@@ -1,13 +1,20 @@
-"""The live demo page and the API reference, in a real headless Chromium (Debian's package, via Selenium).
+"""The live demo page, the fault catalogue page and the API reference, in a real headless Chromium (Debian's
+package, via Selenium).
 
-.ci/run installs chromium and chromium-driver; on a machine without them these tests are skipped, saying so.
+.ci/run installs chromium and chromium-driver; on a machine without them the tests that take the browser are skipped,
+saying so. SANDBOX_SCREENSHOTS=<directory> makes test_screenshots_of_the_page_in_use write the README's pictures
+(demo-feed.png, demo-projector.png) there: `SANDBOX_SCREENSHOTS=docs/screenshots python -m pytest -n 0
+tests/test_ui_browser.py -k screenshots`.
 """
 import io
 import json
+import os
 import shutil
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -17,8 +24,9 @@ from services import wait_for
 
 CHROMEDRIVER = shutil.which("chromedriver")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(not (CHROMEDRIVER and CHROMIUM),
-                                reason="needs chromium and chromium-driver (apt-get install chromium chromium-driver)")
+NO_BROWSER = "needs chromium and chromium-driver (apt-get install chromium chromium-driver)"
+
+
 @pytest.fixture(scope="module")
 def base_url():
     with served(strict_app(size=20)) as port:
@@ -27,6 +35,8 @@ def base_url():
 
 @pytest.fixture(scope="module")
 def browser():
+    if not (CHROMEDRIVER and CHROMIUM):
+        pytest.skip(NO_BROWSER)
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -116,13 +126,17 @@ def test_faults_are_chosen_by_vendor_operation_and_fault_with_a_visible_latency(
     wait_for(lambda: Select(browser.find_element("id", "fault-operation")).options)
     form = lambda: browser.execute_script("""return ['fault-vendor', 'fault-operation', 'fault-name', 'fault-latency']
         .map(id => document.getElementById(id).value)""")
-    assert form() == ["returning-ai", "updatePurchaseHistory", "latency", "1500"]  # a delay the room can see
-    offered = [o.get_attribute("value") for o in Select(browser.find_element("id", "fault-name")).options]
-    assert {"latency", "rate-limit", "store-unavailable", "publisher-timeout"} <= set(offered)
+    assert form() == ["returning-ai", "*", "latency", "1500"]  # every operation; a delay the room can see
+    offered = lambda: {o.get_attribute("value") for o in Select(browser.find_element("id", "fault-name")).options}
+    assert offered() == {"latency", "rate-limit", "server-error", "connection-reset", "empty-response", "malformed-body"}
+    Select(browser.find_element("id", "fault-operation")).select_by_value("updatePurchaseHistory")
+    assert {"latency", "rate-limit", "store-unavailable", "publisher-timeout"} <= offered()  # the vendor's own too
+    Select(browser.find_element("id", "fault-operation")).select_by_value("*")
+    assert form() == ["returning-ai", "*", "latency", "1500"]
     browser.find_element("id", "add-fault").click()
     wait_for(lambda: any("latency" in r and "1500" in r for r in rows(browser, "fault-rows")))
     assert [(r["operation"], r["fault"], r["latencyMs"]) for r in call(base_url, "GET", "/_sandbox/faults")[1]["rules"]] \
-        == [("updatePurchaseHistory", "latency", 1500)]
+        == [("*", "latency", 1500)]
     started = time.monotonic()
     assert call(base_url, "PATCH", PATCH_URL, {"redemptionInstructions": "slow"}, DOC_KEY)[0] == 200
     assert time.monotonic() - started >= 1.5
@@ -306,3 +320,411 @@ def test_a_member_buys_and_the_webhook_arrives_in_the_inbox_then_the_partner_cal
                    {"transactionId": order_id}, DOC_KEY)[1]["data"]["history"]
     assert history[-1]["refundCoins"] is True
     call(base_url, "POST", "/_sandbox/reset", {})
+
+
+# -- issue 31: a page a trainer can teach a room with ------------------------------------------------------------
+# The sizes a room meets: a 1024x768 projector at 150% zoom (a CSS viewport of 683x512), a 1280x720 projector, and
+# the trainer's own large screen.
+SIZES = {"1024x768 at 150%": (683, 512, 1.5), "1280x720": (1280, 720, 1), "1400x1000": (1400, 1000, 1)}
+FABRIC_GET = "/fabric/v3/redemptions/614b58924e92f6861ac9d43b"
+
+
+@contextmanager
+def viewport(browser, width, height, scale=1):
+    """The page's viewport at this CSS size and device scale (Chrome DevTools' device metrics), until the block ends."""
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                            {"width": width, "height": height, "deviceScaleFactor": scale, "mobile": False})
+    try:
+        yield
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def sideways(browser):
+    """What scrolls sideways or sticks out: the page, any panel, scroll box, table or form whose content is wider than
+    it, and any control (button, field, menu) or feed cell outside its panel. [] when everything fits."""
+    return browser.execute_script("""
+        const shown = (e) => e.getClientRects().length > 0;
+        const name = (e) => e.id || (e.className && String(e.className)) || e.tagName;
+        const found = [];
+        const page = document.documentElement;
+        if (page.scrollWidth > page.clientWidth) found.push(`page: ${page.scrollWidth} > ${page.clientWidth}`);
+        for (const e of document.querySelectorAll('header, main, section, .scroll, form, table, .secret, .confirm')) {
+            if (shown(e) && e.scrollWidth > e.clientWidth) found.push(`${name(e)}: ${e.scrollWidth} > ${e.clientWidth}`);
+        }
+        for (const e of document.querySelectorAll('button, input, select, #request-rows td')) {
+            const panel = e.closest('section, header');
+            if (!shown(e) || !panel) continue;
+            const r = e.getBoundingClientRect(), p = panel.getBoundingClientRect();
+            if (r.left < p.left - 0.5 || r.right > p.right + 0.5) found.push(`${name(e)} outside ${name(panel)}`);
+        }
+        return found;""")
+
+
+def projector(browser, on: bool):
+    """Projector mode on or off with its toggle in the header, as a trainer sets it."""
+    button = browser.find_element("id", "projector")
+    if (button.get_attribute("aria-pressed") == "true") != on:
+        button.click()
+    wait_for(lambda: browser.execute_script("return document.documentElement.classList.contains('projector')") == on)
+
+
+# JS: how many lines an element's text takes (its text's line boxes, told apart by their tops).
+LINES = """function lines(element) {
+    const tops = [], walk = document.createTreeWalker(element, NodeFilter.SHOW_TEXT);
+    while (walk.nextNode()) {
+        const range = document.createRange();
+        range.selectNodeContents(walk.currentNode);
+        for (const r of range.getClientRects()) if (r.width > 0) tops.push(r.top);
+    }
+    const half = parseFloat(getComputedStyle(element).fontSize) / 2;
+    return tops.sort((a, b) => a - b).filter((top, i) => i === 0 || top - tops[i - 1] > half).length;
+}
+"""
+
+
+def small_text(browser):
+    """Every piece of text shown in a font under 18 px, with its size."""
+    return browser.execute_script("""
+        const small = [];
+        const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+        while (walk.nextNode()) {
+            const text = walk.currentNode, parent = text.parentElement;
+            if (!text.textContent.trim() || !parent || !parent.getClientRects().length) continue;
+            if (['SCRIPT', 'STYLE', 'OPTION'].includes(parent.tagName)) continue;
+            const size = parseFloat(getComputedStyle(parent).fontSize);
+            if (size < 18) small.push(`${text.textContent.trim().slice(0, 30)}: ${size}px`);
+        }
+        return small;""")
+
+
+def test_the_fault_form_aims_at_every_operation_of_the_vendor_and_says_so(base_url, browser):
+    """Issue 31 point 1: a fault switched on live catches the call being demoed, whichever it is: the form starts at
+    every operation (*) of the vendor, again on each vendor chosen, and says which calls the rule will catch."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    open_page(browser, base_url)
+    wait_for(lambda: Select(browser.find_element(By.ID, "fault-operation")).options)
+    scope = lambda: browser.find_element(By.ID, "fault-scope").text
+    assert browser.find_element(By.ID, "fault-operation").get_attribute("value") == "*"
+    assert scope() == "Every operation of returning-ai (8): the rule catches whichever returning-ai call you make next."
+    Select(browser.find_element(By.ID, "fault-vendor")).select_by_value("fabric")
+    assert browser.find_element(By.ID, "fault-operation").get_attribute("value") == "*"  # not listRedemptions
+    assert scope().startswith("Every operation of fabric (7)")
+    Select(browser.find_element(By.ID, "fault-operation")).select_by_value("listRedemptions")
+    assert scope() == "Only listRedemptions: other fabric calls answer as usual."
+    Select(browser.find_element(By.ID, "fault-operation")).select_by_value("*")
+    Select(browser.find_element(By.ID, "fault-name")).select_by_value("server-error")
+    browser.find_element(By.ID, "add-fault").click()
+    wait_for(lambda: any("server-error" in r for r in rows(browser, "fault-rows")))
+    assert [(r["vendor"], r["operation"]) for r in call(base_url, "GET", "/_sandbox/faults")[1]["rules"]] == [("fabric", "*")]
+    assert call(base_url, "GET", FABRIC_GET, headers=FABRIC)[0] == 500  # the call demoed, whichever operation it is
+
+    # Switching it off is one visible click, with a real pointer, even while the list is polled every second.
+    wait_for(lambda: "1" in browser.find_element(By.CSS_SELECTOR, "#fault-rows td.fired").text)
+    time.sleep(1.2)  # at least one poll redrew the list since
+    off = browser.find_element(By.CSS_SELECTOR, "#fault-rows button.off")
+    assert off.is_displayed() and off.text == "Switch off" and sideways(browser) == []
+    off.click()
+    wait_for(lambda: call(base_url, "GET", "/_sandbox/faults")[1]["rules"] == [])
+    wait_for(lambda: rows(browser, "fault-rows") == [])
+    assert "Fault off: server-error on fabric *" in browser.find_element(By.ID, "notice").text
+    assert browser.find_element(By.ID, "no-rules").is_displayed()
+    assert call(base_url, "GET", FABRIC_GET, headers=FABRIC)[0] == 200
+
+
+def test_reset_asks_first_can_be_cancelled_and_then_says_what_it_did(base_url, browser):
+    """Issue 31 point 1: Reset asks in the page (a trainer can cancel) and afterwards says what it did."""
+    from selenium.webdriver.common.by import By
+
+    open_page(browser, base_url)
+    assert call(base_url, "POST", "/_sandbox/faults", {"vendor": "fabric", "operation": "*", "fault": "server-error",
+                                                       "probability": 1})[0] == 201
+    call(base_url, "GET", FABRIC_GET, headers=FABRIC)
+    wait_for(lambda: rows(browser, "fault-rows") and rows(browser, "request-rows"))
+    asked = browser.find_element(By.ID, "reset-ask")
+    browser.find_element(By.ID, "reset").click()
+    says = wait_for(lambda: asked.is_displayed() and browser.find_element(By.ID, "reset-says").text)
+    assert says.startswith("Reset the default world to seed 2026, size 20? It clears the journal (1 request)")
+    assert "the fault rules on (1)" in says
+    browser.find_element(By.ID, "reset-cancel").click()
+    assert not asked.is_displayed()
+    assert browser.find_element(By.ID, "reset-said").text == "Reset cancelled: nothing changed."
+    assert len(call(base_url, "GET", "/_sandbox/faults")[1]["rules"]) == 1  # nothing happened
+    assert len(call(base_url, "GET", "/_sandbox/requests")[1]["requests"]) == 1
+
+    browser.find_element(By.ID, "reset").click()
+    wait_for(lambda: asked.is_displayed())
+    browser.find_element(By.ID, "reset-confirm").click()
+    said = wait_for(lambda: "seed" in browser.find_element(By.ID, "reset-said").text
+                    and browser.find_element(By.ID, "reset-said").text)
+    assert said == ("Reset the default world: seed 2026, size 20; journal (1 request), events (0), fault rules (1) and "
+                    "scenario cleared; data and clock back to the start.")
+    assert call(base_url, "GET", "/_sandbox/faults")[1]["rules"] == []
+    assert call(base_url, "GET", "/_sandbox/requests")[1]["requests"] == []
+    wait_for(lambda: rows(browser, "fault-rows") == [])
+
+
+def test_every_control_fits_its_panel_at_a_room_s_screen_sizes(base_url, browser):
+    """Issue 31 point 1: at 1024x768 at 150% zoom, 1280x720 and 1400x1000, in normal and projector mode, with a long
+    rule on, a request opened and a new workspace's credentials shown: no horizontal scrollbar anywhere, and every
+    button, field and feed cell inside its panel."""
+    from selenium.webdriver.common.by import By
+
+    open_page(browser, base_url)
+    assert call(base_url, "POST", "/_sandbox/faults", {
+        "vendor": "capillary", "operation": "updateRedeemPoints", "fault": "redemption-update-failed",
+        "probability": 0.5, "latencyMs": 1500, "count": 3})[0] == 201
+    call(base_url, "PATCH", PATCH_URL, {"redemptionInstructions": "Ring twice"}, {**DOC_KEY, "X-Sandbox-Fault": "rate-limit"})
+    call(base_url, "GET", FABRIC_GET, headers=FABRIC)
+    before = {w["id"] for w in call(base_url, "GET", "/_sandbox/workspaces")[1]["workspaces"]}
+    try:
+        for size, (width, height, scale) in SIZES.items():
+            with viewport(browser, width, height, scale):
+                browser.get(base_url + "/")
+                wait_for(lambda: len(rows(browser, "request-rows")) == 2 and rows(browser, "fault-rows"))
+                browser.execute_script("document.querySelector('#request-rows tr').click()")
+                browser.find_element(By.ID, "create-workspace").click()
+                wait_for(lambda: rows(browser, "workspace-credential-rows"))
+                assert browser.execute_script("return innerWidth") == width
+                for mode in (False, True):
+                    projector(browser, mode)
+                    assert sideways(browser) == [], (size, "projector" if mode else "normal")
+                projector(browser, False)
+    finally:
+        for workspace in call(base_url, "GET", "/_sandbox/workspaces")[1]["workspaces"]:
+            if workspace["id"] not in before:
+                call(base_url, "DELETE", f"/_sandbox/workspaces/{workspace['id']}")
+
+
+def test_projector_mode_is_remembered_and_keeps_the_feed_readable_at_18_px_and_up(base_url, browser):
+    """Issue 31 point 2: a toggle in the header, remembered in localStorage (this page and the catalogue); no text
+    under 18 px; at 1024x768 at 150% the feed's time, method, status and decider each stay on one line and the path
+    whole, inside the panel."""
+    from selenium.webdriver.common.by import By
+
+    open_page(browser, base_url)
+    call(base_url, "PATCH", PATCH_URL, {"redemptionInstructions": "Ring twice"}, {**DOC_KEY, "X-Sandbox-Fault": "rate-limit"})
+    with viewport(browser, *SIZES["1024x768 at 150%"]):
+        browser.get(base_url + "/")
+        wait_for(lambda: rows(browser, "request-rows"))
+        assert small_text(browser)  # the normal page has small print
+        projector(browser, True)
+        assert browser.find_element(By.ID, "projector").get_attribute("aria-pressed") == "true"
+        assert browser.execute_script("return localStorage.getItem('sandboxProjector')") == "on"
+        browser.get(base_url + "/")  # remembered
+        wait_for(lambda: rows(browser, "request-rows"))
+        assert browser.execute_script("return document.documentElement.classList.contains('projector')")
+        browser.execute_script("document.querySelector('#request-rows tr').click()")
+        wait_for(lambda: browser.find_element(By.ID, "request-detail").is_displayed())
+        assert small_text(browser) == []
+        cells = browser.execute_script(LINES + """
+            const feed = document.getElementById('feed').getBoundingClientRect();
+            return [...document.querySelector('#request-rows tr').cells].map(c => {
+                const r = c.getBoundingClientRect();
+                return {name: c.className.split(' ')[0], text: c.innerText, lines: lines(c), inside: r.left >= feed.left
+                        && r.right <= feed.right && r.bottom <= innerHeight, size: parseFloat(getComputedStyle(c).fontSize)};
+            });""")
+        shown = {c["name"]: c for c in cells}
+        assert {c["name"] for c in cells} >= {"time", "method", "path", "status", "decider"}
+        assert all(c["inside"] and c["size"] >= 18 for c in cells), cells
+        assert [shown[n]["lines"] for n in ("time", "method", "status", "decider")] == [1, 1, 1, 1], cells
+        assert shown["path"]["text"] == PATCH_URL and shown["status"]["text"] == "429"
+        assert shown["decider"]["text"] == "fault: rate-limit"  # the journal's reason, in words
+        browser.get(base_url + "/catalogue")  # the catalogue page reads the same setting
+        assert browser.execute_script("return document.documentElement.classList.contains('projector')")
+        assert small_text(browser) == [] and sideways(browser) == []
+        projector(browser, False)
+        assert browser.execute_script("return localStorage.getItem('sandboxProjector')") == "off"
+
+
+def test_credentials_are_one_header_a_line_with_a_copy_button(base_url, browser):
+    """Issue 31 point 2: the demo and a new workspace's credentials, each header on its own line at 1400x1000, with
+    a copy button that copies the line as a client sends it."""
+    from selenium.webdriver.common.by import By
+
+    open_page(browser, base_url)
+    lines = lambda tbody: browser.execute_script(LINES + f"""return [...document.querySelectorAll('#{tbody} .secret code')]
+        .map(code => [code.innerText, lines(code)])""")
+    shown = dict(lines("credential-rows"))
+    assert shown["Authorization: Bearer XXXXXX"] == 1 and shown["x-fabric-tenant-id: 61a5f0c2b3d4e5f6a7b8c9d0"] == 1
+    assert all(height == 1 for height in shown.values()), shown
+    browser.execute_cdp_cmd("Browser.grantPermissions", {"origin": base_url,
+                                                         "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]})
+    copy = browser.find_element(By.CSS_SELECTOR, "#credential-rows button.copy[data-copy='Authorization: Bearer XXXXXX']")
+    copy.click()
+    wait_for(lambda: copy.text == "copied")
+    copied = browser.execute_async_script("navigator.clipboard.readText().then(arguments[0], e => arguments[0]('?' + e))")
+    assert copied == "Authorization: Bearer XXXXXX"
+
+    browser.find_element(By.ID, "create-workspace").click()
+    listed = wait_for(lambda: lines("workspace-credential-rows"))
+    workspace = call(base_url, "GET", "/_sandbox/workspaces")[1]["workspaces"][-1]["id"]
+    try:
+        bearer = [height for text, height in listed if text.startswith("Authorization: Bearer XXXXXX.")]
+        assert bearer == [1]  # on one line, not wrapped in a narrow column
+        assert browser.find_element(By.ID, "workspace").is_displayed()
+        assert "Workspace " in browser.find_element(By.ID, "workspace-said").text
+    finally:
+        call(base_url, "DELETE", f"/_sandbox/workspaces/{workspace}")
+
+
+def test_the_catalogue_page_shows_each_vendors_faults_operations_and_magic_values(base_url, browser):
+    """Issue 31 point 5: /catalogue, linked from the demo page's header and from /docs, says per vendor what each
+    fault does and which operations take it, and per operation the faults it accepts and its magic values: the same
+    as GET /_sandbox/faults/catalogue."""
+    from selenium.webdriver.common.by import By
+
+    catalogue = call(base_url, "GET", "/_sandbox/faults/catalogue")[1]["vendors"]
+    open_page(browser, base_url)
+    assert browser.find_element(By.ID, "catalogue-link").get_attribute("href") == base_url + "/catalogue"
+    browser.get(base_url + "/docs/")
+    assert wait_for(lambda: browser.find_elements(By.ID, "catalogue-link"))[0].get_attribute("href") == base_url + "/catalogue"
+    browser.get(base_url + "/catalogue")
+    assert browser.find_element(By.TAG_NAME, "h2").text == "Fault catalogue and magic values"
+    # Read as [key, text] pairs: the order they are shown in is part of what is checked.
+    pairs = browser.execute_script("""
+        return [...document.querySelectorAll('section.vendor')].map(s => [s.id, {
+            faults: [...s.querySelectorAll('table.faults tbody tr')].map(r => [r.cells[0].innerText.split('\\n')[0], r.innerText]),
+            operations: [...s.querySelectorAll('table.operations tbody tr')].map(r => [r.id, r.innerText]),
+        }]);""")
+    assert [vendor for vendor, _ in pairs] == [v["vendor"] for v in catalogue] == ["returning-ai", "fabric", "capillary"]
+    page = {vendor: {"faults": dict(shown["faults"]), "operations": dict(shown["operations"]),
+                     "order": ([name for name, _ in shown["faults"]], [op for op, _ in shown["operations"]])}
+            for vendor, shown in pairs}
+    for vendor in catalogue:
+        shown = page[vendor["vendor"]]
+        assert shown["order"][0] == [f["name"] for f in vendor["faults"]]
+        for fault in vendor["faults"]:
+            assert fault["description"] in shown["faults"][fault["name"]]
+            assert ("generic" if fault["scope"] == "generic" else f"{vendor['vendor']}'s own") in shown["faults"][fault["name"]]
+        assert shown["order"][1] == [f"{vendor['vendor']}-{op['operationId']}" for op in vendor["operations"]]
+        for op in vendor["operations"]:
+            row = shown["operations"][f"{vendor['vendor']}-{op['operationId']}"]
+            own = [f["name"] for f in vendor["faults"] if f["scope"] == "vendor"]
+            assert "every generic fault" in row and all(name in row for name in op["faults"] if name in own)
+            for magic in op["magicValues"]:
+                assert f"{magic['in']} {magic['name']} = {magic['value']} → {magic['fault']}" in row
+            if not op["magicValues"]:
+                assert "no magic value" in row
+    # e.g. Capillary's 750, on the one operation that takes it, and the bill number that always gets it
+    assert "updateRedeemPoints" in page["capillary"]["faults"]["redemption-update-failed"]
+    assert "body billNumber = FAULT-750 → redemption-update-failed" in page["capillary"]["operations"]["capillary-updateRedeemPoints"]
+
+
+def test_docs_serve_the_contract_less_only_what_swagger_ui_cannot_read(base_url):
+    """Issue 31 point 6: the copy /docs shows is the contract (/_sandbox/specs/<name>.json) less jsonSchemaDialect."""
+    for name in ("returning-ai", "fabric", "capillary", "sandbox"):
+        contract = call(base_url, "GET", f"/_sandbox/specs/{name}.json")[1]
+        status, shown = call(base_url, "GET", f"/docs/specs/{name}.json")
+        assert status == 200 and "jsonSchemaDialect" in contract
+        assert shown == {key: value for key, value in contract.items() if key != "jsonSchemaDialect"}
+    assert call(base_url, "GET", "/docs/specs/no-such-spec.json")[0] == 404
+
+
+def test_docs_show_every_spec_without_a_warning_or_error_box(base_url, browser):
+    """Issue 31 point 6: no red box above any spec (Swagger UI warned of jsonSchemaDialect on each), nor any once
+    every operation is opened."""
+    from selenium.webdriver.common.by import By
+
+    for name in ("returning-ai", "fabric", "capillary", "sandbox"):
+        contract = call(base_url, "GET", f"/_sandbox/specs/{name}.json")[1]
+        browser.get(f"{base_url}/docs/?urls.primaryName={name}")
+        title = wait_for(lambda: [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".info .title")])[0]
+        assert title.startswith(contract["info"]["title"])
+        operations = sum(1 for item in contract["paths"].values() for method in item
+                         if method in ("get", "put", "post", "delete", "patch", "head", "options", "trace"))
+        wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-control")) == operations)
+        browser.execute_script("document.querySelectorAll('.opblock-summary-control').forEach(e => e.click())")
+        wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, ".opblock .opblock-body")) == operations,
+                 what=f"every operation of {name} opened")
+        time.sleep(0.5)
+        boxes = browser.execute_script("""return [...document.querySelectorAll(
+            '.errors-wrapper, .errors, .error-wrapper, .version-pragma')].filter(e => e.getClientRects().length)
+            .map(e => e.innerText)""")
+        assert boxes == [], (name, boxes)
+
+
+def test_screenshots_of_the_page_in_use(base_url, browser, tmp_path):
+    """Issue 31 point 7: the page in use at 1280x720, a fault rule set with the form and the request it decided
+    opened: demo-feed.png, then the same in projector mode, demo-projector.png (in SANDBOX_SCREENSHOTS when set: the
+    README's pictures, docs/screenshots/)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    folder = Path(os.environ.get("SANDBOX_SCREENSHOTS") or tmp_path)
+    open_page(browser, base_url)
+    with viewport(browser, *SIZES["1280x720"]):
+        browser.get(base_url + "/")
+        wait_for(lambda: Select(browser.find_element(By.ID, "fault-vendor")).options)
+        Select(browser.find_element(By.ID, "fault-vendor")).select_by_value("fabric")
+        Select(browser.find_element(By.ID, "fault-name")).select_by_value("server-error")
+        browser.find_element(By.ID, "add-fault").click()
+        wait_for(lambda: rows(browser, "fault-rows"))
+        call(base_url, "PATCH", PATCH_URL, {"redemptionInstructions": "Ring twice"}, DOC_KEY)
+        call(base_url, "GET", FABRIC_GET, headers=FABRIC)
+        call(base_url, "PATCH", PATCH_URL, {"voucherCode": "GOLD-TAKEN-0001", "voucherExpiryDate": "31/12/2026"}, DOC_KEY)
+        wait_for(lambda: len(rows(browser, "request-rows")) == 3)
+        browser.execute_script("[...document.querySelectorAll('#request-rows tr')].find(r => r.innerText.includes('500')).click()")
+        wait_for(lambda: "a fault rule of this world fired" in browser.find_element(By.ID, "detail-why").text)
+        browser.execute_script("document.activeElement.blur(); scrollTo(0, 0)")
+        pictures = {}
+        for mode, name in ((False, "demo-feed.png"), (True, "demo-projector.png")):
+            projector(browser, mode)
+            time.sleep(0.3)  # drawn
+            assert sideways(browser) == []
+            png = browser.get_screenshot_as_png()
+            (folder / name).write_bytes(png)
+            pictures[name] = Image.open(io.BytesIO(png))
+        assert {image.size for image in pictures.values()} == {(1280, 720)}
+        projector(browser, False)
+    call(base_url, "POST", "/_sandbox/reset", {})
+
+
+def test_a_scenarios_story_is_steps_whose_buttons_send_the_request_and_show_the_answer(base_url, browser):
+    """Issue 31 point 3: after loading, the story is numbered steps; a step's button sends its request with the
+    world's demo credential and shows the answer beside it, saying whether it is the one the story says."""
+    from selenium.webdriver.common.by import By
+
+    open_page(browser, base_url)
+    scenario = "#scenario-buttons button[data-name=\"voucher-typo-reissue\"]"
+    wait_for(lambda: browser.execute_script(f"return document.querySelector('{scenario}')"))
+    browser.execute_script(f"document.querySelector('{scenario}').click()")
+    wait_for(lambda: browser.find_element(By.ID, "scenario-load").is_displayed())
+    browser.find_element(By.ID, "scenario-load").click()
+    steps = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#story-steps li"))
+    assert len(steps) == 3 and "next" in steps[0].get_attribute("class")
+    steps[0].find_element(By.TAG_NAME, "button").click()
+    answer = wait_for(lambda: steps[0].find_element(By.CLASS_NAME, "answer").text)
+    assert answer.startswith("→ 409 - as the story says")
+    assert "next" in steps[1].get_attribute("class") and "done" in steps[0].get_attribute("class")
+    steps[1].find_element(By.TAG_NAME, "button").click()
+    assert wait_for(lambda: steps[1].find_element(By.CLASS_NAME, "answer").text).startswith("→ 200 - as the story says")
+    voucher = call(base_url, "GET", "/_sandbox/state/rai_vouchers?id=507f1f77bcf86cd799439016")[1]["records"][0]
+    assert voucher["code"] == "GOLD-2026-0001"  # the step changed the world, as its story says
+
+
+def test_a_request_opened_shows_each_record_it_changed_before_and_after_and_the_feed_says_why_in_words(base_url, browser):
+    """Issue 31 point 4: the detail shows the record before and after, the changed fields' lines marked; the feed's
+    decider column reads as words (conflict: ..., ok), not a class name."""
+    from selenium.webdriver.common.by import By
+
+    open_page(browser, base_url)
+    call(base_url, "PATCH", PATCH_URL, {"voucherCode": "GOLD-TAKEN-0001", "voucherExpiryDate": "31/12/2030"}, DOC_KEY)
+    call(base_url, "PATCH", PATCH_URL, {"redemptionInstructions": "Ask at the desk"}, DOC_KEY)
+    deciders = wait_for(lambda: browser.execute_script(
+        "return [...document.querySelectorAll('#request-rows td.decider')].map(td => td.title)"))
+    assert deciders[0] == "ok" and deciders[1].startswith("conflict: ")
+    browser.execute_script("document.querySelector('#request-rows tr').click()")
+    wait_for(lambda: browser.find_element(By.ID, "detail-changes").is_displayed())
+    title = browser.find_element(By.CSS_SELECTOR, "#detail-change-list h4").text
+    assert title == ("rai_purchase_histories 507f1f77bcf86cd799439012 - changed: product.redemptionInstructions, "
+                     "updatedAt")
+    marked = browser.execute_script("return [...document.querySelectorAll('#detail-change-list .changed')]"
+                                    ".map(s => s.textContent.trim())")
+    assert any(m.startswith("product.redemptionInstructions: ") and "Ask at the desk" in m for m in marked)
+    assert any(m.startswith("product.redemptionInstructions: ") and "Ask at the desk" not in m for m in marked)
+    assert all(m.split(":")[0] in ("product.redemptionInstructions", "updatedAt") for m in marked)
+    browser.execute_script("document.querySelectorAll('#request-rows tr')[1].click()")  # the 409 changed nothing
+    wait_for(lambda: not browser.find_element(By.ID, "detail-changes").is_displayed())

@@ -2,6 +2,7 @@
 const $ = (id) => document.getElementById(id);
 const tokenInput = $("admin-token");
 tokenInput.value = localStorage.getItem("sandboxAdminToken") || "";
+$("token-form").hidden = !tokenInput.value;  // shown when a token is in use or the control API asks for one
 let locked = false;          // the control API asked for the admin token: nothing is polled until one is given
 let catalogue = [];          // GET /faults/catalogue: per vendor, its faults and each operation's
 let requestsById = new Map();
@@ -33,6 +34,7 @@ function lock(message) {
   locked = true;
   $("token-prompt").textContent = message;
   $("token-prompt").hidden = false;
+  $("token-form").hidden = false;
   tokenInput.classList.add("wanted");
   tokenInput.focus();
 }
@@ -65,6 +67,31 @@ function fill(tbody, rows) {
     const tr = document.createElement("tr"); tr.append(...cells); return tr;
   }));
 }
+// A path that may wrap after each slash (not in the middle of a segment unless it must).
+function pathNodes(path) {
+  return path.split(/(?<=\/)/).flatMap((part, i) => i ? [document.createElement("wbr"), part] : [part]);
+}
+// Copy text: the Clipboard API where the page is a secure context (127.0.0.1, localhost, https), else a selection.
+async function copyText(text) {
+  try {
+    if (navigator.clipboard && window.isSecureContext) { await navigator.clipboard.writeText(text); return true; }
+  } catch (e) { /* fall back to a selection */ }
+  const area = document.createElement("textarea");
+  area.value = text; area.setAttribute("readonly", ""); area.style.position = "fixed"; area.style.opacity = "0";
+  document.body.append(area); area.select();
+  let done = false;
+  try { done = document.execCommand("copy"); } catch (e) { done = false; }
+  area.remove();
+  return done;
+}
+document.addEventListener("click", async (event) => {
+  const button = event.target.closest("button.copy");
+  if (!button) return;
+  const done = await copyText(button.dataset.copy);
+  button.textContent = done ? "copied" : "select it";
+  button.classList.toggle("done", done);
+  setTimeout(() => { button.textContent = "copy"; button.classList.remove("done"); }, 1500);
+});
 const pretty = (text) => { try { return JSON.stringify(JSON.parse(text), null, 2); } catch (e) { return text || "(none)"; } };
 const short = (value) => {
   const text = typeof value === "string" ? value : JSON.stringify(value);
@@ -81,9 +108,32 @@ function loadVendors() {
   }));
 }
 
-const headerText = (headers) => Object.entries(headers).map(([k, v]) => `${k}: ${v}`).join("\n");
+// A credential's headers, one a line, each with a button that copies the line as a client sends it.
+function headerLines(headers) {
+  const td = document.createElement("td");
+  td.className = "secrets";
+  for (const [name, value] of Object.entries(headers)) {
+    const line = document.createElement("div");
+    line.className = "secret";
+    const copy = document.createElement("button");
+    copy.type = "button"; copy.className = "copy"; copy.textContent = "copy";
+    copy.dataset.copy = `${name}: ${value}`; copy.title = `Copy "${name}: ${value}"`;
+    const code = document.createElement("code");
+    code.textContent = `${name}: ${value}`;
+    line.append(copy, code);
+    td.append(line);
+  }
+  return td;
+}
+// The name, with its purpose and tenant under it; the vendor; the headers, which get the width.
+function nameCell(name, note) {
+  const td = cell(name, "name");
+  if (note) { const small = document.createElement("div"); small.className = "hint"; small.textContent = note; td.append(small); }
+  return td;
+}
 function credentialRows(credentials) {
-  return credentials.map((c) => [cell(c.name), cell(c.vendor), cell(c.tenant), cell(c.purpose), cell(headerText(c.headers), "mono")]);
+  return credentials.map((c) => [nameCell(c.name, [c.purpose, c.tenant ? `Tenant ${c.tenant}.` : ""].filter(Boolean).join(" ")),
+                                 cell(c.vendor, "vendor"), headerLines(c.headers)]);
 }
 async function loadCredentials() {
   const {data} = await api("GET", "/credentials");
@@ -99,33 +149,77 @@ async function loadWorlds() {
   $("world").replaceChildren(...options);
   $("world").value = options.some((o) => o.value === chosen) ? chosen : "";
 }
-$("world").addEventListener("change", () => { selectedId = null; $("request-detail").hidden = true; loadAll(); });
+$("world").addEventListener("change", () => {
+  selectedId = null; $("request-detail").hidden = true; forgetRules(); feedShown = ""; loadAll();
+});
 
 $("create-workspace").onclick = async () => {
   const {status, data} = await api("POST", "/workspaces", {size: 20}, {world: false});
   if (status !== 201) { notice(data.error ? data.error.message : `Could not create a workspace (${status})`, "error"); return; }
   const box = $("workspace-result");
+  $("workspace-said").textContent = `Workspace ${data.id.slice(0, 10)}… made: its credentials are in the New workspace ` +
+    "panel below.";
+  $("workspace-said").hidden = false;
   const intro = document.createElement("p");
   intro.textContent = `Workspace ${data.id} (seed ${data.seed}, size ${data.size}): its credentials, for every vendor ` +
     `(${data.credentials.length}). Control calls act on it with X-Sandbox-Workspace: ${data.id}`;
   const watch = document.createElement("button");
   watch.textContent = "Watch this workspace"; watch.id = "watch-workspace";
-  watch.onclick = async () => { await loadWorlds(); $("world").value = data.id; loadAll(); };
+  watch.onclick = async () => {
+    await loadWorlds(); $("world").value = data.id;
+    selectedId = null; $("request-detail").hidden = true; forgetRules(); feedShown = ""; loadAll();
+  };
   const table = document.createElement("table");
-  table.id = "workspace-credentials";
+  table.id = "workspace-credentials"; table.className = "creds";
   const head = document.createElement("thead");
   head.innerHTML = "<tr><th>name</th><th>vendor</th><th>headers</th></tr>";
   const body = document.createElement("tbody");
   body.id = "workspace-credential-rows";
-  fill(body, data.credentials.map((c) => [cell(c.name), cell(c.vendor), cell(headerText(c.headers), "mono")]));
+  fill(body, data.credentials.map((c) => [cell(c.name, "name"), cell(c.vendor, "vendor"), headerLines(c.headers)]));
   table.append(head, body);
   box.replaceChildren(intro, watch, table);
+  $("workspace").hidden = false;
+  $("workspace").scrollIntoView({block: "nearest"});
   loadWorlds();
 };
 
+let loadedScenario = null;  // the title of the scenario this page loaded last, until a reset
+const worldName = () => $("world").value ? `workspace ${$("world").value.slice(0, 10)}…` : "the default world";
+const counted = (n, one, many) => `${n} ${n === 1 ? one : many}`;
 $("reset").onclick = async () => {
-  await api("POST", "/reset", {});
-  $("story").textContent = "World reset to its seed: data, fault rules, journal, events and clock as at the start.";
+  let start = "";
+  try {
+    const {status, data} = await api("GET", "/health");
+    if (status === 200) start = ` to seed ${data.seed}, size ${data.size}`;
+  } catch (e) { return; }
+  const scenario = loadedScenario ? `the scenario "${loadedScenario}"` : "any scenario loaded";
+  $("reset-says").textContent = `Reset ${worldName()}${start}? It clears the journal (${counted(journalSize, "request", "requests")}), ` +
+    `the events (${eventCount}), the fault rules on (${ruleList.length}) and ${scenario}, undoes every data change ` +
+    "since the seed and puts the clock back where the world started. Workspaces are kept.";
+  $("reset-said").hidden = true;
+  $("reset-ask").hidden = false;
+  $("reset-confirm").focus();
+};
+$("reset-cancel").onclick = () => {
+  $("reset-ask").hidden = true;
+  $("reset-said").textContent = "Reset cancelled: nothing changed.";
+  $("reset-said").hidden = false;
+};
+$("reset-confirm").onclick = async () => {
+  $("reset-ask").hidden = true;
+  const before = {requests: journalSize, events: eventCount, rules: ruleList.length, scenario: loadedScenario};
+  const {status, data} = await api("POST", "/reset", {});
+  if (status !== 200) {
+    $("reset-said").textContent = `Not reset: ${data.error ? data.error.message : status}`;
+    $("reset-said").hidden = false;
+    return;
+  }
+  $("reset-said").textContent = `Reset ${worldName()}: seed ${data.seed}, size ${data.size}; journal ` +
+    `(${counted(before.requests, "request", "requests")}), events (${before.events}), fault rules (${before.rules}) and ` +
+    `scenario${before.scenario ? ` "${before.scenario}"` : ""} cleared; data and clock back to the start.`;
+  $("reset-said").hidden = false;
+  loadedScenario = null;
+  $("story").textContent = "";
   selectedId = null; $("request-detail").hidden = true;
   refresh();
 };
@@ -193,7 +287,7 @@ async function loadInbox() {
   fill($("inbox-rows"), data.deliveries.slice(-10).reverse().map((d) => {
     let body = {};
     try { body = JSON.parse(d.body); } catch (e) { /* shown as received */ }
-    return [cell(d.receivedAt.slice(11, 19)), cell(body.type), cell((body.data || {}).orderID), cell(d.headers["Webhook-Id"] || d.headers["webhook-id"])];
+    return [cell(d.receivedAt.slice(11, 19), "time"), cell(body.type), cell((body.data || {}).orderID), cell(d.headers["Webhook-Id"] || d.headers["webhook-id"])];
   }));
 }
 
@@ -203,18 +297,29 @@ async function loadCatalogue() {
   const {data} = await api("GET", "/faults/catalogue");
   catalogue = data.vendors;
   const vendor = $("fault-vendor").value || "returning-ai";
+  const operation = $("fault-operation").value;
   $("fault-vendor").replaceChildren(...catalogue.map((v) => new Option(v.vendor, v.vendor)));
   $("fault-vendor").value = catalogue.some((v) => v.vendor === vendor) ? vendor : catalogue[0].vendor;
-  updateOperations();
+  updateOperations(operation);
 }
 const vendorEntry = () => catalogue.find((v) => v.vendor === $("fault-vendor").value);
-function updateOperations() {
+// Every operation of the vendor unless the trainer picks one: a rule switched on live then catches the call being
+// demoed, whichever it is.
+function updateOperations(keep) {
   const vendor = vendorEntry();
   const operations = vendor ? vendor.operations : [];
   $("fault-operation").replaceChildren(new Option("* every operation", "*"),
     ...operations.map((op) => new Option(op.operationId, op.operationId)));
-  if (operations.length) $("fault-operation").value = operations[0].operationId;
+  $("fault-operation").value = typeof keep === "string" && operations.some((op) => op.operationId === keep) ? keep : "*";
   updateFaults();
+}
+function describeScope() {
+  const vendor = $("fault-vendor").value, operation = $("fault-operation").value;
+  const count = (vendorEntry() || {operations: []}).operations.length;
+  $("fault-scope").textContent = operation === "*"
+    ? `Every operation of ${vendor} (${count}): the rule catches whichever ${vendor} call you make next.`
+    : `Only ${operation}: other ${vendor} calls answer as usual.`;
+  $("fault-scope").classList.toggle("narrow", operation !== "*");
 }
 function acceptedFaults() {
   const vendor = vendorEntry();
@@ -225,6 +330,7 @@ function acceptedFaults() {
   return vendor.faults.filter((f) => names.includes(f.name));
 }
 function updateFaults() {
+  describeScope();
   const previous = $("fault-name").value || "latency";
   const faults = acceptedFaults();
   $("fault-name").replaceChildren(...faults.map((f) => new Option(f.name, f.name)));
@@ -250,21 +356,75 @@ $("fault-form").addEventListener("submit", async (event) => {
   const {status, data} = await api("POST", "/faults", rule);
   if (status !== 201) notice(data.error ? data.error.message : `The rule was refused (${status})`, "error");
   else notice(`Fault on: ${rule.fault} on ${rule.vendor} ${rule.operation === "*" ? "(every operation)" : rule.operation}` +
-              (rule.latencyMs ? `, answers held ${rule.latencyMs} ms` : "") + ".");
+              (rule.latencyMs ? `, answers held ${rule.latencyMs} ms` : "") + ". Its Switch off button is in the list.");
   refresh();
 });
 
-async function loadFaults() {
-  const {data} = await api("GET", "/faults");
-  ruleList = data.rules;
-  fill($("fault-rows"), ruleList.map((r) => {
-    const off = document.createElement("button");
-    off.textContent = "off"; off.className = "off";
-    off.onclick = async () => { await api("DELETE", `/faults/${r.id}`); refresh(); };
-    const td = document.createElement("td"); td.append(off);
-    return [cell(r.vendor), cell(r.operation), cell(r.fault), cell(r.probability), cell(r.latencyMs), cell(r.fired), td];
-  }));
+// A rule's row is kept from one poll to the next (its cells' text updated), so the Switch off button under the
+// pointer is never swapped for another between press and release: one click is enough.
+const ruleRows = new Map();    // rule id -> its row
+const switchedOff = new Map(); // id switched off here -> the polls started by then, whose answer may still list it
+let faultPolls = 0;
+function forgetRules() { ruleRows.clear(); switchedOff.clear(); $("fault-rows").replaceChildren(); }
+function ruleRow(r) {
+  const tr = document.createElement("tr");
+  const what = document.createElement("td"); what.className = "rule";
+  const name = document.createElement("strong"), where = document.createElement("span"), terms = document.createElement("div");
+  terms.className = "hint";
+  what.append(name, where, terms);
+  const fired = cell("", "fired");
+  const off = document.createElement("button");
+  off.type = "button"; off.className = "off"; off.textContent = "Switch off"; off.dataset.id = r.id;
+  const td = document.createElement("td"); td.className = "act"; td.append(off);
+  tr.append(what, fired, td);
+  return tr;
 }
+function showRule(tr, r) {
+  const [name, where, terms] = tr.cells[0].children;
+  name.textContent = r.fault;
+  where.textContent = ` on ${r.vendor}, ${r.operation === "*" ? "every operation" : r.operation}`;
+  terms.textContent = [`p ${r.probability}`, r.latencyMs ? `held ${r.latencyMs} ms` : "",
+                       r.count === null || r.count === undefined ? "" : `${r.count} more time(s)`,
+                       r.applied ? "applied" : ""].filter(Boolean).join(" · ");
+  tr.cells[1].textContent = r.fired;
+  tr.cells[2].firstChild.title = `Switch off: ${ruleText(r)}`;
+}
+async function loadFaults() {
+  const poll = ++faultPolls;
+  const {data} = await api("GET", "/faults");
+  ruleList = data.rules.filter((r) => !(switchedOff.get(r.id) >= poll));
+  for (const [id, last] of switchedOff) if (poll > last) switchedOff.delete(id);  // a later rule may reuse the id
+  const body = $("fault-rows");
+  const ids = new Set(ruleList.map((r) => r.id));
+  for (const [id, tr] of ruleRows) if (!ids.has(id)) { tr.remove(); ruleRows.delete(id); }
+  ruleList.forEach((r, i) => {
+    if (!ruleRows.has(r.id)) ruleRows.set(r.id, ruleRow(r));
+    const tr = ruleRows.get(r.id);
+    showRule(tr, r);
+    if (body.children[i] !== tr) body.insertBefore(tr, body.children[i] || null);
+  });
+  $("no-rules").hidden = ruleList.length > 0;
+}
+$("fault-rows").addEventListener("click", async (event) => {
+  const button = event.target.closest("button.off");
+  if (!button || button.disabled) return;
+  const id = Number(button.dataset.id);
+  const rule = ruleList.find((r) => r.id === id);
+  button.disabled = true; button.textContent = "switching off…";
+  const {status, data} = await api("DELETE", `/faults/${id}`);
+  if (status === 200 || status === 404) {  // 404: gone already
+    switchedOff.set(id, faultPolls);
+    const tr = ruleRows.get(id);
+    if (tr) { tr.remove(); ruleRows.delete(id); }
+    ruleList = ruleList.filter((r) => r.id !== id);
+    $("no-rules").hidden = ruleList.length > 0;
+    notice(rule ? `Fault off: ${ruleText(rule)}.` : "Fault rule off.");
+  } else {
+    button.disabled = false; button.textContent = "Switch off";
+    notice(data.error ? data.error.message : `Not switched off (${status})`, "error");
+  }
+  refresh();
+});
 
 // -- scenarios ---------------------------------------------------------------------------------------------
 let pendingScenario = null;
@@ -299,16 +459,68 @@ $("scenario-load").onclick = async () => {
   const {status, data} = await api("POST", `/scenarios/${s.name}`);
   if (status !== 200) { notice(data.error ? data.error.message : `Not loaded (${status})`, "error"); return; }
   const r = data.replaced;
+  loadedScenario = data.title;
+  forgetRules();
   $("story").textContent = `${data.title}: ${data.story} (Replaced ${r.faultRules.length} fault rule(s), ` +
     `${r.requests} request(s) and ${r.events} event(s).)`;
+  showSteps(s.steps);
   selectedId = null; $("request-detail").hidden = true;
   refresh();
 };
 
+// A scenario's story as numbered steps: a step with a request has a button that sends it with the watched world's
+// demo credential and shows the answer beside it; the next step is then marked as the one to tell.
+const BASES = {...Object.fromEntries(VENDORS), sandbox: "/_sandbox"};
+function showSteps(steps) {
+  $("story-steps").replaceChildren(...steps.map((step, number) => {
+    const li = document.createElement("li");
+    li.className = "step" + (number === 0 ? " next" : "");
+    const say = document.createElement("p"); say.textContent = step.say;
+    li.append(say);
+    if (step.request) {
+      const q = step.request;
+      const button = document.createElement("button");
+      button.textContent = `Send ${q.method} ${q.path}` + (step.repeat > 1 ? ` (${step.repeat} times)` : "");
+      const answer = document.createElement("p"); answer.className = "answer";
+      button.onclick = () => sendStep(step, li, answer);
+      li.append(button, answer);
+    }
+    return li;
+  }));
+}
+async function sendStep(step, li, answer) {
+  const q = step.request;
+  const headers = q.body === undefined ? {} : {"Content-Type": "application/json"};
+  if (q.vendor === "sandbox") {
+    if (tokenInput.value) headers["X-Sandbox-Admin-Token"] = tokenInput.value;
+    if ($("world").value) headers["X-Sandbox-Workspace"] = $("world").value;
+  } else {
+    const {data} = await api("GET", "/credentials");
+    const mine = data.credentials.filter((c) => c.vendor === q.vendor);
+    Object.assign(headers, (mine.find((c) => !q.credential || c.name === q.credential) || mine[0]).headers);
+  }
+  let status = "no answer (the connection was dropped)", text = "";
+  for (let n = 0; n < (step.repeat || 1); n += 1) {
+    try {
+      const response = await fetch(BASES[q.vendor] + q.path, {method: q.method, headers,
+        body: q.body === undefined ? undefined : JSON.stringify(q.body)});
+      status = response.status; text = await response.text();
+    } catch (e) { status = "no answer (the connection was dropped)"; text = ""; }
+  }
+  const said = step.expect === undefined ? "" : status === step.expect ? " - as the story says" : ` - the story says ${step.expect}`;
+  answer.textContent = `→ ${status}${said}${bodyMessage(text) ? `: ${bodyMessage(text)}` : ""}`;
+  answer.classList.toggle("unexpected", step.expect !== undefined && status !== step.expect);
+  li.classList.remove("next");
+  li.classList.add("done");
+  const following = li.nextElementSibling;
+  if (following) following.classList.add("next");
+  refresh();
+}
+
 // -- the live feed and a request opened ----------------------------------------------------------------------
 function decidedBy(r) {
-  if (r.status === null) return `${r.rule}: dropped`;
-  return r.rule;
+  const reason = r.reason || r.rule;  // entries journaled before the sandbox said it in words have the rule only
+  return r.status === null ? `${reason}: dropped` : reason;
 }
 function bodyMessage(text) {
   try {
@@ -351,7 +563,51 @@ function showDetail(r) {
   fill($("detail-response-headers"), Object.entries(r.responseHeaders || {}).map(([k, v]) => [cell(k), cell(v, "mono")]));
   $("detail-request-body").textContent = pretty(r.body);
   $("detail-response-body").textContent = r.status === null ? "(no answer: the connection was dropped)" : pretty(r.response);
+  showChanges(r.changes || []);
   $("request-detail").hidden = false;
+}
+// Each record the request changed, before and after, the changed fields' lines marked.
+function showChanges(changes) {
+  $("detail-changes").hidden = !changes.length;
+  $("detail-change-list").replaceChildren(...changes.map((c) => {
+    const box = document.createElement("div"); box.className = "change";
+    const title = document.createElement("h4");
+    const what = c.before === null ? "created" : c.after === null ? "deleted" : `changed: ${c.changed.join(", ")}`;
+    title.textContent = `${c.collection} ${c.key} - ${what}`;
+    box.append(title);
+    if (c.cut) {
+      const note = document.createElement("p"); note.className = "hint";
+      note.textContent = "Too large to keep whole in the journal: only the changed fields' names are kept.";
+      box.append(note);
+      return box;
+    }
+    const pair = document.createElement("div"); pair.className = "pair";
+    pair.append(recordView("before", c.before, c.changed), recordView("after", c.after, c.changed));
+    box.append(pair);
+    return box;
+  }));
+}
+function recordView(label, record, changed) {
+  const side = document.createElement("div");
+  const heading = document.createElement("h5"); heading.textContent = label;
+  const pre = document.createElement("pre"); pre.className = "record";
+  if (record === null) { pre.textContent = "(none)"; side.append(heading, pre); return side; }
+  // One line per leaf field, its dotted path first, so that a changed field is one marked line.
+  const lines = [];
+  const walk = (value, path) => {
+    if (value && typeof value === "object" && !Array.isArray(value) && Object.keys(value).length) {
+      for (const [k, v] of Object.entries(value)) walk(v, path ? `${path}.${k}` : k);
+    } else lines.push([path, JSON.stringify(value)]);
+  };
+  walk(record, "");
+  pre.replaceChildren(...lines.map(([path, value]) => {
+    const line = document.createElement("span");
+    line.textContent = `${path}: ${value}\n`;
+    if (changed.some((c) => path === c || path.startsWith(`${c}.`))) line.className = "changed";
+    return line;
+  }));
+  side.append(heading, pre);
+  return side;
 }
 $("detail-close").onclick = () => { selectedId = null; $("request-detail").hidden = true; loadFeed(); };
 $("request-rows").addEventListener("click", (event) => {
@@ -361,18 +617,34 @@ $("request-rows").addEventListener("click", (event) => {
   const entry = requestsById.get(selectedId);
   if (entry) showDetail(entry);
   for (const tr of $("request-rows").querySelectorAll("tr")) tr.classList.toggle("selected", tr === row);
+  feedShown = "";
+});
+$("request-rows").addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && event.target.closest("tr")) event.target.closest("tr").click();
 });
 
+let feedShown = "";  // what the feed shows (ids, statuses, the row opened): redrawn only when that changes
+function timeCell(time) {
+  const td = cell(time.slice(11, 19), "time");
+  const fraction = document.createElement("span"); fraction.className = "fraction"; fraction.textContent = time.slice(19, 23);
+  td.append(fraction);
+  return td;
+}
 async function loadFeed() {
   const {data} = await api("GET", "/requests");
   journalSize = data.requests.length;
   const newest = data.requests.slice(-50).reverse();
   requestsById = new Map(newest.map((r) => [r.id, r]));
+  const shown = `${$("world").value}|${selectedId}|` + newest.map((r) => `${r.id}:${r.status}`).join(",");
+  if (shown === feedShown) return;
+  feedShown = shown;
   fill($("request-rows"), newest.map((r) => {
     const tr = document.createElement("tr");
     tr.dataset.id = r.id; tr.tabIndex = 0; tr.className = "clickable" + (r.id === selectedId ? " selected" : "");
-    const status = cell(r.status === null ? "dropped" : r.status, r.status !== null && r.status < 400 ? "status-ok" : "status-error");
-    tr.append(cell(r.time.slice(11, 23)), cell(r.method), cell(r.path, "path"), status, cell(decidedBy(r)), cell(r.durationMs));
+    const status = cell(r.status === null ? "dropped" : r.status, "status " + (r.status !== null && r.status < 400 ? "status-ok" : "status-error"));
+    const path = cell("", "path"); path.append(...pathNodes(r.path));
+    const decider = cell(decidedBy(r), "decider"); decider.title = decidedBy(r);
+    tr.append(timeCell(r.time), cell(r.method, "method"), path, status, decider, cell(r.durationMs, "ms"));
     return tr;
   }));
 }
@@ -382,7 +654,7 @@ async function loadEvents() {
   eventCount = data.events.length;
   fill($("event-rows"), data.events.slice(-30).reverse().map((e) => {
     const details = Object.entries(e.payload || {}).map(([k, v]) => `${k}: ${short(v)}`).join(" · ");
-    return [cell(e.time.slice(11, 23)), cell(e.name), cell(details)];
+    return [timeCell(e.time), cell(e.name), cell(details)];
   }));
 }
 
