@@ -160,7 +160,7 @@ def test_the_wheel_installs_into_a_fresh_venv_and_serves_from_another_directory(
     assert where[0].startswith(str(site)) and where[1] == str(site / "sandbox" / "data")
     port = free_port()
     server = subprocess.Popen([venv / "bin" / "redemption-sandbox", "--port", str(port), "--backend", "memory",
-                               "--workers", "1", "--size", "5", "--scenario", "store-outage"], cwd=elsewhere,
+                               "--workers", "1", "--size", "5", "--scenario", "voucher-typo-reissue"], cwd=elsewhere,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         base = f"http://127.0.0.1:{port}"

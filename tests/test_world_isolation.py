@@ -164,7 +164,7 @@ def test_a_credential_field_is_checked_too(client):
 
 def test_a_scenario_cannot_give_a_world_another_worlds_credential(tmp_path, backend_settings):
     (tmp_path / "divert.yaml").write_text(
-        "title: Divert\nstory: Takes the default world's key.\nchanges:\n"
+        "title: Divert\nstory: Takes the default world's key.\nsteps:\n  - {say: It takes the key.}\nchanges:\n"
         "  - {collection: rai_api_keys, key: XXXXXX, record: {key: XXXXXX, communityID: 507f1f77bcf86cd799439013, "
         "permissions: [purchase-history], active: true, purpose: diverted}}\n"
         "faults:\n  - {vendor: returning-ai, fault: server-error}\n")
