@@ -717,8 +717,8 @@ def test_a_request_opened_shows_each_record_it_changed_before_and_after_and_the_
     open_page(browser, base_url)
     call(base_url, "PATCH", PATCH_URL, {"voucherCode": "GOLD-TAKEN-0001", "voucherExpiryDate": "31/12/2030"}, DOC_KEY)
     call(base_url, "PATCH", PATCH_URL, {"redemptionInstructions": "Ask at the desk"}, DOC_KEY)
-    deciders = wait_for(lambda: browser.execute_script(
-        "return [...document.querySelectorAll('#request-rows td.decider')].map(td => td.title)"))
+    deciders = wait_for(lambda: len(found := browser.execute_script(
+        "return [...document.querySelectorAll('#request-rows td.decider')].map(td => td.title)")) == 2 and found)
     assert deciders[0] == "ok" and deciders[1].startswith("conflict: ")
     browser.execute_script("document.querySelector('#request-rows tr').click()")
     wait_for(lambda: browser.find_element(By.ID, "detail-changes").is_displayed())
