@@ -54,8 +54,8 @@ SLOW_MODULES = {"test_contract", "test_contract_command", "test_connections", "t
 
 
 # The modules that kill, pause or restart Redis servers, or time a server's answers to the tenth of a second, with
-# the machine to themselves: scripts/test.sh runs them alone and in order (-m serial -n 0), then the rest in
-# parallel. (pytest-xdist's loadgroup would keep them in one process, but it schedules by node ID, and Schemathesis
+# the machine to themselves: the README's test command runs them alone and in order (-m serial -n 0), then the
+# rest in parallel. (pytest-xdist's loadgroup would keep them in one process, but it schedules by node ID, and Schemathesis
 # gives every operation's test its function's: it ran one operation of each spec.)
 SERIAL_MODULES = {"test_redis_faults", "test_redis_replacing", "test_concurrency", "test_shared_backends",
                   "test_serving", "test_connections"}
