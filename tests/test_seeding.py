@@ -1,5 +1,6 @@
 """Deterministic Faker data: same seed, same data; --size scales it; the documents' records always exist."""
 from helpers import strict_app
+from sandbox.core import fakes
 
 
 def world(seed, size):
@@ -10,6 +11,23 @@ def world(seed, size):
 
 def test_same_seed_gives_same_data():
     assert world(11, 60) == world(11, 60)
+
+
+def test_word_pools_remembered_from_an_earlier_world_give_exactly_the_data_a_fresh_draw_gives():
+    """core/fakes.py: a world seeded again takes its Faker pools from the process's memory of earlier draws."""
+    fakes._drawn.clear()
+    fresh = world(11, 60)
+    assert fakes._drawn, "the draws were remembered"
+    assert world(11, 60) == fresh
+    fakes._drawn.clear()
+    assert world(11, 60) == fresh
+
+
+def test_the_remembered_word_pools_are_bounded():
+    fakes._drawn.clear()
+    for seed in range(15):  # each world draws over ten pools
+        world(seed, 2)
+    assert len(fakes._drawn) == fakes.POOLS_KEPT
 
 
 def test_another_seed_gives_other_data():
