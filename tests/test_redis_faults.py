@@ -23,6 +23,7 @@ import redis
 import requests
 
 from helpers import CAPILLARY, strict_app
+from sandbox.storage.redis.lock import LOCK_SECONDS
 from services import REDIS_MISSING, free_port
 from test_concurrency import DOC_TX, MEMBER, ORDER_A, ORDER_B, POOR_CUSTOMER, RAI, REFUNDED, race, rai_patch, rai_status
 
@@ -332,7 +333,9 @@ def test_redis_killed_and_restarted_under_load_loses_no_acknowledged_write(world
     during = [a for a in answers.values() if killed_at + 0.5 < a[1] < restarting_at]
     assert during and {a[0] for a in during} == {503}  # not a 500, not a hang
     first_after = min(a[1] for a in answers.values() if a[1] > back_at and a[0] == 200)
-    assert first_after - back_at < 1.0
+    # Within a second of the restart; or, when a writer held the world's lock as Redis died, once that lock (kept in
+    # the append-only file with its expiry) has lived out its LOCK_SECONDS, which may end just past that second.
+    assert first_after < max(back_at + 1.0, killed_at + LOCK_SECONDS + 0.5)
     assert_redemptions_match_answers(other.base, {ref: a[0] for ref, a in answers.items()}, LOAD_POINTS,
                                      5000, LOAD_CUSTOMER)
     assert_races_keep_their_rules(paused.base, other.base, allow_503=False)
