@@ -5,6 +5,7 @@ import os
 import pytest
 
 from sandbox import Settings, create_app
+from helpers import MADE, made
 from services import REDIS_MISSING, RedisServer, drop_prefix, unique_prefix
 
 # Every test that takes the `app` fixture (the vendor suites, the control API) runs once per backend.
@@ -42,7 +43,15 @@ def backend_settings(request, redis_url):
 @pytest.fixture
 def app(backend_settings):
     # Strict mode: any response that breaks the spec turns into a 500, which every test would notice.
-    return create_app(Settings(seed=2026, size=40, publisher_timeout=0.2, strict_responses=True, **backend_settings))
+    return made(create_app(Settings(seed=2026, size=40, publisher_timeout=0.2, strict_responses=True,
+                                    **backend_settings)))
+
+
+@pytest.fixture(autouse=True)
+def _stop_webhook_senders():
+    yield
+    while MADE:
+        MADE.pop().extensions["sandbox"].sender.stop()
 
 
 # The modules that start servers, browsers or partner tools, or fuzz at length: `pytest -m "not slow"` leaves them out

@@ -46,10 +46,20 @@ def read_state(client, collection, ident=None):
     return records[0] if records else None
 
 
+# The apps made for the running test: conftest stops their webhook senders after it (threads that would otherwise
+# sweep their worlds for the rest of the session, and find the session's Redis gone at its end).
+MADE = []
+
+
 def strict_app(**settings):
     """An app made with these settings, in strict mode as every test's app is (a response its spec forbids is a
     500 that the test sees): the one way a test customises its app."""
-    return create_app(Settings(**{"strict_responses": True, "backend": "memory", **settings}))
+    return made(create_app(Settings(**{"strict_responses": True, "backend": "memory", **settings})))
+
+
+def made(app):
+    MADE.append(app)
+    return app
 
 
 @contextmanager

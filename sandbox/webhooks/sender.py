@@ -63,17 +63,28 @@ class Sender:
         self._owner = ""  # drawn when the thread starts: in each worker, after the fork
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
 
     def ensure_running(self) -> None:
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 self._owner = f"{os.getpid()}:{secrets.token_bytes(6).hex()}"  # whose lease it is
+                self._stopping.clear()
                 self._thread = threading.Thread(target=self._run, name="webhook-sender", daemon=True)
                 self._thread.start()
 
+    def stop(self) -> None:
+        """End the thread after its round (an app made in a process that goes on without it: a test's); what is
+        pending stays in the outbox, for the next sender."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+            self._stopping.set()
+        if thread is not None:
+            thread.join(SEND_TIMEOUT_SECONDS + 1)
+
     def _run(self) -> None:
         swept = 0.0
-        while True:
+        while not self._stopping.is_set():
             try:
                 sweep = time.monotonic() - swept >= SWEEP_SECONDS
                 if sweep:
@@ -83,7 +94,7 @@ class Sender:
                 pass  # the backend is away (the store logs that once): deliveries wait in the outbox
             except Exception:  # noqa: BLE001 - the sender must outlive any one world's trouble; said in the log
                 log.exception("webhook sender: a round failed; trying again")
-            time.sleep(POLL_SECONDS)
+            self._stopping.wait(POLL_SECONDS)
 
     def send_due(self, sweep: bool = True) -> int:
         """One round over the worlds with deliveries pending here (every world when `sweep`): how many deliveries
