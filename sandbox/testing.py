@@ -16,16 +16,13 @@ from __future__ import annotations
 
 import json
 import threading
-import urllib.error
-import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from werkzeug.serving import make_server
 
 from . import Settings, create_app
-
-WORKSPACE_HEADER = "X-Sandbox-Workspace"
+from .kit.control_client import control_call
 
 
 class NotVerified(AssertionError):
@@ -47,19 +44,8 @@ class _Control:
     workspace_id: str | None = None
 
     def call(self, method: str, path: str, body: dict | None = None, accept: tuple = (200,)) -> tuple[int, dict]:
-        headers = {"Content-Type": "application/json"} if body is not None else {}
-        if self.admin_token:
-            headers["X-Sandbox-Admin-Token"] = self.admin_token
-        if self.workspace_id:
-            headers[WORKSPACE_HEADER] = self.workspace_id
-        request = urllib.request.Request(self.base_url + path, method=method, headers=headers,
-                                         data=None if body is None else json.dumps(body).encode())
-        try:
-            with urllib.request.urlopen(request, timeout=60) as answer:
-                return answer.status, json.load(answer)
-        except urllib.error.HTTPError as error:
-            status, text = error.code, error.read().decode("utf-8", "replace")
-        if status in accept:
+        status, text = control_call(self.base_url, method, path, body, self.admin_token, self.workspace_id)
+        if status < 400 or status in accept:
             return status, json.loads(text)
         try:
             message = json.loads(text)["error"]["message"]

@@ -3,7 +3,7 @@ rules given to run.py --faults (checked before the sandbox serves, so a typo is 
 fires)."""
 from __future__ import annotations
 
-from sandbox.core.faults import APPLIED_FAULTS, accepted_faults
+from sandbox.core.faults import accepted_faults, not_appliable
 from sandbox.core.validation import body_problems
 
 
@@ -30,7 +30,4 @@ def refusal(specs: dict, rule) -> str | None:
     if problems:
         return "; ".join(problem.message for problem in problems)
     rule = {**create.body_defaults, **rule}
-    if rule.get("applied") and rule["fault"] not in APPLIED_FAULTS:
-        return (f"applied is for the faults that can come after a write ({', '.join(sorted(APPLIED_FAULTS))}); "
-                f"{rule['fault']} cannot")
-    return unaccepted(specs[rule["vendor"]], rule)
+    return (not_appliable(rule["fault"]) if rule.get("applied") else None) or unaccepted(specs[rule["vendor"]], rule)

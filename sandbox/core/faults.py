@@ -91,6 +91,14 @@ class NotAppliable(ValueError):
     """`applied` asked of a fault that cannot come after the write (APPLIED_FAULTS)."""
 
 
+def not_appliable(fault: str | None, asked_by: str = "applied") -> str | None:
+    """Why `applied` (a rule's field, or the X-Sandbox-Applied header: `asked_by`) cannot go with this fault, in the
+    API's words; None when the fault can come after a write."""
+    if fault in APPLIED_FAULTS:
+        return None
+    return f"{asked_by} is for the faults that can come after a write ({', '.join(sorted(APPLIED_FAULTS))}); {fault} cannot"
+
+
 class TooManyRules(Exception):
     """A world holds at most FaultRules.LIMIT rules: every request of a vendor reads them all."""
 
@@ -119,9 +127,9 @@ class FaultRules:
         stand for what is left out)."""
         names = {"vendor": "vendor", "fault": "fault", "operation": "operation", "probability": "probability",
                  "count": "count", "latencyMs": "latency_ms", "seed": "seed", "applied": "applied"}
-        if spec.get("applied") and spec.get("fault") not in APPLIED_FAULTS:
-            raise NotAppliable(f"applied is for the faults that can come after a write ({', '.join(sorted(APPLIED_FAULTS))}); "
-                               f"{spec.get('fault')} cannot")
+        why = not_appliable(spec.get("fault")) if spec.get("applied") else None
+        if why:
+            raise NotAppliable(why)
         return self.add(**{names[key]: value for key, value in spec.items() if key in names})
 
     def remove(self, rule_id: int) -> bool:

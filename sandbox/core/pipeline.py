@@ -30,7 +30,7 @@ from .connection import connection_of
 from .changes import Recording
 from .errors import RequestContext, SandboxError, in_words
 from .faults import (APPLIED_FAULTS, APPLIED_HEADER, DELAY_HEADER, FAULT_HEADER, GENERIC_FAULTS, VendorFault,
-                     carry_out, held_by_server, magic_fault, wait)
+                     carry_out, held_by_server, magic_fault, not_appliable, wait)
 from .journal import journal_entry, sent_part
 from .mount import Mount
 from .spec import Operation
@@ -272,9 +272,9 @@ def decide_fault(x: Exchange) -> str | None:
     the generic fault to carry out now, if any; a vendor's own fault is left in `x.fault` for its domain code."""
     named = x.params.get(FAULT_HEADER) or magic_fault(x.operation, x.params, x.body)
     applied = x.params.get(APPLIED_HEADER) == "true" and FAULT_HEADER in x.params
-    if applied and named not in APPLIED_FAULTS:
-        raise x.mount.error_for_status(400, f"{APPLIED_HEADER} is for the faults that can come after a write "
-                                            f"({', '.join(sorted(APPLIED_FAULTS))}); {named} cannot", [])
+    why = not_appliable(named, APPLIED_HEADER) if applied else None
+    if why:
+        raise x.mount.error_for_status(400, why, [])
     delay = x.params.get(DELAY_HEADER, 0)
     generic = named if named in GENERIC_FAULTS else None
     if named is None and any(rule.fault in GENERIC_FAULTS for rule in x.rules):

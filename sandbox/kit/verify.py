@@ -10,11 +10,11 @@ import argparse
 import json
 import sys
 import urllib.error
-import urllib.request
 from pathlib import Path
 
 from sandbox.arguments import Parser, text_file, usage_error
 from sandbox.config import from_env
+from sandbox.kit.control_client import control_call
 
 NOT_VERIFIED, UNUSABLE = 1, 2
 
@@ -106,21 +106,12 @@ def pattern_of(args) -> dict:
 
 
 def ask(args, pattern: dict) -> tuple[int, dict]:
-    headers = {"Content-Type": "application/json"}
-    if args.workspace:
-        headers["X-Sandbox-Workspace"] = args.workspace
-    if args.admin_token:
-        headers["X-Sandbox-Admin-Token"] = args.admin_token
-    request = urllib.request.Request(args.url.rstrip("/") + "/_sandbox/requests/verify", method="POST",
-                                     data=json.dumps(pattern).encode(), headers=headers)
+    status, text = control_call(args.url, "POST", "/_sandbox/requests/verify", pattern, args.admin_token,
+                                args.workspace, timeout=30)
     try:
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            return answer.status, json.load(answer)
-    except urllib.error.HTTPError as error:
-        try:
-            return error.code, json.load(error)
-        except ValueError:
-            return error.code, {}
+        return status, json.loads(text)
+    except ValueError:
+        return status, {}
 
 
 def report(pattern: dict, result: dict) -> str:
