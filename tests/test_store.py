@@ -1,4 +1,5 @@
 """The store contract (store.StoreContract), on every backend: the same tests for memory, SQLite and Redis."""
+import contextlib
 import multiprocessing
 import os
 import threading
@@ -284,32 +285,45 @@ def test_the_streamed_dump_is_the_dump_as_json_in_any_piece_size(store, records,
 
 
 def test_a_sqlite_writer_that_must_not_wait_gives_up_on_a_lock_held_for_long_and_writes_nothing(tmp_path):
-    """store.not_waiting (the server's event loop): a write whose lock another thread holds for long raises
-    WouldWait before writing; after must_finish() (a fault rule spent) the lock is waited for."""
-    from sandbox.storage.store import WouldWait, must_finish, not_waiting
+    """store.not_waiting (the server's event loop): a write whose lock a whole-world operation holds
+    (store.holding_long) raises WouldWait before writing; behind any other writer it waits and then writes; after
+    must_finish() (a fault rule spent) even a long hold is waited for."""
+    from sandbox.storage.store import WouldWait, holding_long, must_finish, not_waiting
 
     path = str(tmp_path / "sandbox.db")
     store, holder = SQLiteStore(path), SQLiteStore(path)
     store.put("people", "a", {"n": 1})
     held, release = threading.Event(), threading.Event()
 
-    def hold(seconds):
-        with holder.transaction():
+    def hold(seconds, long):
+        with holding_long() if long else contextlib.nullcontext(), holder.transaction():
             held.set()
             release.wait(seconds)
 
-    long_hold = threading.Thread(target=hold, args=(10,))
-    long_hold.start()
-    held.wait()
+    def holding(seconds, long):
+        held.clear()
+        release.clear()
+        thread = threading.Thread(target=hold, args=(seconds, long))
+        thread.start()
+        held.wait()
+        return thread
+
+    long_hold = holding(10, long=True)
     with not_waiting(), pytest.raises(WouldWait):
         store.put("people", "a", {"n": 2})
     release.set()
     long_hold.join()
     assert store.get("people", "a") == {"n": 1}  # nothing written
-    held.clear()
-    long_hold = threading.Thread(target=hold, args=(0.2,))
-    long_hold.start()
-    held.wait()
+
+    brief_hold = holding(0.2, long=False)
+    started = time.monotonic()
+    with not_waiting():
+        store.put("people", "a", {"n": 3})  # waits the other writer out
+    assert time.monotonic() - started > 0.15
+    brief_hold.join()
+    assert store.get("people", "a") == {"n": 3}
+
+    long_hold = holding(0.2, long=True)
     with not_waiting():
         must_finish()
         store.put("people", "a", {"n": 4})  # waits the 0.2 s out

@@ -34,7 +34,7 @@ from .faults import (APPLIED_FAULTS, APPLIED_HEADER, DELAY_HEADER, FAULT_HEADER,
 from .journal import journal_entry, sent_part
 from .mount import Mount
 from .spec import Operation
-from ..storage.store import StoreUnavailable
+from ..storage.store import StoreUnavailable, holding_long
 from ..webhooks import outbox
 from .world import DataGone, suffix_of
 from .validation import validate_request
@@ -340,10 +340,12 @@ def run(x: Exchange) -> None:
                 x.applied = x.fault.applied
             journal(x)
         note_writer(x)
+    elif x.operation.writes and x.operation.whole_world:
+        with holding_long():  # a reset or an import: the server's loop does not wait behind it (store.WouldWait)
+            answer(x)
+        x.sandbox.check_not_deleted(x.world)  # long enough for a deletion to land under it
     else:
         answer(x)
-    if x.operation.writes and x.operation.whole_world:  # long enough for a deletion to land under it
-        x.sandbox.check_not_deleted(x.world)
 
 
 def answer_the_fault_after_the_write(x: Exchange) -> None:

