@@ -431,3 +431,51 @@ def test_trust_proxy_believes_one_proxys_forwarded_headers(tmp_path):
         with pytest.raises(urllib.error.HTTPError) as refused:  # a forwarded Host is checked like any Host
             get(base + "/_sandbox/health", {"X-Forwarded-Host": "evil.example"})
         assert refused.value.code == 403
+
+
+def _sockets_of(pid: int) -> int:
+    folder = f"/proc/{pid}/fd"
+    count = 0
+    for name in os.listdir(folder):
+        try:
+            count += os.readlink(f"{folder}/{name}").startswith("socket:")
+        except FileNotFoundError:  # closed while listed
+            pass
+    return count
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux's /proc to count each worker's sockets")
+def test_a_burst_of_connections_is_shared_out_evenly_among_the_workers(tmp_path):
+    """serving/balance.py: 16 connections opened at once (a client's pool, wrk's 16) were all accepted by the first
+    worker awake (16/0 in 1 of 5 starts, 10/6 in another), and served by one core. Now each worker holds 8 +- 1, in
+    every one of five bursts, and each connection is answered."""
+    with run_py(tmp_path / "server.log", "--size", "5", "--workers", "2") as (base, port, process):
+        deadline = time.monotonic() + 10
+        while len(workers := Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()) < 2:
+            assert time.monotonic() < deadline, workers  # the second worker is still starting
+            time.sleep(0.05)
+        workers = [int(pid) for pid in workers]
+        time.sleep(0.5)  # both in their loops, listening
+        for burst in range(5):
+            before = [_sockets_of(pid) for pid in workers]
+            barrier = threading.Barrier(16)
+            connections = []
+
+            def open_one():
+                barrier.wait()
+                connection = socket.create_connection(("127.0.0.1", port), timeout=10)
+                connection.sendall(b"GET /_sandbox/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                answer = connection.recv(65536)
+                assert answer.startswith(b"HTTP/1.1 200"), answer
+                connections.append(connection)
+
+            threads = [threading.Thread(target=open_one) for _ in range(16)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(10)
+            held = [_sockets_of(pid) - was for pid, was in zip(workers, before)]
+            for connection in connections:
+                connection.close()
+            assert len(connections) == 16 and sum(held) == 16 and max(held) - min(held) <= 2, (burst, held)
+            time.sleep(0.3)  # the workers see the connections close

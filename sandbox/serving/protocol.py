@@ -18,6 +18,8 @@ import json
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from .balance import LEDGER
+
 
 def _refusal(status: int, reason: str, message: str) -> bytes:
     body = json.dumps({"error": {"code": status, "message": message}}).encode()
@@ -80,6 +82,7 @@ class SandboxProtocol(HttpToolsProtocol):
         self.running = None  # the cycle whose ASGI task runs (uvicorn starts pipelined ones one at a time)
         self.client_done = False  # the client half-closed: close once every request it sent is answered
         self.too_many = False  # the parser stopped at a request beyond PIPELINE_LIMIT
+        LEDGER.opened()
         super().connection_made(transport)
         self.deadline = self.loop.call_later(self.request_timeout, self._too_slow)
         if len(self.connections) > MAX_CONNECTIONS:  # the next ones wait in the listen backlog
@@ -88,6 +91,7 @@ class SandboxProtocol(HttpToolsProtocol):
             self._send_refusal()
 
     def connection_lost(self, exc) -> None:
+        LEDGER.closed()
         self._disarm()
         super().connection_lost(exc)
 

@@ -1,13 +1,14 @@
 """The gunicorn worker run.py serves with: uvicorn's worker (the maintained `uvicorn-worker` package), its HTTP/1.1
-parsed by httptools and its waiting done by uvloop, with the sandbox's protocol (protocol.py) and the Flask app
-behind the bridge (bridge.py). gunicorn's arbiter forks the workers from the app it preloaded, and replaces one that
-dies, logging why."""
+parsed by httptools and its waiting done by asyncio's loop, which shares connections out evenly among the workers
+(balance.py), with the sandbox's protocol (protocol.py) and the Flask app behind the bridge (bridge.py). gunicorn's
+arbiter forks the workers from the app it preloaded, and replaces one that dies, logging why."""
 from __future__ import annotations
 
 import sys
 
 from uvicorn_worker import UvicornWorker
 
+from .balance import LEDGER
 from .protocol import SandboxProtocol
 
 
@@ -18,7 +19,7 @@ GRACE = 5  # seconds a stopping worker gives the answers under way (a held one m
 class SandboxWorker(UvicornWorker):
     # proxy_headers off: uvicorn would believe X-Forwarded-* from any loopback client (a served spec's `servers`
     # said https for anyone who asked); run.py --trust-proxy reads them in the app (werkzeug's ProxyFix).
-    CONFIG_KWARGS = {"loop": "auto", "http": SandboxProtocol, "lifespan": "off", "access_log": False,
+    CONFIG_KWARGS = {"loop": "sandbox.serving.balance:BalancedLoop", "http": SandboxProtocol, "lifespan": "off", "access_log": False,
                      "server_header": False, "timeout_graceful_shutdown": GRACE, "proxy_headers": False}
 
     async def _serve(self) -> None:
@@ -28,4 +29,5 @@ class SandboxWorker(UvicornWorker):
         # with 5 ms, 6.2 ms with 0.5 ms, 3.8 ms with 0.1 ms (bench/isolation.py --resetters 24; idle 1.1-1.5 ms).
         # With no such thread running, the interval costs nothing: nobody asks for the interpreter.
         sys.setswitchinterval(SWITCH_INTERVAL)
+        LEDGER.join()
         await super()._serve()
