@@ -479,3 +479,18 @@ def test_a_burst_of_connections_is_shared_out_evenly_among_the_workers(tmp_path)
                 connection.close()
             assert len(connections) == 16 and sum(held) == 16 and max(held) - min(held) <= 2, (burst, held)
             time.sleep(0.3)  # the workers see the connections close
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGQUIT, signal.SIGTERM])
+def test_the_server_stops_promptly_on_ctrl_c_quit_or_term_and_kills_no_worker(tmp_path, stop):
+    """gunicorn's quick shutdown (SIGINT, as Ctrl-C sends; SIGQUIT) reached the workers as a SIGQUIT that uvicorn's
+    server never heeded: each worker waited out the arbiter's 30 s and was killed (serving/worker.py)."""
+    log = tmp_path / "server.log"
+    with run_py(log, "--size", "5", "--workers", "2") as (base, port, process):
+        assert get(base + "/_sandbox/health")[0] == 200
+        started = time.monotonic()
+        process.send_signal(stop)
+        process.wait(timeout=20)
+        took = time.monotonic() - started
+    assert took < 8, took
+    assert "SIGKILL" not in log.read_text() and "Traceback" not in log.read_text()

@@ -4,8 +4,12 @@ parsed by httptools and its waiting done by asyncio's loop, which shares connect
 arbiter forks the workers from the app it preloaded, and replaces one that dies, logging why."""
 from __future__ import annotations
 
+import asyncio
+import signal
 import sys
 
+from gunicorn.arbiter import Arbiter
+from uvicorn import Server
 from uvicorn_worker import UvicornWorker
 
 from .balance import LEDGER
@@ -30,4 +34,17 @@ class SandboxWorker(UvicornWorker):
         # With no such thread running, the interval costs nothing: nobody asks for the interpreter.
         sys.setswitchinterval(SWITCH_INTERVAL)
         LEDGER.join()
-        await super()._serve()
+        # As UvicornWorker._serve, but for SIGQUIT: gunicorn's quick shutdown (SIGINT or SIGQUIT to the arbiter, as a
+        # Ctrl-C in `docker run` without -t sends) sends it to every worker, and uvicorn-worker's handler only marked
+        # the gunicorn worker as stopping, which uvicorn's server never reads: each worker waited out the arbiter's
+        # 30 s and was killed. Here it stops the server at once.
+        self.config.app = self.wsgi
+        server = Server(config=self.config)
+        asyncio.get_running_loop().add_signal_handler(signal.SIGQUIT, _stop_now, server)
+        await server.serve(sockets=self.sockets)
+        if not server.started:
+            sys.exit(Arbiter.WORKER_BOOT_ERROR)
+
+
+def _stop_now(server: Server) -> None:
+    server.should_exit = server.force_exit = True
