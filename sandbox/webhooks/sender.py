@@ -121,13 +121,15 @@ class Sender:
         with store.transaction():
             now = epoch_ms(world.clock.now())
             wall = time.time() * 1000
+            # A delivery held back (out-of-order) is not due, nor leased: the send that releases it would leave it
+            # waiting out a lease taken by a round that never sent it.
             due = [d for d in store.all(outbox.COLLECTION)
                    if d["state"] == "pending" and d["nextAttemptAt"] is not None and d["nextAttemptAt"] <= now
-                   and (d["lease"] is None or d["lease"]["until"] < wall)][:BATCH]
+                   and not d.get("held") and (d["lease"] is None or d["lease"]["until"] < wall)][:BATCH]
             for delivery in due:
                 delivery["lease"] = {"owner": self._owner, "until": wall + LEASE_SECONDS * 1000}
                 store.put(outbox.COLLECTION, delivery["id"], delivery)
-        return [d for d in due if not d.get("held")]
+        return due
 
     def _fault(self, world, delivery: dict) -> tuple[str, int] | None:
         """The delivery fault that strikes this attempt, if a rule for it fires (its dice rolled once)."""
