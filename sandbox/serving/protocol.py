@@ -9,8 +9,7 @@
   answers (uvicorn wrote its 400 at once and closed, losing them);
 - a client that half-closes after its requests (shutdown(SHUT_WR)) still gets their answers;
 - the app reaches the connection's transport (`scope["extensions"]["sandbox.transport"]`), which the transport
-  faults reset or close (bridge.Connection);
-- an answer's head goes out with the first piece of its body, in one write (`_HeadWithBody`).
+  faults reset or close (bridge.Connection).
 """
 from __future__ import annotations
 
@@ -33,40 +32,6 @@ MAX_CONNECTIONS = 1000  # open connections per worker process; each costs at mos
 # read (bridge.BODY_BUDGET bounds those together)
 PIPELINE_LIMIT = 16  # requests waiting behind the one being answered; the next is refused (a 400), so a connection
 # holds a few dozen KB of queued requests, not one per request a single 256 KiB read can carry (about 20 MB)
-
-
-class _HeadWithBody:
-    """The transport as one response cycle writes to it. uvicorn writes an answer's head (status line and headers)
-    and its body separately: two system calls and, on loopback, two deliveries to the client. Here the head waits for
-    the first piece of the body and goes out with it; an answer without a body (HEAD, 204, 304) has its head sent
-    when it completes (`flush`), or when the connection is closed. Measured on the valid PATCH (2 workers, wrk 2x16):
-    the head's own write was 9% of a worker's time."""
-
-    def __init__(self, transport, cycle):
-        self._transport = transport
-        self._cycle = cycle
-        self._head: bytes | None = None
-        self._head_seen = False
-
-    def write(self, data: bytes) -> None:
-        if self._head is not None:
-            data, self._head = self._head + data, None
-        elif self._cycle.response_started and not self._head_seen:  # the head (a 100 Continue comes before it)
-            self._head, self._head_seen = data, True
-            return
-        self._transport.write(data)
-
-    def flush(self) -> None:
-        if self._head is not None:
-            head, self._head = self._head, None
-            self._transport.write(head)
-
-    def close(self) -> None:
-        self.flush()
-        self._transport.close()
-
-    def __getattr__(self, name):
-        return getattr(self._transport, name)
 
 
 class _TooManyPipelined(Exception):
@@ -108,10 +73,7 @@ class SandboxProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self.head_bytes = None
-        before = self.cycle
         super().on_headers_complete()
-        if self.cycle is not before:
-            self.cycle.transport = _HeadWithBody(self.transport, self.cycle)
 
     def on_message_begin(self) -> None:
         if len(self.pipeline) >= PIPELINE_LIMIT:
@@ -180,8 +142,6 @@ class SandboxProtocol(HttpToolsProtocol):
         return True
 
     def on_response_complete(self) -> None:
-        if isinstance(self.running.transport, _HeadWithBody):
-            self.running.transport.flush()  # a head whose answer had no body
         super().on_response_complete()
         if self.transport.is_closing() or not self.running.response_complete:  # the next pipelined one started
             return
