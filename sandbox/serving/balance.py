@@ -6,21 +6,30 @@ landed on one worker and was served by one core. Seen with 2 workers and wrk's 1
 10/6 once, 8/8 three times; with libuv's one-accept-at-a-time switch (UV_TCP_SINGLE_ACCEPT), in 20: 15/1 and 14/2 once
 each, 11/5 twice. A worker served by one core halves the throughput.
 
-Here each worker accepts one connection at a time, and only while no other live worker holds fewer connections
-(`Ledger`, a count per worker in memory shared across gunicorn's fork); otherwise it leaves the connection queued for
-them, and takes it anyway if nobody has within PATIENCE_SECONDS (another worker stuck, or just replaced).
-`BalancedLoop` is asyncio's selector loop (uvicorn's "asyncio" loop: measured no slower than uvloop here) with that
-one change, at the one place asyncio accepts.
+Here the event loop's own accept (libuv's, under uvloop, which takes every connection queued) is not used: the
+listening sockets are watched by `BalancedServer`, which accepts one connection at a time, and only while no other
+live worker holds fewer connections (`Ledger`, a count per worker in memory shared across gunicorn's fork); otherwise
+it leaves the connection queued for them, and takes it anyway if nobody has within PATIENCE_SECONDS (another worker
+stuck, or just replaced). Each connection accepted is handed to the loop as uvicorn's own accept would
+(`connect_accepted_socket`), with uvicorn's protocol. (asyncio's own loop has a place to do this at its accept, but
+it needs the interpreter far more than uvloop does: with 24 threads reseeding a workspace, the default world's PATCH
+p99 measured 8.8 ms on asyncio's loop against 2.5 on uvloop, one run each of bench/isolation.py --resetters 24.)
 """
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
 import os
+import socket
+
+from uvicorn import Server
 
 SLOTS = 128  # worker processes a ledger can count (run.py defaults to one per core, at most 8)
 RETRY_SECONDS = 0.001  # how soon a worker that left a connection to another looks again
 PATIENCE_SECONDS = 0.02  # how long it leaves one before taking it itself
+ACCEPT_RETRY_SECONDS = 1.0  # after a failed accept (out of file descriptors), as asyncio waits
+log = logging.getLogger("sandbox")
 
 
 class Ledger:
@@ -60,9 +69,7 @@ class Ledger:
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # a process of another user took the number: not ours
+    except (ProcessLookupError, PermissionError):  # gone, or the number taken by another user's process
         return False
     return True
 
@@ -70,24 +77,59 @@ def _alive(pid: int) -> bool:
 LEDGER = Ledger()
 
 
-class BalancedLoop(asyncio.SelectorEventLoop):
-    """asyncio's loop, accepting as the ledger says (the module's docstring)."""
+class BalancedServer(Server):
+    """uvicorn's server, accepting as the ledger says (the module's docstring); the rest is uvicorn's."""
 
+    _listening: list = []
     _left_since: float | None = None  # when this worker began leaving the queued connections to others
 
-    def _accept_connection(self, protocol_factory, sock, sslcontext=None, server=None, backlog=100, *rest):
+    async def startup(self, sockets=None) -> None:
+        await super().startup(sockets=[])  # all of uvicorn's start but its listeners
+        self._listening = list(sockets or [])
+        for sock in self._listening:
+            sock.setblocking(False)
+            self._watch(sock)
+
+    async def shutdown(self, sockets=None) -> None:
+        loop = asyncio.get_running_loop()
+        for sock in self._listening:
+            loop.remove_reader(sock.fileno())
+        self._listening = []
+        await super().shutdown(sockets=sockets)
+
+    def _watch(self, sock) -> None:
+        if sock in self._listening and sock.fileno() != -1:
+            asyncio.get_running_loop().add_reader(sock.fileno(), self._accept, sock)
+
+    def _later(self, sock, seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(sock.fileno())
+        loop.call_later(seconds, self._watch, sock)
+
+    def _accept(self, sock) -> None:
+        loop = asyncio.get_running_loop()
         if LEDGER.another_holds_fewer():
-            now = self.time()
+            now = loop.time()
             self._left_since = self._left_since or now
             if now - self._left_since < PATIENCE_SECONDS:
-                self._remove_reader(sock.fileno())
-                self.call_later(RETRY_SECONDS, self._listen_again, protocol_factory, sock, sslcontext, server,
-                                backlog, *rest)
-                return
+                return self._later(sock, RETRY_SECONDS)
         self._left_since = None
-        super()._accept_connection(protocol_factory, sock, sslcontext, server, 1, *rest)
+        try:
+            connection, _ = sock.accept()
+        except (BlockingIOError, InterruptedError):
+            return  # another worker took it
+        except OSError as failed:  # out of file descriptors, say: the connection waits in the queue meanwhile
+            log.warning("accepting a connection failed (%s); trying again in %g s", failed, ACCEPT_RETRY_SECONDS)
+            return self._later(sock, ACCEPT_RETRY_SECONDS)
+        connection.setblocking(False)
+        if connection.family in (socket.AF_INET, socket.AF_INET6):
+            connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        loop.create_task(self._serve_connection(loop, connection))
 
-    def _listen_again(self, protocol_factory, sock, sslcontext, server, backlog, *rest):
-        if sock.fileno() == -1 or (server is not None and not server.is_serving()):
-            return  # the server closed meanwhile (the worker is stopping)
-        self._start_serving(protocol_factory, sock, sslcontext, server, backlog, *rest)
+    async def _serve_connection(self, loop, connection) -> None:
+        try:
+            await loop.connect_accepted_socket(lambda: self.config.http_protocol_class(
+                config=self.config, server_state=self.server_state, app_state=self.lifespan.state, _loop=loop),
+                connection)
+        except OSError:  # the client left before the connection was set up
+            connection.close()

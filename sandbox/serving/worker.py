@@ -1,7 +1,7 @@
 """The gunicorn worker run.py serves with: uvicorn's worker (the maintained `uvicorn-worker` package), its HTTP/1.1
-parsed by httptools and its waiting done by asyncio's loop, which shares connections out evenly among the workers
-(balance.py), with the sandbox's protocol (protocol.py) and the Flask app behind the bridge (bridge.py). gunicorn's
-arbiter forks the workers from the app it preloaded, and replaces one that dies, logging why."""
+parsed by httptools and its waiting done by uvloop, with the sandbox's protocol (protocol.py), its connections shared
+out evenly among the workers (balance.py), and the Flask app behind the bridge (bridge.py). gunicorn's arbiter forks
+the workers from the app it preloaded, and replaces one that dies, logging why."""
 from __future__ import annotations
 
 import asyncio
@@ -9,10 +9,9 @@ import signal
 import sys
 
 from gunicorn.arbiter import Arbiter
-from uvicorn import Server
 from uvicorn_worker import UvicornWorker
 
-from .balance import LEDGER
+from .balance import LEDGER, BalancedServer
 from .protocol import SandboxProtocol
 
 
@@ -23,7 +22,7 @@ GRACE = 5  # seconds a stopping worker gives the answers under way (a held one m
 class SandboxWorker(UvicornWorker):
     # proxy_headers off: uvicorn would believe X-Forwarded-* from any loopback client (a served spec's `servers`
     # said https for anyone who asked); run.py --trust-proxy reads them in the app (werkzeug's ProxyFix).
-    CONFIG_KWARGS = {"loop": "sandbox.serving.balance:BalancedLoop", "http": SandboxProtocol, "lifespan": "off", "access_log": False,
+    CONFIG_KWARGS = {"loop": "auto", "http": SandboxProtocol, "lifespan": "off", "access_log": False,
                      "server_header": False, "timeout_graceful_shutdown": GRACE, "proxy_headers": False}
 
     async def _serve(self) -> None:
@@ -34,17 +33,17 @@ class SandboxWorker(UvicornWorker):
         # With no such thread running, the interval costs nothing: nobody asks for the interpreter.
         sys.setswitchinterval(SWITCH_INTERVAL)
         LEDGER.join()
-        # As UvicornWorker._serve, but for SIGQUIT: gunicorn's quick shutdown (SIGINT or SIGQUIT to the arbiter, as a
-        # Ctrl-C in `docker run` without -t sends) sends it to every worker, and uvicorn-worker's handler only marked
-        # the gunicorn worker as stopping, which uvicorn's server never reads: each worker waited out the arbiter's
-        # 30 s and was killed. Here it stops the server at once.
+        # As UvicornWorker._serve, but with the balancing server, and for SIGQUIT: gunicorn's quick shutdown (SIGINT
+        # or SIGQUIT to the arbiter, as a Ctrl-C in `docker run` without -t sends) sends it to every worker, and
+        # uvicorn-worker's handler only marked the gunicorn worker as stopping, which uvicorn's server never reads:
+        # each worker waited out the arbiter's 30 s and was killed. Here it stops the server at once.
         self.config.app = self.wsgi
-        server = Server(config=self.config)
+        server = BalancedServer(config=self.config)
         asyncio.get_running_loop().add_signal_handler(signal.SIGQUIT, _stop_now, server)
         await server.serve(sockets=self.sockets)
         if not server.started:
             sys.exit(Arbiter.WORKER_BOOT_ERROR)
 
 
-def _stop_now(server: Server) -> None:
+def _stop_now(server: BalancedServer) -> None:
     server.should_exit = server.force_exit = True
