@@ -82,7 +82,8 @@ done
 # with the JVM still starting (2,360 req/s in one run, where the same server answered 3,865 req/s of the mixed calls later in it); alternating
 # puts the two under the same background. Their ratio is that of the means. And first the machine is let settle (at
 # most 20 s, until a second passes with the cores 90% idle): the JVM goes on compiling and collecting after its
-# warm-up, and the first round's p99 measured 14.6, 31.1 and 43.2 ms in three runs where the second's was 10.4-13.1.
+# warm-up. The sandbox's first round is still its slower one: p99 27.7, 18.9 and 12.3 ms in three settled runs (14.6,
+# 31.1 and 43.2 unsettled), the second round's 9.5-13.9; what else slows it is not found yet.
 settle() {
   local previous current
   for _ in $(seq 1 20); do
