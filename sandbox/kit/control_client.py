@@ -6,8 +6,8 @@ import json
 import urllib.error
 import urllib.request
 
-ADMIN_HEADER = "X-Sandbox-Admin-Token"
-WORKSPACE_HEADER = "X-Sandbox-Workspace"
+from sandbox.app import WORKSPACE_HEADER
+from sandbox.control.auth import ADMIN_HEADER
 
 
 def control_call(base_url: str, method: str, path: str, body=None, admin_token: str | None = None,

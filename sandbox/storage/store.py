@@ -67,29 +67,29 @@ _WAITING = threading.local()
 
 
 @contextmanager
-def not_waiting():
-    """Within: a backend raises WouldWait where it would wait long for a write lock."""
-    _WAITING.refused = True
+def _flagged(name: str):
+    """Within: this thread's flag `name` is set (one of those below)."""
+    setattr(_WAITING, name, True)
     try:
         yield
     finally:
-        _WAITING.refused = False
+        setattr(_WAITING, name, False)
+
+
+def not_waiting():
+    """Within: a backend raises WouldWait where it would wait long for a write lock."""
+    return _flagged("refused")
 
 
 def waiting_refused() -> bool:
     return getattr(_WAITING, "refused", False)
 
 
-@contextmanager
 def holding_long():
     """Within: this thread's writes may hold their world's write lock for long (a whole-world operation: a reset, an
     import), and say so, so that a writer that must not wait (`not_waiting`) gives up at once (WouldWait) instead of
     waiting behind them; behind any other writer it waits, as that one's commit is a matter of microseconds."""
-    _WAITING.long = True
-    try:
-        yield
-    finally:
-        _WAITING.long = False
+    return _flagged("long")
 
 
 def holds_long() -> bool:
